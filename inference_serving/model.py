@@ -34,6 +34,8 @@ class ModelConfig:
     has_bias: bool           # OPT and GPT-3 carry biases on every projection
     learned_positions: bool  # OPT and GPT-3 add a position-embedding table
     tie_word_embeddings: bool
+    qk_norm: bool = False    # Qwen3 normalises q and k per head (an RMSNorm of head_dim weights each)
+    position_offset: int = 0  # OPT's position table has 2 rows beyond max_position_embeddings
 
     @property
     def q_size(self) -> int:
@@ -62,15 +64,17 @@ class ModelConfig:
         return ["gate_proj", "up_proj", "act_fn", "down_proj"] if self.gated_mlp else ["fc1", "act_fn", "fc2"]
 
     def layer_parameters(self) -> int:
-        """Parameters of one decoder layer (projections, their biases, two norms)."""
+        """Parameters of one decoder layer (projections, their biases, two norms, q/k norms)."""
         params = 0
         for fan_in, fan_out in self.linear_shapes().values():
             params += fan_in * fan_out + (fan_out if self.has_bias else 0)
         norm_params = 2 * self.hidden_size if self.has_bias else self.hidden_size
-        return params + 2 * norm_params
+        qk_norm_params = 2 * self.head_dim if self.qk_norm else 0
+        return params + 2 * norm_params + qk_norm_params
 
     def embedding_parameters(self) -> int:
-        positions = self.max_position_embeddings * self.hidden_size if self.learned_positions else 0
+        position_rows = self.max_position_embeddings + self.position_offset
+        positions = position_rows * self.hidden_size if self.learned_positions else 0
         return self.vocab_size * self.hidden_size + positions
 
     def lm_head_parameters(self) -> int:
@@ -109,14 +113,32 @@ def _required(cfg: dict, path: Path, *keys: str) -> int:
     for key in keys:
         if key in cfg:
             value = cfg[key]
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ModelError(f"{path}: '{key}' must be a positive integer, got {value!r}")
             return value
     raise ModelError(f"{path}: missing '{keys[0]}'")
 
 
+def _optional(cfg: dict, path: Path, key: str, default: int) -> int:
+    """A positive integer field that may be absent or null (then `default`)."""
+    return default if cfg.get(key) is None else _required(cfg, path, key)
+
+
+def _check_embedding_projection(cfg: dict, path: Path, hidden: int) -> None:
+    """OPT-350m projects embeddings to a narrower width; that extra layer is not modelled."""
+    width = cfg.get("word_embed_proj_dim", hidden)
+    if width != hidden:
+        raise ModelError(f"{path}: word_embed_proj_dim {width!r} differs from hidden_size {hidden}; "
+                         f"embedding projections (project_in/project_out) are not supported")
+
+
 def config_from_dict(cfg: dict, name: str, path: Path) -> ModelConfig:
-    """Read the HF field names (Llama/Qwen) and their OPT/GPT aliases."""
+    """Read the HF field names (Llama/Qwen) and their OPT/GPT aliases.
+
+    Facts HF keeps in model code rather than config.json are derived from `model_type`:
+    Qwen3's per-head q/k norms, OPT's position offset of 2, and whether embeddings are tied
+    when `tie_word_embeddings` is absent (tied for OPT/GPT, untied for Llama/Qwen).
+    """
     hidden = _required(cfg, path, "hidden_size", "n_embd", "d_model")
     heads = _required(cfg, path, "num_attention_heads", "n_head")
     kv_heads = cfg.get("num_key_value_heads", heads)
@@ -124,22 +146,25 @@ def config_from_dict(cfg: dict, name: str, path: Path) -> ModelConfig:
     gated = model_type not in ("opt", "gpt3", "gpt2")
     if hidden % heads and "head_dim" not in cfg:
         raise ModelError(f"{path}: hidden_size {hidden} is not divisible by num_attention_heads {heads}")
-    if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
+    if isinstance(kv_heads, bool) or not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
         raise ModelError(f"{path}: num_key_value_heads {kv_heads!r} must divide num_attention_heads {heads}")
+    _check_embedding_projection(cfg, path, hidden)
     return ModelConfig(
         name=name,
         num_layers=_required(cfg, path, "num_hidden_layers", "n_layer"),
         hidden_size=hidden,
         num_heads=heads,
         num_kv_heads=kv_heads,
-        head_dim=cfg.get("head_dim") or hidden // heads,
+        head_dim=_optional(cfg, path, "head_dim", hidden // heads),
         intermediate_size=_required(cfg, path, "intermediate_size", "ffn_dim", "n_inner"),
         vocab_size=_required(cfg, path, "vocab_size"),
         max_position_embeddings=_required(cfg, path, "max_position_embeddings", "n_positions"),
         gated_mlp=gated,
         has_bias=not gated,
         learned_positions=not gated,
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", not gated)),
+        qk_norm=model_type == "qwen3",
+        position_offset=2 if model_type == "opt" else 0,
     )
 
 
