@@ -208,12 +208,13 @@ class AIConfiguratorPerfModel(PerfModel):
 
     def _attention_op(self, tp: int, prefill: bool):
         """Attention of this shard's heads, on the kernel lane the serving framework picks by default."""
-        heads, kv_heads, head_dim = math.ceil(self.model.num_heads / tp), self._kv_heads(tp), self.model.head_dim
+        heads, kv_heads = math.ceil(self.model.num_heads / tp), self._kv_heads(tp)
+        shape = {"head_size": self.model.head_dim, "use_qk_norm": self.model.qk_norm}
         if prefill:
-            op = aic_ops.ContextAttention("attn", 1, heads, kv_heads, self.kv_quant, self.fmha_quant, head_size=head_dim)
+            op = aic_ops.ContextAttention("attn", 1, heads, kv_heads, self.kv_quant, self.fmha_quant, **shape)
             table = "_context_attention_data"
         else:
-            op = aic_ops.GenerationAttention("attn", 1, heads, kv_heads, self.kv_quant, head_size=head_dim)
+            op = aic_ops.GenerationAttention("attn", 1, heads, kv_heads, self.kv_quant, **shape)
             table = "_generation_attention_data"
         op._lane_order = resolved_lane_order_for_op(self._database, table)
         return op

@@ -1,0 +1,179 @@
+"""AIConfiguratorPerfModel against first-principles bounds, on the real aiconfigurator-core data."""
+import pytest
+import yaml
+
+from inference_serving.model import load_model
+from inference_serving.perf_aiconfigurator import (
+    SYSTEMS_DIR,
+    AIConfiguratorPerfModel,
+    hardware_spec,
+    supported_hardware,
+)
+from inference_serving.perf_model import PerfModelError
+
+LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return load_model(LLAMA_8B)
+
+
+@pytest.fixture(scope="module")
+def h100(llama):
+    return AIConfiguratorPerfModel(llama, "H100", 16)
+
+
+@pytest.fixture(scope="module")
+def h100_fp8(llama):
+    return AIConfiguratorPerfModel(llama, "H100", 8)
+
+
+def h100_yaml():
+    return yaml.safe_load((SYSTEMS_DIR / "h100_sxm.yaml").read_text())
+
+
+def test_supported_hardware_covers_the_common_gpus():
+    names = supported_hardware()
+    for name in ("H100", "H200", "A100", "B200", "L40S", "RTXPRO6000"):
+        assert name in names
+
+
+def test_hardware_names_are_case_insensitive_and_package_names_work():
+    assert hardware_spec("h100").system == "h100_sxm"
+    assert hardware_spec("H100_SXM").system == "h100_sxm"
+    assert hardware_spec("rtx_pro_6000_server").name == "RTXPRO6000"
+    assert hardware_spec("l40s").system == "l40s"
+
+
+def test_h100_spec_matches_the_system_yaml():
+    gpu, node = h100_yaml()["gpu"], h100_yaml()["node"]
+    spec = hardware_spec("H100")
+    assert spec.memory_gb == pytest.approx(80.0)  # GiB, the "80GB" of the product name
+    assert spec.memory_bytes == gpu["mem_capacity"]
+    assert spec.memory_bw_gbps == pytest.approx(gpu["mem_bw"] / 1e9) == pytest.approx(3350)
+    assert spec.link_bw_gbps == pytest.approx(node["intra_node_bw"] / 1e9)
+    assert spec.num_gpus_per_node == 8
+    assert spec.bf16_tflops == pytest.approx(989)
+
+
+def test_unknown_hardware_names_the_supported_ones():
+    with pytest.raises(PerfModelError) as err:
+        hardware_spec("TPUv5")
+    message = str(err.value)
+    assert "TPUv5" in message and "H100" in message and "\n" not in message
+
+
+def test_unknown_layer_is_named(h100):
+    with pytest.raises(PerfModelError, match="'mlp_fused'"):
+        h100.latency_ns("mlp_fused", 16)
+
+
+def test_unsupported_precision_fails_at_construction(llama):
+    with pytest.raises(PerfModelError, match="--fp 32"):
+        AIConfiguratorPerfModel(llama, "H100", 32)
+    with pytest.raises(PerfModelError, match="a100_sxm"):  # Ampere has no FP8 tensor cores
+        AIConfiguratorPerfModel(llama, "A100", 8)
+
+
+def test_table_prefers_vllm(h100):
+    assert h100.table.startswith("vllm ")
+
+
+def test_zero_tokens_cost_nothing(h100):
+    assert h100.latency_ns("q_proj", 0) == 0
+    assert h100.latency_ns("attn", 0, 100) == 0
+
+
+def test_repeated_shape_hits_the_cache(h100):
+    first = h100.latency_ns("down_proj", 777)
+    hits = h100.hits
+    assert h100.latency_ns("down_proj", 777) == first
+    assert h100.hits == hits + 1
+
+
+def test_large_gemm_is_within_a_sane_factor_of_the_flop_bound(h100):
+    tokens = 16384
+    for layer, (fan_in, fan_out) in (("q_proj", (4096, 4096)), ("gate_proj", (4096, 14336))):
+        flop_bound_ns = 2 * tokens * fan_in * fan_out / (989e12) * 1e9
+        latency = h100.latency_ns(layer, tokens)
+        assert flop_bound_ns <= latency <= 2 * flop_bound_ns
+
+
+def test_q_proj_grows_with_tokens(h100):
+    latencies = [h100.latency_ns("q_proj", 2**i) for i in range(7, 17)]
+    assert latencies == sorted(latencies)
+    assert latencies[-1] > 100 * h100.latency_ns("q_proj", 1)
+
+
+def test_tensor_parallel_shard_is_faster_for_big_gemms(h100):
+    for layer in ("gate_proj", "down_proj", "lm_head"):
+        full, half = h100.latency_ns(layer, 8192, tp=1), h100.latency_ns(layer, 8192, tp=2)
+        assert 0.4 * full < half < 0.7 * full
+
+
+def test_fp8_gemm_is_faster_but_not_beyond_its_flop_bound(h100, h100_fp8):
+    tokens = 8192
+    fp16, fp8 = h100.latency_ns("gate_proj", tokens), h100_fp8.latency_ns("gate_proj", tokens)
+    assert fp8 < fp16
+    assert fp8 >= 2 * tokens * 4096 * 14336 / 1978e12 * 1e9
+
+
+def test_decode_attention_grows_with_kv_cache_and_respects_memory_bandwidth(h100, llama):
+    lengths = [1023, 4095, 16383, 65535, 131071]
+    latencies = [h100.latency_ns("attn", 1, kv) for kv in lengths]
+    assert latencies == sorted(latencies)
+    kv_bytes = 2 * llama.num_kv_heads * llama.head_dim * 2 * (lengths[-1] + 1)
+    memory_bound_ns = kv_bytes / 3350e9 * 1e9
+    assert memory_bound_ns <= latencies[-1] <= 3 * memory_bound_ns
+
+
+def test_prefill_attention_grows_with_tokens_and_prefix(h100):
+    by_tokens = [h100.latency_ns("attn", t) for t in (512, 2048, 8192, 32768)]
+    assert by_tokens == sorted(by_tokens)
+    for tokens in (2, 128, 1024):
+        with_prefix = [h100.latency_ns("attn", tokens, kv) for kv in (0, 256, 4096, 65536)]
+        assert with_prefix == sorted(with_prefix)
+    # A 1024-token chunk after 1024 cached tokens costs less than a 2048-token prefill.
+    assert h100.latency_ns("attn", 1024, 1024) < h100.latency_ns("attn", 2048)
+
+
+def test_attention_heads_are_split_by_tp(h100):
+    assert h100.latency_ns("attn", 8192, tp=2) < 0.7 * h100.latency_ns("attn", 8192)
+
+
+def test_norm_is_memory_bound(h100, llama):
+    tokens = 65536
+    moved_bytes = 2 * (2 * llama.hidden_size + 2 * llama.hidden_size) * tokens  # fused add + RMSNorm, bf16
+    memory_bound_ns = moved_bytes / 3350e9 * 1e9
+    latency = h100.latency_ns("input_layernorm", tokens)
+    assert memory_bound_ns <= latency <= 2 * memory_bound_ns
+    assert h100.latency_ns("input_layernorm", tokens, tp=4) == latency  # norms are not split
+
+
+def test_rope_is_folded_into_prefill_attention_and_small_when_decoding(h100):
+    assert h100.latency_ns("rope", 512, 0) == 0
+    assert 0 < h100.latency_ns("rope", 1, 512) < h100.latency_ns("attn", 1, 512)
+
+
+def test_every_layer_of_the_trace_has_a_latency(h100, llama):
+    layers = ["embedding", "input_layernorm", "q_proj", "k_proj", "v_proj", "rope", "attn", "o_proj",
+              "post_layernorm", *llama.mlp_layers(), "final_layernorm", "lm_head"]
+    for layer in layers:
+        assert h100.latency_ns(layer, 64, 64, 2) >= 0
+
+
+def test_allreduce_is_zero_alone_and_bounded_by_the_link(h100):
+    assert h100.allreduce_ns(1 << 20, 1) == 0
+    size = 256 << 20
+    for tp in (2, 4, 8):
+        ring_bound_ns = 2 * (tp - 1) / tp * size / 450e9 * 1e9
+        assert ring_bound_ns <= h100.allreduce_ns(size, tp) <= 3 * ring_bound_ns
+    assert h100.allreduce_ns(8 << 10, 2) < h100.allreduce_ns(8 << 20, 2)
+
+
+@pytest.mark.parametrize("hardware", supported_hardware())
+def test_every_supported_gpu_answers_in_bf16(llama, hardware):
+    model = AIConfiguratorPerfModel(llama, hardware, 16)
+    assert model.latency_ns("q_proj", 1024) > 0
+    assert model.latency_ns("attn", 1, 1024) > 0
