@@ -177,3 +177,9 @@ def test_every_supported_gpu_answers_in_bf16(llama, hardware):
     model = AIConfiguratorPerfModel(llama, hardware, 16)
     assert model.latency_ns("q_proj", 1024) > 0
     assert model.latency_ns("attn", 1, 1024) > 0
+
+
+def test_long_context_decode_grid_agrees_with_the_engine(h100):
+    for kv_cache in (40000, 70001, 123456, 250000):
+        direct_ns = h100._evaluate_ms("attn", 1, prefill=False, s=kv_cache + 1) * 1e6
+        assert h100.latency_ns("attn", 1, kv_cache) == pytest.approx(direct_ns, rel=1e-4)
