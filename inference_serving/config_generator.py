@@ -1,0 +1,68 @@
+"""Engine inputs from the command line: network.yml, system.json and the remote-memory JSON.
+
+The cluster is `pp` pipeline stages of `tp` NPUs. NPU ids put the tensor-parallel rank fastest,
+so the network has dimension 0 = the TP group and dimension 1 = the stages (dimensions of one NPU
+are left out; a single NPU keeps one dimension of size 1). Every dimension is FullyConnected.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+GIB_PER_GB = 1e9 / 2**30  # the engine's network unit is GB = 2^30 bytes; our flags use GB = 10^9
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    tp: int
+    pp: int
+    link_bw_gbps: float      # GB/s, GB = 10^9 bytes
+    link_latency_ns: float
+    local_bw_gbps: float     # device memory bandwidth, GB/s
+    remote_bw_gbps: float    # host (remote) memory bandwidth, GB/s
+    endpoint_delay_ns: int = 10
+
+
+def network_yaml(cfg: SystemConfig) -> str:
+    dims = [n for n in (cfg.tp, cfg.pp) if n > 1] or [1]
+    bandwidth = round(cfg.link_bw_gbps * GIB_PER_GB, 6)
+
+    def flow(values) -> str:
+        return "[" + ", ".join(str(v) for v in values) + "]"
+    return (f"topology: {flow(['FullyConnected'] * len(dims))}\n"
+            f"npus_count: {flow(dims)}\n"
+            f"bandwidth: {flow([bandwidth] * len(dims))}\n"
+            f"latency: {flow([float(cfg.link_latency_ns)] * len(dims))}\n")
+
+
+def system_json(cfg: SystemConfig) -> dict:
+    """Ring collectives on the tensor-parallel dimension, one chunk per collective."""
+    ring = ["ring"]
+    return {
+        "scheduling-policy": "LIFO",
+        "endpoint-delay": cfg.endpoint_delay_ns,
+        "active-chunks-per-dimension": 1,
+        "preferred-dataset-splits": 1,
+        "all-reduce-implementation": ring,
+        "reduce-scatter-implementation": ring,
+        "all-gather-implementation": ring,
+        "all-to-all-implementation": ring,
+        "collective-optimization": "localBWAware",
+        "local-mem-bw": cfg.local_bw_gbps,
+    }
+
+
+def memory_json(cfg: SystemConfig) -> dict:
+    return {"memory-type": "PER_NPU_MEMORY_EXPANSION", "remote-mem-latency": 0,
+            "remote-mem-bw": cfg.remote_bw_gbps}
+
+
+def write_configs(cfg: SystemConfig, folder: Path) -> dict[str, Path]:
+    """Writes the three files into `folder` and returns their paths by engine flag."""
+    paths = {"network": folder / "network.yml", "system": folder / "system.json",
+             "memory": folder / "remote_memory.json"}
+    paths["network"].write_text(network_yaml(cfg))
+    paths["system"].write_text(json.dumps(system_json(cfg), indent=2) + "\n")
+    paths["memory"].write_text(json.dumps(memory_json(cfg), indent=2) + "\n")
+    return paths

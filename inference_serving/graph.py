@@ -1,0 +1,174 @@
+"""Graph builder: an iteration trace becomes one Chakra execution trace per NPU.
+
+Layout: stage s of the pipeline owns NPUs s*tp .. s*tp+tp-1. Every NPU of a stage runs the
+stage's rows as a chain: KV swap nodes (MEM_STORE / MEM_LOAD), then the stage input (MEM_LOAD of
+the token ids on stage 0, COMM_RECV of the hidden state from the previous stage otherwise), a COMP
+node per row, an ALL_REDUCE COMM_COLL after every row that carries ALLREDUCE (tensor parallelism),
+and the stage output (MEM_STORE of the sampled token ids on the last stage, COMM_SEND to the next
+stage otherwise). The attention rows of the k-th request of the batch run only on rank k mod tp
+(selective batching).
+
+With `merge_compute` consecutive COMP nodes of a chain become one node with the summed duration:
+in a chain nothing else waits for the inner nodes and one NPU's compute slot runs them back to
+back anyway, so the finish times cannot change (tests check this against the unmerged graph).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from chakra.schema.protobuf import et_def_pb2 as et
+from chakra.src.third_party.utils.protolib import encodeMessage
+
+from .trace import ATTENTION_BEGIN, ATTENTION_END, EVICT_ROW, TOKEN_ID_BYTES, Row, Trace
+
+ET_VERSION = "0.0.4"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One node of an NPU's chain before it is numbered: kind is comp, coll, send, recv, load, store."""
+
+    kind: str
+    name: str
+    value: int = 0          # ns for comp, bytes otherwise
+    peer: int = -1          # send/recv partner
+    tag: int = 0
+
+
+def _rank_ops(rows: list[Row], rank: int, tp: int) -> list[Op]:
+    """The compute and collective ops one rank runs for a run of rows."""
+    ops: list[Op] = []
+    attention_index, in_attention, mine = -1, False, True
+    for row in rows:
+        if row.name == ATTENTION_END:
+            in_attention, mine = False, True
+            continue
+        if row.name.startswith(ATTENTION_BEGIN):
+            attention_index += 1
+            in_attention, mine = True, attention_index % tp == rank
+            continue
+        if in_attention and not mine:
+            continue
+        if row.comp_ns:
+            ops.append(Op("comp", row.name, row.comp_ns))
+        if row.comm_type == "ALLREDUCE" and tp > 1:
+            ops.append(Op("coll", f"{row.name}_allreduce", row.comm_size))
+    return ops
+
+
+def merge_compute(ops: list[Op]) -> list[Op]:
+    merged: list[Op] = []
+    for op in ops:
+        if op.kind == "comp" and merged and merged[-1].kind == "comp":
+            last = merged[-1]
+            merged[-1] = Op("comp", last.name if last.name.endswith("+") else last.name + "+", last.value + op.value)
+        else:
+            merged.append(op)
+    return merged
+
+
+def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
+    """The whole chain of one NPU; the decoder block's ops are built once and repeated."""
+    tp, hidden_bytes = trace.tp, trace.embedding.output_size
+    npu = stage * tp + rank
+    ops = [Op("store" if r.name == EVICT_ROW else "load", r.name, r.weight_size) for r in trace.swaps]
+    if stage == 0:
+        ops.append(Op("load", "input", trace.embedding.input_size))
+        body = _rank_ops([trace.embedding], rank, tp)
+    else:
+        ops.append(Op("recv", "recv_hidden", hidden_bytes // tp, peer=npu - tp, tag=stage))
+        body = []
+    body += _rank_ops(trace.block, rank, tp) * trace.stage_layers[stage]
+    last = stage == trace.pp - 1
+    if last:
+        body += _rank_ops(trace.head, rank, tp)
+    ops += merge_compute(body) if merge else body
+    if last:
+        ops.append(Op("store", "output", trace.batch_requests * TOKEN_ID_BYTES))
+    else:
+        ops.append(Op("send", "send_hidden", hidden_bytes // tp, peer=npu + tp, tag=stage + 1))
+    return ops
+
+
+def _attr(node: et.Node, name: str, field: str, value) -> None:
+    attr = node.attr.add()
+    attr.name = name
+    setattr(attr, field, value)
+
+
+def _node(index: int, op: Op, npu: int) -> et.Node:
+    node = et.Node(id=index, name=op.name)
+    if op.kind == "comp":
+        node.type = et.COMP_NODE
+        node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
+        _attr(node, "is_cpu_op", "bool_val", False)
+    elif op.kind == "coll":
+        node.type = et.COMM_COLL_NODE
+        _attr(node, "comm_type", "int64_val", et.ALL_REDUCE)
+        _attr(node, "comm_size", "int64_val", op.value)
+        _attr(node, "is_cpu_op", "bool_val", False)
+    elif op.kind in ("send", "recv"):
+        node.type = et.COMM_SEND_NODE if op.kind == "send" else et.COMM_RECV_NODE
+        src, dst = (npu, op.peer) if op.kind == "send" else (op.peer, npu)
+        _attr(node, "comm_src", "int32_val", src)
+        _attr(node, "comm_dst", "int32_val", dst)
+        _attr(node, "comm_tag", "int32_val", op.tag)
+        _attr(node, "comm_size", "int64_val", op.value)
+        _attr(node, "is_cpu_op", "bool_val", False)
+    else:
+        node.type = et.MEM_LOAD_NODE if op.kind == "load" else et.MEM_STORE_NODE
+        _attr(node, "tensor_size", "uint64_val", op.value)
+        _attr(node, "is_cpu_op", "bool_val", False)
+    return node
+
+
+def serialize_chain(ops: list[Op], npu: int, swaps: int = 0) -> bytes:
+    """ET bytes of a chain: the first `swaps` nodes have no parents, the next waits for all of
+    them, every later node waits for the one before it."""
+    out = io.BytesIO()
+    encodeMessage(out, et.GlobalMetadata(version=ET_VERSION))
+    for index, op in enumerate(ops):
+        node = _node(index, op, npu)
+        if index == swaps:
+            node.data_deps.extend(range(swaps))
+        elif index > swaps:
+            node.data_deps.append(index - 1)
+        encodeMessage(out, node)
+    return out.getvalue()
+
+
+@dataclass
+class IterationGraph:
+    """The ET bytes of every NPU for one iteration, and a digest identifying the whole graph."""
+
+    files: dict[int, bytes]
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for npu in sorted(self.files):
+            h.update(npu.to_bytes(4, "little"))
+            h.update(self.files[npu])
+        return h.hexdigest()
+
+    def write(self, prefix: Path) -> None:
+        for npu, data in self.files.items():
+            Path(f"{prefix}.{npu}.et").write_bytes(data)
+
+
+def build_graph(trace: Trace, merge: bool = True) -> IterationGraph:
+    files = {}
+    for stage in range(trace.pp):
+        for rank in range(trace.tp):
+            npu = stage * trace.tp + rank
+            files[npu] = serialize_chain(stage_ops(trace, stage, rank, merge), npu, len(trace.swaps))
+    return IterationGraph(files)
+
+
+def wait_graph(duration_ns: int, npus: int) -> IterationGraph:
+    """One COMP per NPU lasting `duration_ns`: how an engine without `advance` lets time pass."""
+    op = Op("comp", "wait", duration_ns)
+    return IterationGraph({npu: serialize_chain([op], npu) for npu in range(npus)})

@@ -1,0 +1,200 @@
+"""Trace generator: one iteration's batch as the original tool's per-layer text trace.
+
+A trace is a list of rows with the 11 columns of the original format
+(`Layername comp_time input_loc input_size weight_loc weight_size output_loc output_size
+comm_type comm_size misc`). `comp_time` is ns on one NPU of its tensor-parallel group (already
+sharded by the performance model); sizes are bytes of the whole, unsharded layer. Each request's
+attention rows sit between `ATTENTION <request id>` and `ATTENTION END` markers, so the graph
+builder can hand them to one NPU of the group (selective batching). KV-cache swaps come first as
+`vllm_evict_kv` / `vllm_load_kv` rows whose weight_size is the bytes moved by each NPU.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .model import ModelConfig
+from .perf_model import PerfModel
+
+TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
+ATTENTION_BEGIN = "ATTENTION"
+ATTENTION_END = "ATTENTION END"
+EVICT_ROW = "vllm_evict_kv"
+LOAD_ROW = "vllm_load_kv"
+HEADER = ("Layername", "comp_time", "input_loc", "input_size", "weight_loc", "weight_size",
+          "output_loc", "output_size", "comm_type", "comm_size", "misc")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    comp_ns: int = 0
+    input_size: int = 0
+    weight_size: int = 0
+    output_size: int = 0
+    comm_type: str = "NONE"
+    comm_size: int = 0
+    input_loc: str = "LOCAL"
+    weight_loc: str = "LOCAL"
+    output_loc: str = "LOCAL"
+
+    @property
+    def is_marker(self) -> bool:
+        return self.name.startswith(ATTENTION_BEGIN)
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`."""
+
+    request_id: int
+    new_tokens: int
+    cached_tokens: int
+
+
+@dataclass
+class Trace:
+    """An iteration's rows, kept as the repeated decoder block (the paper's computation reuse).
+
+    `rows` expands it: swaps, embedding, `block` once per layer, head. Stage s of the pipeline
+    runs `stage_layers[s]` layers; the embedding belongs to the first stage, the head to the last.
+    """
+
+    swaps: list[Row]
+    embedding: Row
+    block: list[Row]
+    stage_layers: list[int]
+    head: list[Row]
+    tp: int
+    batch_requests: int
+    kind: str = "ORCA"
+
+    @property
+    def pp(self) -> int:
+        return len(self.stage_layers)
+
+    @property
+    def rows(self) -> list[Row]:
+        return [*self.swaps, self.embedding, *self.block * sum(self.stage_layers), *self.head]
+
+    @property
+    def stage_starts(self) -> list[int]:
+        starts, index = [0], len(self.swaps) + 1
+        for layers in self.stage_layers[:-1]:
+            index += layers * len(self.block)
+            starts.append(index)
+        return starts
+
+
+@dataclass
+class TraceBuilder:
+    """Builds iteration traces for one model on one parallel layout."""
+
+    model: ModelConfig
+    perf: PerfModel
+    fp_bits: int
+    tp: int = 1
+    pp: int = 1
+    _attention_cache: dict = field(default_factory=dict)
+
+    @property
+    def elem(self) -> int:
+        return self.fp_bits // 8
+
+    def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0) -> Trace:
+        tokens = sum(e.new_tokens for e in entries)
+        return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=self._embedding(tokens),
+                     block=self._decoder_block(entries, tokens),
+                     stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
+                     head=self._head(tokens, len(entries)), tp=self.tp, batch_requests=len(entries))
+
+    def _stage_layer_count(self, stage: int) -> int:
+        layers = self.model.num_layers
+        return (stage + 1) * layers // self.pp - stage * layers // self.pp
+
+    def _swap_rows(self, evict_bytes: int, load_bytes: int) -> list[Row]:
+        rows = []
+        if evict_bytes:
+            rows.append(Row(EVICT_ROW, weight_size=evict_bytes, weight_loc="REMOTE"))
+        if load_bytes:
+            rows.append(Row(LOAD_ROW, weight_size=load_bytes, weight_loc="REMOTE"))
+        return rows
+
+    def _latency(self, layer: str, tokens: int, kv_cache: int = 0, tp: int | None = None) -> int:
+        return self.perf.latency_ns(layer, tokens, kv_cache, self.tp if tp is None else tp)
+
+    def _embedding(self, tokens: int) -> Row:
+        h, e = self.model.hidden_size, self.elem
+        return Row("embedding", self._latency("embedding", tokens), tokens * TOKEN_ID_BYTES,
+                   self.model.embedding_parameters() * e, tokens * h * e, input_loc="REMOTE")
+
+    def _elementwise(self, name: str, tokens: int, features: int, weight: int = 0) -> Row:
+        size = tokens * features * self.elem
+        return Row(name, self._latency(name, tokens), size, weight * self.elem, size)
+
+    def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
+        fan_in, fan_out = self.model.linear_shapes()[name]
+        e = self.elem
+        weight = (fan_in * fan_out + (fan_out if self.model.has_bias else 0)) * e
+        output = tokens * fan_out * e
+        comm = ("ALLREDUCE", output) if all_reduce and self.tp > 1 else ("NONE", 0)
+        return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
+
+    def _attention(self, entry: BatchEntry) -> list[Row]:
+        """rope and attention of one request; whole heads on one NPU (selective batching)."""
+        key = (entry.new_tokens, entry.cached_tokens)
+        rows = self._attention_cache.get(key)
+        if rows is None:
+            m, e, t = self.model, self.elem, entry.new_tokens
+            qk = t * (m.q_size + m.kv_size) * e
+            kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * e
+            rows = (Row("rope", self._latency("rope", t, entry.cached_tokens, 1), qk, 0, qk),
+                    Row("attn", self._latency("attn", t, entry.cached_tokens, 1),
+                        qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
+            self._attention_cache[key] = rows
+        return [Row(f"{ATTENTION_BEGIN} {entry.request_id}"), *rows, Row(ATTENTION_END)]
+
+    def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row]:
+        m = self.model
+        norm_weight = 2 * m.hidden_size if m.has_bias else m.hidden_size
+        rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
+                self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
+        for entry in entries:
+            rows.extend(self._attention(entry))
+        rows.append(self._linear("o_proj", tokens, all_reduce=True))
+        rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
+        for name in m.mlp_layers():
+            if name == "act_fn":
+                rows.append(self._elementwise("act_fn", tokens, m.intermediate_size))
+            else:
+                rows.append(self._linear(name, tokens, all_reduce=name in ("down_proj", "fc2")))
+        return rows
+
+    def _head(self, tokens: int, requests: int) -> list[Row]:
+        m, e = self.model, self.elem
+        norm_weight = 2 * m.hidden_size if m.has_bias else m.hidden_size
+        lm_weight = m.vocab_size * m.hidden_size * e
+        # Only the last token of each request reaches the LM head.
+        return [self._elementwise("final_layernorm", tokens, m.hidden_size, norm_weight),
+                Row("lm_head", self._latency("lm_head", requests), requests * m.hidden_size * e, lm_weight,
+                    requests * m.vocab_size * e, output_loc="REMOTE")]
+
+
+def format_trace(trace: Trace) -> str:
+    """The original tool's text layout (header, row count, column names, padded rows)."""
+    boundaries = ",".join(str(s) for s in trace.stage_starts[1:])
+    rows = trace.rows
+    lines = [f"{trace.kind}\t\tmodel_parallel_NPU_group: {trace.pp}\t\ttp_size: {trace.tp}"
+             + (f"\t\tpp_stage_boundaries: {boundaries}" if boundaries else ""),
+             str(len(rows)),
+             "".join(h.ljust(33 if i == 0 else 14) for i, h in enumerate(HEADER))]
+    for index, r in enumerate(rows):
+        name = r.name if r.is_marker else f"{r.name}_{index}"
+        cells = [r.comp_ns, r.input_loc, r.input_size, r.weight_loc, r.weight_size, r.output_loc,
+                 r.output_size, r.comm_type, r.comm_size, "NONE"]
+        lines.append(name.ljust(33) + "".join(str(c).ljust(14) for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def write_trace(trace: Trace, path: Path) -> None:
+    path.write_text(format_trace(trace))

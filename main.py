@@ -1,0 +1,57 @@
+"""LLMServingSim command line: simulate serving a request trace on a cluster of NPUs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from inference_serving.launcher import RunRequest, simulate_or_exit
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--model_name", default="meta-llama/Llama-3.1-8B-Instruct", show_default=True,
+              help="Model under model_configs/ (e.g. Qwen/Qwen3-8B) or a config .json path.")
+@click.option("--hardware", default="H100", show_default=True,
+              help="Accelerator name (H100, H200, A100, B200, L40S, RTXPRO6000, ...).")
+@click.option("--npu_num", default=16, show_default=True, type=int, help="Number of NPUs.")
+@click.option("--max_batch", default=0, show_default=True, type=int, help="Requests per batch, 0 = no limit.")
+@click.option("--npu_group", default=1, show_default=True, type=int,
+              help="Pipeline stages; each stage is a tensor-parallel group of npu_num/npu_group NPUs.")
+@click.option("--npu_mem", default=None, type=float, help="Device memory per NPU in GiB [default: the hardware's].")
+@click.option("--local_bw", default=None, type=float,
+              help="Device memory bandwidth in GB/s [default: the hardware's].")
+@click.option("--remote_bw", default=512.0, show_default=True, type=float,
+              help="Host (remote) memory bandwidth in GB/s, for KV eviction and reload.")
+@click.option("--link_bw", default=None, type=float,
+              help="NPU-to-NPU link bandwidth in GB/s [default: the hardware's].")
+@click.option("--link_latency", default=0.0, show_default=True, type=float, help="Link latency in ns.")
+@click.option("--fp", default=16, show_default=True, type=click.Choice(["8", "16", "32"]),
+              help="Bits per weight, activation and KV element.")
+@click.option("--block_size", default=8, show_default=True, type=int, help="Tokens per KV-cache block.")
+@click.option("--dataset", default="dataset/sharegpt_like_100.tsv", show_default=True,
+              help="Request trace (.tsv or .jsonl with input_toks, output_toks, arrival_time_ns).")
+@click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Per-request CSV to write.")
+@click.option("--gen", is_flag=True, help="Skip the initiation (prefill) phase.")
+@click.option("--req_num", default=100, show_default=True, type=int, help="Use the first N requests.")
+@click.option("--log_interval", default=0.5, show_default=True, type=float,
+              help="Throughput log interval in simulated seconds.")
+@click.option("--verbose", is_flag=True, help="Log memory loads/stores, KV use and computation-reuse hit rates.")
+@click.option("--perf-model", "perf_model", default="aiconfigurator", show_default=True,
+              help="'aiconfigurator' (measured GPU operators) or a profiled CSV path.")
+@click.option("--astra-sim", "astra_sim", default=None, type=click.Path(path_type=Path),
+              help="Engine binary; a binary other than ours is driven with ASTRA-sim's interactive protocol.")
+@click.option("--keep-traces", "keep_traces", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Keep each iteration's text trace, Chakra files and engine configs in this folder.")
+@click.option("--no-reuse", "no_reuse", is_flag=True,
+              help="Turn computation reuse off (no merged compute, no reused iterations).")
+@click.option("--engine-timeout", "engine_timeout", default=120.0, show_default=True, type=float,
+              help="Seconds to wait for any engine reply.")
+def main(**flags) -> None:
+    """Simulate LLM inference serving: iteration-level scheduling, paged KV cache, per-iteration
+    Chakra graphs run on the analytical system simulator."""
+    simulate_or_exit(RunRequest(**flags))
+
+
+if __name__ == "__main__":
+    main()

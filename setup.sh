@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up everything on a fresh Debian/Ubuntu machine; safe to run again.
+#   1. Debian packages the engine needs (C++ compiler, CMake, protobuf compiler and headers)
+#   2. a virtual environment in .venv with the Python dependencies
+#   3. the engine build (astra-sim/build/bin/astra-analytical)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(g++ cmake make protobuf-compiler libprotobuf-dev python3-venv)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.txt
+# mlc-chakra's own requirements pull in a notebook stack we do not use: install it alone.
+.venv/bin/python -m pip install -q --no-deps mlc-chakra==1.0.0
+
+bash astra-sim/build.sh
+echo "setup: done"
