@@ -241,11 +241,15 @@ class AIConfiguratorPerfModel(PerfModel):
         return aic_ops.ElementWise(layer, 1, rotated, rotated)
 
     def _operation(self, layer: str, tp: int, prefill: bool):
+        """The aiconfigurator operation that models `layer` on one tensor-parallel shard."""
         if layer in COLUMN_PARALLEL or layer in ROW_PARALLEL or layer == "lm_head":
             n, k = self._gemm_shape(layer, tp)
             return aic_ops.GEMM(layer, 1, n, k, self.gemm_quant)
         if layer == "attn":
             return self._attention_op(tp, prefill)
+        if layer == "allreduce":
+            # One bf16 value per "token": the message of `x` tokens is 2 * x bytes.
+            return aic_ops.CustomAllReduce(layer, 1, 1, tp)
         return self._elementwise_op(layer, tp)
 
     def _op_json(self, layer: str, tp: int, prefill: bool) -> str:
@@ -256,7 +260,10 @@ class AIConfiguratorPerfModel(PerfModel):
 
     # --- evaluation -------------------------------------------------------------------------
 
-    def _evaluate_ms(self, layer: str, tp: int, *, prefill: bool, s: int, prefix: int = 0, x: int | None = None) -> float:
+    def _evaluate_ms(
+        self, layer: str, tp: int, *, prefill: bool, s: int, prefix: int = 0, x: int | None = None
+    ) -> float:
+        """The engine's latency in ms of `layer` at sequence length `s` (`x` tokens for token-wise ops)."""
         ops_json = self._op_json(layer, tp, prefill)
         try:
             ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(
@@ -276,8 +283,8 @@ class AIConfiguratorPerfModel(PerfModel):
         fresh = self._evaluate_ms("attn", tp, prefill=True, s=tokens)
         if kv_cache == 0:
             return fresh
-        # The engine derives cached-prefix attention from differences of full prefills, which
-        # drops the fixed kernel cost for short chunks; attending to more keys is never cheaper.
+        # The engine scales the full-prompt kernel time by the new tokens' share of the causal
+        # work, which drops the kernel's fixed cost for short chunks; more keys never cost less.
         return max(fresh, self._evaluate_ms("attn", tp, prefill=True, s=tokens, prefix=kv_cache))
 
     def _decode_attention_ms(self, kv_len: int, tp: int) -> float:
@@ -298,7 +305,9 @@ class AIConfiguratorPerfModel(PerfModel):
 
     def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:
         if layer not in LAYERS:
-            raise PerfModelError(f"unknown layer '{layer}' for the aiconfigurator perf model; known: {', '.join(sorted(LAYERS))}")
+            raise PerfModelError(
+                f"unknown layer '{layer}' for the aiconfigurator perf model; known: {', '.join(sorted(LAYERS))}"
+            )
         if tokens == 0:
             return 0.0
         if layer == "attn":
@@ -311,12 +320,5 @@ class AIConfiguratorPerfModel(PerfModel):
         """All-reduce of `num_bytes` bf16 data over `tp` GPUs, from the backend's measured all-reduce table."""
         if tp == 1 or num_bytes == 0:
             return 0.0
-        key = ("allreduce", tp, True)
-        if key not in self._ops_json:
-            # One bf16 element per "token": the message is x * 1 * 2 bytes.
-            self._ops_json[key] = build_ops_json([aic_ops.CustomAllReduce("allreduce", 1, 1, tp)])
-        elements = math.ceil(num_bytes / 2)
-        ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(
-            self._ops_json[key], is_context=True, batch_size=1, s=elements, x=elements
-        )
-        return latency_ms * MS_TO_NS
+        values = math.ceil(num_bytes / 2)
+        return self._evaluate_ms("allreduce", tp, prefill=True, s=values, x=values) * MS_TO_NS
