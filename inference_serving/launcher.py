@@ -96,7 +96,8 @@ def build_perf_model(req: RunRequest, model: ModelConfig) -> tuple[PerfModel, di
             raise
     if req.perf_model == "aiconfigurator":
         return AIConfiguratorPerfModel(model, req.hardware, int(req.fp)), defaults
-    return CsvPerfModel(req.perf_model, req.hardware, req.model_name), defaults
+    model_key = Path(req.model_name).stem if req.model_name.endswith(".json") else req.model_name
+    return CsvPerfModel(req.perf_model, req.hardware, model_key), defaults
 
 
 def check_fits(requests: list[Request], model: ModelConfig, kv: KVCache, npu_mem_gib: float) -> None:
