@@ -1,6 +1,7 @@
 """Run the engine binary as a real subprocess: batch mode, the interactive (compat)
 protocol of reference §1.5.1, and our step protocol. Every wait has a timeout; a
 process that outlives it is killed and the test fails with "engine hung"."""
+import os
 import queue
 import re
 import subprocess
@@ -9,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ENGINE = REPO_ROOT / "astra-sim" / "build" / "bin" / "astra-analytical"
+# ENGINE_BIN overrides the binary under test (e.g. another build of the engine)
+ENGINE = Path(os.environ.get("ENGINE_BIN", REPO_ROOT / "astra-sim" / "build" / "bin" / "astra-analytical"))
 BUILD_HINT = "build the engine: bash astra-sim/build.sh"
 
-TIMEOUT_S = 15.0
+TIMEOUT_S = 10.0
 
 BATCH_RE = re.compile(r"sys\[(\d+)\] finished, (\d+) cycles, exposed communication (-?\d+) cycles\.")
 REPORT_RE = re.compile(
@@ -197,16 +199,18 @@ class Interactive(Process):
 
 
 def run_interactive(cwd, argv, replies, timeout=TIMEOUT_S):
-    """Answer the k-th `Waiting` with replies[k] (never writing ahead of a prompt)."""
+    """Answer the k-th `Waiting` with replies[k] (never writing ahead of a prompt); stdin
+    is closed once the replies are used up."""
     with Interactive(cwd, argv) as p:
         for reply in replies:
             if p.prompt(timeout) is None:
                 break
             p.write(reply)
+        p.close_stdin()
         return p.transcript(timeout)
 
 
-def run_interactive_policy(cwd, argv, decide, max_prompts=10000, timeout=TIMEOUT_S):
+def run_interactive_policy(cwd, argv, decide, max_prompts=5000, timeout=TIMEOUT_S):
     """Answer each prompt with decide(report) until it returns "exit"."""
     with Interactive(cwd, argv) as p:
         for _ in range(max_prompts):
@@ -217,6 +221,8 @@ def run_interactive_policy(cwd, argv, decide, max_prompts=10000, timeout=TIMEOUT
             p.write(reply)
             if reply == "exit":
                 break
+        else:
+            raise AssertionError(f"no exit after {max_prompts} prompts; last {p.reports[-3:]}")
         return p.transcript(timeout)
 
 

@@ -94,12 +94,12 @@ SHAPES = {
         [file_of(0, 1, 2, 3), node_id(53)], silent=True, deadlock=True),
     "halving_doubling_allreduce_on_6_npus": Shape(
         RING6, {"all": [coll(55, ALL_REDUCE, 1 << 20)]},
-        [file_of(0, 1, 2, 3, 4, 5) + ("halvingDoubling",), node_id(55) + ("power of (two|2)",)],
+        [file_of(0, 1, 2, 3, 4, 5) + ("halvingDoubling",), node_id(55) + (r"power.of.(two|2)",)],
         system=dict(impl=["halvingDoubling"]), silent=True),
     # --- partial hangs of the reference
     "halving_doubling_reducescatter_on_6_npus": Shape(
         RING6, {"all": [coll(56, REDUCE_SCATTER, 1 << 20)]},
-        [file_of(0, 1, 2, 3, 4, 5) + ("halvingDoubling",), node_id(56) + ("power of (two|2)",)],
+        [file_of(0, 1, 2, 3, 4, 5) + ("halvingDoubling",), node_id(56) + (r"power.of.(two|2)",)],
         system=dict(impl=["halvingDoubling"])),
     "collective_on_subset_of_npus": Shape(
         RING4, {0: [coll(57, ALL_REDUCE, 1 << 20)], 1: [coll(57, ALL_REDUCE, 1 << 20)],
@@ -166,7 +166,6 @@ def test_hang_shape_fails_in_step_mode(make_case, name):
     shape = SHAPES[name]
     case = shape.build(make_case)
     with Step(case.root, case.config_args()) as step:
-        assert step.greeting == f"ready {case.num_npus}"
         finished = drive_step_until_end(step)
     assert_clear_error(finished, shape.groups)
     if shape.deadlock:

@@ -99,8 +99,8 @@ COMPUTE_CASES = {
     # ... with the lower id it is skipped at t=0 and the CPU child overlaps: T = 1000
     "zero_comp_lower_id_skipped_at_once": ([comp(0, 0), comp(1, 1000), comp(2, 500, deps=[0], cpu=True)],
                                            1000, 0),
-    # ctrl_deps are ignored in C2 (§5.4): both COMPs are independent → serialised 300 + 400
-    "ctrl_deps_ignored": ([comp(0, 300), comp(1, 400, ctrl_deps=[0])], 700, 0),
+    # ctrl_deps are ignored in C2 (§5.4): the CPU node overlaps the GPU node it "follows"
+    "ctrl_deps_ignored": ([comp(0, 300), comp(1, 400, cpu=True, ctrl_deps=[0])], 400, 400 - 300),
 }
 
 
