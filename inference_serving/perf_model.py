@@ -14,8 +14,8 @@ Shape arguments:
   kv_cache -- for `rope`/`attn` only: tokens of that request already in the KV cache.
   tp       -- the tensor-parallel shard this NPU runs: projections split their output (q/k/v,
               gate/up, fc1) or input (o_proj, down_proj, fc2) features by tp, attention its
-              heads; norms, embedding and element-wise layers are not split (they see all
-              tokens of the hidden state).
+              heads, act_fn its intermediate features; norms and the embedding are not
+              split (they see the whole hidden state of every token).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class PerfModel(ABC):
 
 
 SHARDED_LAYERS = frozenset({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                            "fc1", "fc2", "lm_head", "rope", "attn"})
+                            "fc1", "fc2", "lm_head", "rope", "attn", "act_fn"})
 ATTENTION_LAYERS = frozenset({"rope", "attn"})
 CSV_COLUMNS = ("hardware", "model", "layer_name", "input", "kv_cache", "latency(ns)")
 
