@@ -1,0 +1,29 @@
+// Command-line flags (ASTRA-sim names, `--name=value` or `--name value`).
+#pragma once
+
+#include <string>
+
+#include "et_reader.h"
+
+namespace engine {
+
+enum class Mode { Interactive, Batch, Step };
+
+struct CommandLine {
+  std::string workload;  // ET prefix
+  std::string system;
+  std::string network;
+  std::string memory;
+  std::string commGroups;
+  int queuesPerDim = 1;
+  double injectionScale = 1;
+  Mode mode = Mode::Interactive;
+  NodeTypeNumbering numbering = NodeTypeNumbering::Upstream;
+};
+
+// Throws SimError(kExitUsage) for an unknown flag, a missing value or a bad number.
+CommandLine parseCommandLine(int argc, char** argv);
+
+std::string usage();
+
+}  // namespace engine

@@ -1,0 +1,65 @@
+// Send/receive matching on top of the network: the k-th send and the k-th receive with the same
+// (tag, src, dst, size) match. A send completes at its arrival; a receive completes at
+// max(arrival, time the receive was posted) - immediately, inside recv(), if the data already arrived.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <unordered_map>
+#include <vector>
+
+#include "event_queue.h"
+#include "network.h"
+
+namespace engine {
+
+class MessageFabric : public EventHandler {
+ public:
+  MessageFabric(EventQueue& events, const Network& network) : events_(events), network_(network) {}
+  ~MessageFabric();
+
+  void send(uint64_t tag, int src, int dst, uint64_t bytes, Completion onArrival);
+  void recv(uint64_t tag, int src, int dst, uint64_t bytes, Completion onReceived);
+
+  void handleEvent(uint64_t arg) override;  // arrival of a transfer
+
+ private:
+  struct Key {
+    uint64_t tag;
+    uint64_t bytes;
+    int src;
+    int dst;
+    bool operator==(const Key& o) const { return tag == o.tag && bytes == o.bytes && src == o.src && dst == o.dst; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      uint64_t h = k.tag * 0x9E3779B97F4A7C15ull;
+      h ^= k.bytes + 0x7F4A7C159E3779B9ull + (h << 6) + (h >> 2);
+      h ^= (static_cast<uint64_t>(static_cast<uint32_t>(k.src)) << 32 | static_cast<uint32_t>(k.dst)) + (h << 6) + (h >> 2);
+      return static_cast<size_t>(h);
+    }
+  };
+  struct Transfer {
+    Key key;
+    Completion onArrival;
+    Completion onReceived;
+    bool arrived = false;
+    bool matched = false;
+  };
+  struct Channel {
+    std::deque<Transfer*> unmatchedSends;
+    std::deque<Completion> unmatchedRecvs;
+  };
+
+  Transfer* newTransfer();
+  void release(Transfer* t);
+  void dropIfIdle(const Key& key);
+
+  EventQueue& events_;
+  const Network& network_;
+  std::unordered_map<Key, Channel, KeyHash> channels_;
+  std::vector<Transfer*> freeTransfers_;
+  std::vector<Transfer*> allTransfers_;
+};
+
+}  // namespace engine

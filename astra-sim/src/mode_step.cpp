@@ -1,0 +1,137 @@
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "modes.h"
+
+namespace engine {
+
+namespace {
+
+[[noreturn]] void protocolError(const std::string& command, const std::string& what) {
+  fail(kExitUsage, "step protocol: '" + command + "': " + what);
+}
+
+Tick parseTick(const std::string& command, const std::string& text) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 19) {
+    protocolError(command, "'" + text + "' is not a tick (non-negative integer)");
+  }
+  return std::stoull(text);
+}
+
+std::vector<int> parseNpuList(const std::string& command, const std::string& text, int npus) {
+  std::vector<int> ids;
+  if (text == "all") {
+    for (int i = 0; i < npus; ++i) ids.push_back(i);
+    return ids;
+  }
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 9 || std::stoi(item) >= npus) {
+      protocolError(command, "'" + item + "' is not an NPU id (0.." + std::to_string(npus - 1) + ")");
+    }
+    int id = std::stoi(item);
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) protocolError(command, "NPU " + item + " listed twice");
+    ids.push_back(id);
+  }
+  if (ids.empty()) protocolError(command, "no NPU listed");
+  return ids;
+}
+
+class StepSession {
+ public:
+  explicit StepSession(Simulator& sim) : sim_(sim) {}
+
+  void load(const std::string& command, const std::string& prefix, const std::string& npuList) {
+    std::vector<int> ids = parseNpuList(command, npuList, sim_.npuCount());
+    for (int id : ids) {
+      if (sim_.npu(id).workload().active()) protocolError(command, "NPU " + std::to_string(id) + " is still running " + sim_.npu(id).workload().path());
+    }
+    for (int id : ids) sim_.load(id, prefix);
+    for (int id : ids) sim_.start(id);
+    collectFinished();
+    reply("ok");
+  }
+
+  void step(bool limited, Tick limit) {
+    collectFinished();
+    if (!finished_.empty()) return replyDone();
+    if (!sim_.anyActive()) return reply("idle " + std::to_string(sim_.now()));
+    for (;;) {
+      if (!sim_.hasEvents()) failDeadlock(sim_);
+      if (limited && sim_.nextEventTime() > limit) {
+        sim_.advanceTo(std::max(sim_.now(), limit));
+        return reply("time " + std::to_string(sim_.now()));
+      }
+      sim_.runTimestamp();
+      collectFinished();
+      if (!finished_.empty()) return replyDone();
+    }
+  }
+
+  void advance(const std::string& command, Tick t) {
+    if (sim_.hasEvents()) protocolError(command, "events are pending (next at tick " + std::to_string(sim_.nextEventTime()) + ")");
+    if (t < sim_.now()) protocolError(command, "tick " + std::to_string(t) + " is before now (" + std::to_string(sim_.now()) + ")");
+    sim_.advanceTo(t);
+    reply("time " + std::to_string(t));
+  }
+
+  void reply(const std::string& text) { std::cout << text << std::endl; }
+
+ private:
+  void collectFinished() {
+    for (int npu : sim_.takeFinished()) finished_.push_back(npu);
+  }
+
+  void replyDone() {
+    std::sort(finished_.begin(), finished_.end());
+    std::string text = "done " + std::to_string(sim_.now());
+    for (int npu : finished_) text += " " + std::to_string(npu) + ":" + std::to_string(sim_.exposed(npu));
+    finished_.clear();
+    reply(text);
+  }
+
+  Simulator& sim_;
+  std::vector<int> finished_;  // completed since the last `done` reply
+};
+
+}  // namespace
+
+int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
+  StepSession session(sim);
+  if (!workloadPrefix.empty()) {
+    for (int i = 0; i < sim.npuCount(); ++i) {
+      if (std::ifstream(workloadPath(workloadPrefix, i)).good()) sim.load(i, workloadPrefix);
+    }
+    for (int i = 0; i < sim.npuCount(); ++i) {
+      if (sim.npu(i).workload().active()) sim.start(i);
+    }
+  }
+  session.reply("ready " + std::to_string(sim.npuCount()));
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::istringstream in(line);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;) words.push_back(w);
+    if (words.empty()) continue;
+    const std::string& command = words[0];
+    if (command == "load" && words.size() == 3) {
+      session.load(line, words[1], words[2]);
+    } else if (command == "step" && words.size() <= 2) {
+      session.step(words.size() == 2, words.size() == 2 ? parseTick(line, words[1]) : 0);
+    } else if (command == "advance" && words.size() == 2) {
+      session.advance(line, parseTick(line, words[1]));
+    } else if (command == "exit" && words.size() == 1) {
+      session.reply("bye " + std::to_string(sim.now()));
+      return 0;
+    } else {
+      protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, step [limit], advance <T>, exit)");
+    }
+  }
+  fail(kExitUsage, "step protocol: stdin closed without 'exit'");
+}
+
+}  // namespace engine

@@ -1,0 +1,42 @@
+// Everything shared by the NPUs of one simulation.
+#pragma once
+
+#include <functional>
+
+#include "config.h"
+#include "et_reader.h"
+#include "event_queue.h"
+#include "message_fabric.h"
+#include "network.h"
+#include "remote_memory.h"
+
+namespace engine {
+
+struct EngineOptions {
+  int queuesPerDim = 1;
+  double injectionScale = 1;
+  NodeTypeNumbering numbering = NodeTypeNumbering::Upstream;
+};
+
+struct SimContext {
+  SimContext(const NetworkConfig& networkConfig, const SystemConfig& systemConfig, const MemoryConfig& memoryConfig,
+             const EngineOptions& engineOptions)
+      : network(networkConfig),
+        events(network.npus()),
+        fabric(events, network),
+        memory(events, memoryConfig, network.npus()),
+        system(systemConfig),
+        options(engineOptions),
+        endpointDelay(static_cast<Tick>(systemConfig.endpointDelay * engineOptions.injectionScale)) {}
+
+  Network network;
+  EventQueue events;
+  MessageFabric fabric;
+  RemoteMemory memory;
+  SystemConfig system;
+  EngineOptions options;
+  Tick endpointDelay;
+  std::function<void(int npu)> onWorkloadFinished;
+};
+
+}  // namespace engine

@@ -1,0 +1,231 @@
+#include "workload.h"
+
+#include <algorithm>
+
+#include "npu.h"
+
+namespace engine {
+
+namespace {
+
+bool simulatedCollective(int64_t type) {
+  return type == kAllReduce || type == kReduceScatter || type == kAllGather || type == kAllToAll || type == kBroadcast;
+}
+
+CollectiveKind collectiveKindOf(int64_t type) {
+  switch (type) {
+    case kReduceScatter: return CollectiveKind::ReduceScatter;
+    case kAllGather: return CollectiveKind::AllGather;
+    case kAllToAll: return CollectiveKind::AllToAll;
+    default: return CollectiveKind::AllReduce;
+  }
+}
+
+bool isMemory(const EtNode& node) { return node.kind == NodeKind::MemLoad || node.kind == NodeKind::MemStore; }
+bool runsAsCompute(const EtNode& node) { return node.isCpuOp || node.kind == NodeKind::Comp; }
+bool isSkipped(const EtNode& node) { return node.durationNs == 0 && node.numOps == 0; }
+
+}  // namespace
+
+// --- loading ------------------------------------------------------------------------------------
+
+void Workload::failNode(const EtNode& node, const std::string& what) const {
+  fail(kExitInput, path_ + " (NPU " + std::to_string(npu_.id()) + "): node " + std::to_string(node.id) + " '" +
+                       node.name + "': " + what);
+}
+
+void Workload::validate(const EtNode& node) const {
+  const SimContext& context = npu_.context();
+  int npus = context.network.npus();
+  if (node.kind == NodeKind::Metadata) failNode(node, "METADATA_NODE in the node stream is not supported (it would never complete)");
+  if (node.kind == NodeKind::PimComp) failNode(node, "PIM_COMP_NODE is not supported");
+  if (isMemory(node) && !context.memory.available()) {
+    failNode(node, "memory node needs a remote memory (memory-type is NO_MEMORY_EXPANSION or no --remote-memory-configuration)");
+  }
+  if (context.system.roofline && runsAsCompute(node) && !isMemory(node) && !isSkipped(node) && node.numOps == 0) {
+    failNode(node, "roofline is enabled but num_ops is 0 (the reference divides 0 by 0)");
+  }
+  if (node.isCpuOp || isMemory(node)) return;
+  if (node.kind == NodeKind::Collective) {
+    if (!simulatedCollective(node.commType)) failNode(node, "collective type " + std::to_string(node.commType) + " is not simulated (supported: ALL_REDUCE, REDUCE_SCATTER, ALL_GATHER, ALL_TO_ALL, BROADCAST)");
+    if (node.commSize < 0) failNode(node, "negative comm_size");
+    return;
+  }
+  if (node.kind == NodeKind::Send || node.kind == NodeKind::Recv) {
+    bool send = node.kind == NodeKind::Send;
+    int peer = send ? node.commDst : node.commSrc;
+    if (node.commSize <= 0) failNode(node, std::string(send ? "send" : "receive") + " of comm_size " + std::to_string(node.commSize) + " (must be > 0)");
+    if (peer < 0 || peer >= npus) failNode(node, std::string(send ? "comm_dst " : "comm_src ") + std::to_string(peer) + " is not an NPU of this network");
+    if (peer == npu_.id()) failNode(node, std::string(send ? "send to" : "receive from") + " the NPU itself");
+  }
+}
+
+void Workload::load(const std::string& path, std::vector<EtNode> nodes) {
+  path_ = path;
+  nodes_ = std::move(nodes);
+  std::unordered_map<uint64_t, uint32_t> indexOf;
+  indexOf.reserve(nodes_.size() * 2);
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    if (!indexOf.emplace(nodes_[i].id, i).second) failNode(nodes_[i], "duplicate node id");
+    validate(nodes_[i]);
+  }
+  children_.assign(nodes_.size(), {});
+  pendingParents_.assign(nodes_.size(), 0);
+  removed_.assign(nodes_.size(), false);
+  remaining_ = nodes_.size();
+  ready_ = decltype(ready_)();
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    std::vector<uint64_t>& deps = nodes_[i].dataDeps;
+    std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+    for (uint64_t parent : deps) {
+      auto it = indexOf.find(parent);
+      if (it != indexOf.end()) children_[it->second].push_back(i);
+      ++pendingParents_[i];  // a parent that does not exist keeps the node waiting forever
+    }
+    if (pendingParents_[i] == 0) ready_.emplace(nodes_[i].id, i);
+  }
+  active_ = true;
+}
+
+void Workload::start() {
+  issueReadyNodes();
+  checkFinished();
+}
+
+std::vector<std::pair<uint64_t, std::string>> Workload::remainingNodes() const {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    if (!removed_[i]) out.emplace_back(nodes_[i].id, nodes_[i].name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// --- slots --------------------------------------------------------------------------------------
+
+Workload::Slot Workload::slotOf(const EtNode& node) const {
+  if (node.isCpuOp) return Slot::Cpu;
+  if (node.kind == NodeKind::Comp) return Slot::Compute;
+  return Slot::Comm;  // every other kind, receives included, needs a free communication slot to issue
+}
+
+void Workload::occupy(const EtNode& node) {
+  if (!node.isCpuOp && node.kind == NodeKind::Recv) return;  // receives never hold the slot
+  busy_[static_cast<int>(slotOf(node))]++;
+}
+
+void Workload::releaseSlot(const EtNode& node) {
+  if (!node.isCpuOp && node.kind == NodeKind::Recv) return;
+  busy_[static_cast<int>(slotOf(node))]--;
+}
+
+// --- issuing ------------------------------------------------------------------------------------
+
+// Issues ready nodes in ascending id; nodes whose slot is busy wait for the next completion.
+void Workload::issueReadyNodes() {
+  size_t base = deferred_.size();
+  while (!ready_.empty()) {
+    uint32_t index = ready_.top().second;
+    ready_.pop();
+    if (slotFree(slotOf(nodes_[index]))) {
+      issue(index);
+    } else {
+      deferred_.push_back(index);
+    }
+  }
+  for (size_t i = base; i < deferred_.size(); ++i) ready_.emplace(nodes_[deferred_[i]].id, deferred_[i]);
+  deferred_.resize(base);
+}
+
+void Workload::issue(uint32_t index) {
+  const EtNode& node = nodes_[index];
+  SimContext& context = npu_.context();
+  if (context.system.replayOnly) {
+    occupy(node);
+    npu_.schedule(std::max<Tick>(1, node.durationNs), this, index);
+  } else if (isMemory(node)) {
+    occupy(node);
+    context.memory.issue(npu_.id(), node.tensorSize, Completion{this, index});
+  } else if (runsAsCompute(node)) {
+    if (isSkipped(node)) {
+      skip(index);
+    } else {
+      issueCompute(index);
+    }
+  } else if (node.kind == NodeKind::Collective) {
+    occupy(node);
+    issueCollective(index);
+  } else if (node.kind == NodeKind::Send) {
+    occupy(node);
+    context.fabric.send(static_cast<uint32_t>(node.commTag), npu_.id(), node.commDst, static_cast<uint64_t>(node.commSize), Completion{this, index});
+  } else if (node.kind == NodeKind::Recv) {
+    context.fabric.recv(static_cast<uint32_t>(node.commTag), node.commSrc, npu_.id(), static_cast<uint64_t>(node.commSize), Completion{this, index});
+  } else {
+    skip(index);  // INVALID_NODE
+  }
+}
+
+Tick Workload::computeTime(const EtNode& node) const {
+  const SystemConfig& system = npu_.context().system;
+  if (!system.roofline) return std::max<Tick>(1, node.durationNs);
+  double ops = static_cast<double>(node.numOps);
+  double intensity = ops / static_cast<double>(node.tensorSize);
+  double perf = std::min(system.localMemBwGBps * 1e9 * intensity, system.peakPerfTflops * 1e12);
+  return static_cast<Tick>(ops / perf * 1e9);
+}
+
+void Workload::issueCompute(uint32_t index) {
+  const EtNode& node = nodes_[index];
+  occupy(node);
+  Tick time = computeTime(node);
+  if (!node.isCpuOp) npu_.ticsGpuOps += time;
+  npu_.schedule(time, this, index);
+}
+
+void Workload::issueCollective(uint32_t index) {
+  const EtNode& node = nodes_[index];
+  if (node.commType == kBroadcast) {  // not simulated by the reference either: replayed on the comm slot
+    npu_.schedule(std::max<Tick>(1, node.durationNs), this, index);
+    return;
+  }
+  std::string problem = npu_.startCollective(collectiveKindOf(node.commType), static_cast<uint64_t>(node.commSize),
+                                             node.involvedDim, node.commPriority, Completion{this, index});
+  if (!problem.empty()) failNode(node, problem);
+}
+
+// --- completion ---------------------------------------------------------------------------------
+
+void Workload::skip(uint32_t index) {
+  releaseChildren(index);
+  remove(index);
+}
+
+void Workload::handleEvent(uint64_t nodeIndex) { complete(static_cast<uint32_t>(nodeIndex)); }
+
+void Workload::complete(uint32_t index) {
+  releaseSlot(nodes_[index]);
+  releaseChildren(index);
+  issueReadyNodes();
+  remove(index);
+  checkFinished();
+}
+
+void Workload::releaseChildren(uint32_t index) {
+  for (uint32_t child : children_[index]) {
+    if (--pendingParents_[child] == 0) ready_.emplace(nodes_[child].id, child);
+  }
+}
+
+void Workload::remove(uint32_t index) {
+  removed_[index] = true;
+  --remaining_;
+}
+
+void Workload::checkFinished() {
+  if (!active_ || remaining_ != 0) return;
+  active_ = false;
+  if (npu_.context().onWorkloadFinished) npu_.context().onWorkloadFinished(npu_.id());
+}
+
+}  // namespace engine

@@ -1,0 +1,71 @@
+// The workload layer of one NPU: the node graph of one .et file, the ready queue (ascending node id),
+// the three per-NPU slots (CPU, GPU compute, GPU communication) and the timing of every node kind.
+#pragma once
+
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "et_reader.h"
+#include "event_queue.h"
+
+namespace engine {
+
+class Npu;
+
+class Workload : public EventHandler {
+ public:
+  explicit Workload(Npu& npu) : npu_(npu) {}
+
+  // Replaces the node graph with the nodes of `path` (the NPU must be idle). Throws SimError.
+  void load(const std::string& path, std::vector<EtNode> nodes);
+  // Issues the initially ready nodes (the finish check runs too: an empty workload finishes at once).
+  void start();
+
+  bool active() const { return active_; }      // loaded and not finished
+  bool finished() const { return !active_; }   // nothing loaded counts as finished
+  const std::string& path() const { return path_; }
+  // Nodes not completed yet, ascending id.
+  std::vector<std::pair<uint64_t, std::string>> remainingNodes() const;
+
+  void handleEvent(uint64_t nodeIndex) override;  // node completion
+
+ private:
+  enum class Slot { Cpu, Compute, Comm, None };
+
+  Slot slotOf(const EtNode& node) const;
+  bool slotFree(Slot slot) const { return slot == Slot::None || busy_[static_cast<int>(slot)] == 0; }
+  void occupy(const EtNode& node);
+  void releaseSlot(const EtNode& node);
+
+  void issueReadyNodes();
+  void issue(uint32_t index);
+  void issueCompute(uint32_t index);
+  void issueCollective(uint32_t index);
+  void skip(uint32_t index);
+  void complete(uint32_t index);
+  void releaseChildren(uint32_t index);
+  void remove(uint32_t index);
+  void checkFinished();
+
+  void validate(const EtNode& node) const;
+  [[noreturn]] void failNode(const EtNode& node, const std::string& what) const;
+  Tick computeTime(const EtNode& node) const;
+
+  Npu& npu_;
+  std::string path_;
+  bool active_ = false;
+  std::vector<EtNode> nodes_;
+  std::vector<std::vector<uint32_t>> children_;
+  std::vector<uint32_t> pendingParents_;
+  std::vector<bool> removed_;
+  size_t remaining_ = 0;
+  int busy_[3] = {0, 0, 0};
+  using ReadyEntry = std::pair<uint64_t, uint32_t>;  // (node id, index)
+  std::priority_queue<ReadyEntry, std::vector<ReadyEntry>, std::greater<ReadyEntry>> ready_;
+  std::vector<uint32_t> deferred_;  // ready nodes whose slot is busy (stack shared by nested issue rounds)
+};
+
+}  // namespace engine
