@@ -51,17 +51,20 @@ void MessageFabric::recv(uint64_t tag, int src, int dst, uint64_t bytes, Complet
   Transfer* t = channel.unmatchedSends.front();
   channel.unmatchedSends.pop_front();
   dropIfIdle(key);
-  if (t->arrived) {
-    release(t);
-    onReceived.fire();
-    return;
-  }
   t->onReceived = onReceived;
   t->matched = true;
+  // Data already there: the receive completes in a zero-delay event of its own.
+  if (t->arrived) events_.schedule(0, this, reinterpret_cast<uint64_t>(t) | kLateReceive);
 }
 
 void MessageFabric::handleEvent(uint64_t arg) {
-  Transfer* t = reinterpret_cast<Transfer*>(arg);
+  Transfer* t = reinterpret_cast<Transfer*>(arg & ~kLateReceive);
+  if (arg & kLateReceive) {
+    Completion received = t->onReceived;
+    release(t);
+    received.fire();
+    return;
+  }
   t->arrived = true;
   t->onArrival.fire();
   if (t->matched) {

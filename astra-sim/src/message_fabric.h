@@ -1,6 +1,6 @@
 // Send/receive matching on top of the network: the k-th send and the k-th receive with the same
 // (tag, src, dst, size) match. A send completes at its arrival; a receive completes at
-// max(arrival, time the receive was posted) - immediately, inside recv(), if the data already arrived.
+// max(arrival, time the receive was posted) - in a zero-delay event if the data already arrived.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +21,8 @@ class MessageFabric : public EventHandler {
   void send(uint64_t tag, int src, int dst, uint64_t bytes, Completion onArrival);
   void recv(uint64_t tag, int src, int dst, uint64_t bytes, Completion onReceived);
 
-  void handleEvent(uint64_t arg) override;  // arrival of a transfer
+  void handleEvent(uint64_t arg) override;  // arrival of a transfer, or a late receive completing
+
 
  private:
   struct Key {
@@ -50,6 +51,8 @@ class MessageFabric : public EventHandler {
     std::deque<Transfer*> unmatchedSends;
     std::deque<Completion> unmatchedRecvs;
   };
+
+  static constexpr uint64_t kLateReceive = 1;  // tags the event argument (transfers are aligned)
 
   Transfer* newTransfer();
   void release(Transfer* t);

@@ -107,17 +107,18 @@ std::vector<std::pair<uint64_t, std::string>> Workload::remainingNodes() const {
 Workload::Slot Workload::slotOf(const EtNode& node) const {
   if (node.isCpuOp) return Slot::Cpu;
   if (node.kind == NodeKind::Comp) return Slot::Compute;
-  return Slot::Comm;  // every other kind, receives included, needs a free communication slot to issue
+  if (node.kind == NodeKind::Recv) return Slot::None;  // any number of receives may be outstanding
+  return Slot::Comm;  // every other kind, INVALID included, needs the communication slot to issue
 }
 
 void Workload::occupy(const EtNode& node) {
-  if (!node.isCpuOp && node.kind == NodeKind::Recv) return;  // receives never hold the slot
-  busy_[static_cast<int>(slotOf(node))]++;
+  Slot slot = slotOf(node);
+  if (slot != Slot::None) busy_[static_cast<int>(slot)]++;
 }
 
 void Workload::releaseSlot(const EtNode& node) {
-  if (!node.isCpuOp && node.kind == NodeKind::Recv) return;
-  busy_[static_cast<int>(slotOf(node))]--;
+  Slot slot = slotOf(node);
+  if (slot != Slot::None) busy_[static_cast<int>(slot)]--;
 }
 
 // --- issuing ------------------------------------------------------------------------------------
