@@ -48,11 +48,11 @@ bool integerValue(const ChakraProtoMsg::AttributeProto& a, int64_t* out) {
   }
 }
 
-void readAttributes(const ChakraProtoMsg::Node& proto, EtNode& node, const std::string& where) {
+void readAttributes(const ChakraProtoMsg::Node& proto, EtNode& node, const std::string& path) {
   for (const auto& a : proto.attr()) {
     const std::string& name = a.name();
     if (name == "involved_dim") {
-      if (!a.has_bool_list()) fail(kExitInput, where + ": attribute involved_dim must be a bool_list");
+      if (!a.has_bool_list()) fail(kExitInput, path + ": node " + std::to_string(node.id) + ": attribute involved_dim must be a bool_list");
       node.involvedDim.assign(a.bool_list().values().begin(), a.bool_list().values().end());
       continue;
     }
@@ -71,6 +71,15 @@ void readAttributes(const ChakraProtoMsg::Node& proto, EtNode& node, const std::
   }
 }
 
+// Number of length-prefixed records in an uncompressed trace (to size the node vector once).
+size_t countRecords(const std::string& bytes) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size()));
+  size_t count = 0;
+  uint32_t length = 0;
+  while (in.ReadVarint32(&length) && in.Skip(static_cast<int>(length))) ++count;
+  return count;
+}
+
 }  // namespace
 
 std::vector<EtNode> readEtFile(const std::string& path, NodeTypeNumbering numbering) {
@@ -86,18 +95,20 @@ std::vector<EtNode> readEtFile(const std::string& path, NodeTypeNumbering number
   in.SetTotalBytesLimit(INT32_MAX);
 
   std::vector<EtNode> nodes;
+  if (!gzip) nodes.reserve(countRecords(bytes));
+  ChakraProtoMsg::Node proto;  // reused: keeps its allocations between records
   bool metadataSeen = false;
   uint32_t length = 0;
   while (in.ReadVarint32(&length)) {
     auto limit = in.PushLimit(static_cast<int>(length));
-    std::string where = path + " record " + std::to_string(nodes.size() + (metadataSeen ? 1 : 0));
+    auto where = [&] { return path + " record " + std::to_string(nodes.size() + (metadataSeen ? 1 : 0)); };
     if (!metadataSeen) {
       ChakraProtoMsg::GlobalMetadata metadata;
-      if (!metadata.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) fail(kExitInput, where + ": invalid GlobalMetadata record");
+      if (!metadata.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) fail(kExitInput, where() + ": invalid GlobalMetadata record");
       metadataSeen = true;
     } else {
-      ChakraProtoMsg::Node proto;
-      if (!proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) fail(kExitInput, where + ": invalid Node record");
+      proto.Clear();
+      if (!proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) fail(kExitInput, where() + ": invalid Node record");
       EtNode node;
       node.id = proto.id();
       node.name = proto.name();
@@ -106,7 +117,7 @@ std::vector<EtNode> readEtFile(const std::string& path, NodeTypeNumbering number
       node.kind = kindFromNumber(type, numbering);
       node.durationNs = proto.duration_micros();
       node.dataDeps.assign(proto.data_deps().begin(), proto.data_deps().end());
-      readAttributes(proto, node, path + ": node " + std::to_string(node.id));
+      readAttributes(proto, node, path);
       nodes.push_back(std::move(node));
     }
     in.PopLimit(limit);

@@ -8,7 +8,7 @@
 #pragma once
 
 #include <cstdint>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 #include "common.h"
@@ -35,10 +35,11 @@ struct Completion {
 class EventQueue {
  public:
   explicit EventQueue(int npus) : openGroups_(npus) {}
+  ~EventQueue();
 
   Tick now() const { return now_; }
-  bool empty() const { return heap_.empty(); }
-  Tick nextTime() const { return heap_.front().time; }
+  bool empty() const { return buckets_.empty(); }
+  Tick nextTime() const { return buckets_.begin()->first; }
 
   // A network-level event: its own FIFO position.
   void schedule(Tick delay, EventHandler* handler, uint64_t arg);
@@ -51,29 +52,36 @@ class EventQueue {
   void advanceTo(Tick t) { now_ = t; }
 
  private:
-  struct Event {
-    Tick time;
-    uint64_t group;  // FIFO position of the group
-    uint64_t seq;    // FIFO position inside the group
+  static constexpr uint32_t kEnd = UINT32_MAX;
+  struct Entry {
     EventHandler* handler;
     uint64_t arg;
+    uint32_t next;  // next entry of the same group
+  };
+  struct Group {
+    uint32_t head;
+    uint32_t tail;
     int npu;  // -1 for network-level events
   };
-  struct Later {
-    bool operator()(const Event& a, const Event& b) const {
-      if (a.time != b.time) return a.time > b.time;
-      if (a.group != b.group) return a.group > b.group;
-      return a.seq > b.seq;
-    }
+  // All events of one timestamp: groups in FIFO order, each a linked list of entries.
+  struct Bucket {
+    std::vector<Entry> entries;
+    std::vector<Group> groups;
+  };
+  struct OpenGroup {
+    Tick time;
+    Bucket* bucket;
+    uint32_t group;
   };
 
-  void push(const Event& e);
-  Event pop();
+  Bucket* bucketAt(Tick time);
+  uint32_t addEntry(Bucket* bucket, EventHandler* handler, uint64_t arg);
+  void closeGroup(int npu, Tick time);
 
   Tick now_ = 0;
-  uint64_t counter_ = 0;
-  std::vector<Event> heap_;
-  std::vector<std::unordered_map<Tick, uint64_t>> openGroups_;  // per NPU: tick -> group id
+  std::map<Tick, Bucket*> buckets_;
+  std::vector<Bucket*> spareBuckets_;
+  std::vector<std::vector<OpenGroup>> openGroups_;  // per NPU: its groups not yet run
 };
 
 }  // namespace engine

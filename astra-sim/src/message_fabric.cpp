@@ -6,6 +6,20 @@ MessageFabric::~MessageFabric() {
   for (Transfer* t : allTransfers_) delete t;
 }
 
+void MessageFabric::Fifo::push(Transfer* t) {
+  t->next = nullptr;
+  if (tail) tail->next = t;
+  else head = t;
+  tail = t;
+}
+
+MessageFabric::Transfer* MessageFabric::Fifo::pop() {
+  Transfer* t = head;
+  head = t->next;
+  if (!head) tail = nullptr;
+  return t;
+}
+
 MessageFabric::Transfer* MessageFabric::newTransfer() {
   if (freeTransfers_.empty()) {
     allTransfers_.push_back(new Transfer());
@@ -19,9 +33,8 @@ MessageFabric::Transfer* MessageFabric::newTransfer() {
 
 void MessageFabric::release(Transfer* t) { freeTransfers_.push_back(t); }
 
-void MessageFabric::dropIfIdle(const Key& key) {
-  auto it = channels_.find(key);
-  if (it != channels_.end() && it->second.unmatchedSends.empty() && it->second.unmatchedRecvs.empty()) channels_.erase(it);
+void MessageFabric::dropIfIdle(std::unordered_map<Key, Channel, KeyHash>::iterator channel) {
+  if (channel->second.unmatchedSends.empty() && channel->second.unmatchedRecvs.empty()) channels_.erase(channel);
 }
 
 void MessageFabric::send(uint64_t tag, int src, int dst, uint64_t bytes, Completion onArrival) {
@@ -29,34 +42,34 @@ void MessageFabric::send(uint64_t tag, int src, int dst, uint64_t bytes, Complet
   Transfer* t = newTransfer();
   t->key = Key{tag, bytes, src, dst};
   t->onArrival = onArrival;
-  Channel& channel = channels_[t->key];
-  if (!channel.unmatchedRecvs.empty()) {
-    t->onReceived = channel.unmatchedRecvs.front();
+  auto channel = channels_.try_emplace(t->key).first;
+  if (!channel->second.unmatchedRecvs.empty()) {
+    Transfer* waiting = channel->second.unmatchedRecvs.pop();
+    t->onReceived = waiting->onReceived;
     t->matched = true;
-    channel.unmatchedRecvs.pop_front();
-    dropIfIdle(t->key);
+    release(waiting);
+    dropIfIdle(channel);
   } else {
-    channel.unmatchedSends.push_back(t);
+    channel->second.unmatchedSends.push(t);
   }
   events_.schedule(delay, this, reinterpret_cast<uint64_t>(t));
 }
 
 void MessageFabric::recv(uint64_t tag, int src, int dst, uint64_t bytes, Completion onReceived) {
-  Key key{tag, bytes, src, dst};
-  Channel& channel = channels_[key];
-  if (channel.unmatchedSends.empty()) {
-    channel.unmatchedRecvs.push_back(onReceived);
+  auto channel = channels_.try_emplace(Key{tag, bytes, src, dst}).first;
+  if (channel->second.unmatchedSends.empty()) {
+    Transfer* waiting = newTransfer();
+    waiting->onReceived = onReceived;
+    channel->second.unmatchedRecvs.push(waiting);
     return;
   }
-  Transfer* t = channel.unmatchedSends.front();
-  channel.unmatchedSends.pop_front();
-  dropIfIdle(key);
+  Transfer* t = channel->second.unmatchedSends.pop();
+  dropIfIdle(channel);
   t->onReceived = onReceived;
   t->matched = true;
   // Data already there: the receive completes in a zero-delay event of its own.
   if (t->arrived) events_.schedule(0, this, reinterpret_cast<uint64_t>(t) | kLateReceive);
 }
-
 void MessageFabric::handleEvent(uint64_t arg) {
   Transfer* t = reinterpret_cast<Transfer*>(arg & ~kLateReceive);
   if (arg & kLateReceive) {

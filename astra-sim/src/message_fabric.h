@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <unordered_map>
 #include <vector>
 
@@ -40,23 +39,32 @@ class MessageFabric : public EventHandler {
       return static_cast<size_t>(h);
     }
   };
+  // A send, or a receive posted before its send (then only `onReceived` and `next` are used).
   struct Transfer {
     Key key;
     Completion onArrival;
     Completion onReceived;
+    Transfer* next = nullptr;  // FIFO link inside a channel
     bool arrived = false;
     bool matched = false;
   };
+  struct Fifo {
+    Transfer* head = nullptr;
+    Transfer* tail = nullptr;
+    bool empty() const { return head == nullptr; }
+    void push(Transfer* t);
+    Transfer* pop();
+  };
   struct Channel {
-    std::deque<Transfer*> unmatchedSends;
-    std::deque<Completion> unmatchedRecvs;
+    Fifo unmatchedSends;
+    Fifo unmatchedRecvs;
   };
 
   static constexpr uint64_t kLateReceive = 1;  // tags the event argument (transfers are aligned)
 
   Transfer* newTransfer();
   void release(Transfer* t);
-  void dropIfIdle(const Key& key);
+  void dropIfIdle(std::unordered_map<Key, Channel, KeyHash>::iterator channel);
 
   EventQueue& events_;
   const Network& network_;

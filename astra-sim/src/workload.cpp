@@ -69,6 +69,8 @@ void Workload::load(const std::string& path, std::vector<EtNode> nodes) {
     if (!indexOf.emplace(nodes_[i].id, i).second) failNode(nodes_[i], "duplicate node id");
     validate(nodes_[i]);
   }
+  ids_.resize(nodes_.size());
+  for (uint32_t i = 0; i < nodes_.size(); ++i) ids_[i] = nodes_[i].id;
   children_.assign(nodes_.size(), {});
   pendingParents_.assign(nodes_.size(), 0);
   removed_.assign(nodes_.size(), false);
@@ -135,7 +137,7 @@ void Workload::issueReadyNodes() {
       deferred_.push_back(index);
     }
   }
-  for (size_t i = base; i < deferred_.size(); ++i) ready_.emplace(nodes_[deferred_[i]].id, deferred_[i]);
+  for (size_t i = base; i < deferred_.size(); ++i) ready_.emplace(ids_[deferred_[i]], deferred_[i]);
   deferred_.resize(base);
 }
 
@@ -214,7 +216,7 @@ void Workload::complete(uint32_t index) {
 
 void Workload::releaseChildren(uint32_t index) {
   for (uint32_t child : children_[index]) {
-    if (--pendingParents_[child] == 0) ready_.emplace(nodes_[child].id, child);
+    if (--pendingParents_[child] == 0) ready_.emplace(ids_[child], child);
   }
 }
 

@@ -58,6 +58,7 @@ class Workload : public EventHandler {
   std::string path_;
   bool active_ = false;
   std::vector<EtNode> nodes_;
+  std::vector<uint64_t> ids_;  // node ids, compact for the ready queue
   std::vector<std::vector<uint32_t>> children_;
   std::vector<uint32_t> pendingParents_;
   std::vector<bool> removed_;
