@@ -81,7 +81,6 @@ CommandLine parseCommandLine(int argc, char** argv) {
 
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") fail(kExitUsage, usage());
     if (arg.rfind("--", 0) != 0) fail(kExitUsage, "unexpected argument '" + arg + "'\n" + usage());
     std::string name = arg.substr(2);
     std::string value;

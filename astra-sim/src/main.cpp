@@ -22,6 +22,12 @@ SimulatorInputs loadInputs(const CommandLine& cli) {
 }
 
 int run(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::cout << usage();
+      return 0;
+    }
+  }
   CommandLine cli = parseCommandLine(argc, argv);
   Simulator sim(loadInputs(cli));
   switch (cli.mode) {

@@ -56,19 +56,18 @@ class StepSession {
     reply("ok");
   }
 
+  // Runs whole timestamps until a workload completes; with a limit, stops before events past it.
   void step(bool limited, Tick limit) {
-    collectFinished();
-    if (!finished_.empty()) return replyDone();
-    if (!sim_.anyActive()) return reply("idle " + std::to_string(sim_.now()));
     for (;;) {
-      if (!sim_.hasEvents()) failDeadlock(sim_);
-      if (limited && sim_.nextEventTime() > limit) {
-        sim_.advanceTo(std::max(sim_.now(), limit));
-        return reply("time " + std::to_string(sim_.now()));
-      }
-      sim_.runTimestamp();
       collectFinished();
       if (!finished_.empty()) return replyDone();
+      if (!sim_.hasEvents()) {
+        if (sim_.anyActive()) failDeadlock(sim_);
+        if (!limited) return reply("idle " + std::to_string(sim_.now()));
+        return replyTimeAt(limit);
+      }
+      if (limited && sim_.nextEventTime() > limit) return replyTimeAt(limit);
+      sim_.runTimestamp();
     }
   }
 
@@ -80,6 +79,11 @@ class StepSession {
   }
 
   void reply(const std::string& text) { std::cout << text << std::endl; }
+
+  void replyTimeAt(Tick limit) {
+    sim_.advanceTo(std::max(sim_.now(), limit));
+    reply("time " + std::to_string(sim_.now()));
+  }
 
  private:
   void collectFinished() {
