@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iostream>
 
 #include "modes.h"
@@ -28,10 +29,13 @@ void printTopologyLines(const Simulator& sim) {
       stride *= n;
     }
   }
-  const std::vector<int>& group = in.groups.empty() ? std::vector<int>() : in.groups[0];
-  if (!group.empty() && static_cast<int>(group.size()) < in.network.totalNpus()) {
-    std::cout << "[system::topology::RingTopology] [info] custom ring, id: 0, dimension: local total nodes in ring: "
-              << group.size() << " index in ring: 0 total nodes in ring " << group.size() << '\n';
+  for (size_t npu = 0; npu < in.groups.size(); ++npu) {  // one line per NPU in a communicator group
+    const std::vector<int>& group = in.groups[npu];
+    if (group.empty() || static_cast<int>(group.size()) == in.network.totalNpus()) continue;
+    size_t index = std::find(group.begin(), group.end(), static_cast<int>(npu)) - group.begin();
+    std::cout << "[system::topology::RingTopology] [info] custom ring, id: " << npu
+              << ", dimension: local total nodes in ring: " << group.size() << " index in ring: " << index
+              << " total nodes in ring " << group.size() << '\n';
   }
 }
 
