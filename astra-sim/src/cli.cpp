@@ -81,7 +81,7 @@ CommandLine parseCommandLine(int argc, char** argv) {
 
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0) fail(kExitUsage, "unexpected argument '" + arg + "'\n" + usage());
+    if (arg.rfind("--", 0) != 0) fail(kExitUsage, "unexpected argument '" + arg + "' (see --help)");
     std::string name = arg.substr(2);
     std::string value;
     bool hasValue = false;
@@ -92,7 +92,7 @@ CommandLine parseCommandLine(int argc, char** argv) {
       hasValue = true;
     }
     auto it = valued.find(name);
-    if (it == valued.end()) fail(kExitUsage, "unknown option --" + name + "\n" + usage());
+    if (it == valued.end()) fail(kExitUsage, "unknown option --" + name + " (see --help)");
     if (!hasValue && name == "batch") {
       value = "true";
     } else if (!hasValue) {
@@ -108,9 +108,9 @@ CommandLine parseCommandLine(int argc, char** argv) {
     if (cli.mode == Mode::Step) fail(kExitUsage, "--batch and --protocol=step exclude each other");
     cli.mode = Mode::Batch;
   }
-  if (cli.system.empty()) fail(kExitUsage, "--system-configuration is required\n" + usage());
-  if (cli.network.empty()) fail(kExitUsage, "--network-configuration is required\n" + usage());
-  if (cli.workload.empty() && cli.mode != Mode::Step) fail(kExitUsage, "--workload-configuration is required (optional only with --protocol=step)\n" + usage());
+  if (cli.system.empty()) fail(kExitUsage, "--system-configuration is required (see --help)");
+  if (cli.network.empty()) fail(kExitUsage, "--network-configuration is required (see --help)");
+  if (cli.workload.empty() && cli.mode != Mode::Step) fail(kExitUsage, "--workload-configuration is required (optional only with --protocol=step)");
   return cli;
 }
 

@@ -99,7 +99,9 @@ std::vector<EtNode> readEtFile(const std::string& path, NodeTypeNumbering number
   ChakraProtoMsg::Node proto;  // reused: keeps its allocations between records
   bool metadataSeen = false;
   uint32_t length = 0;
+  auto truncated = [&] { fail(kExitInput, path + ": truncated record at byte " + std::to_string(in.CurrentPosition())); };
   while (in.ReadVarint32(&length)) {
+    if (!gzip && static_cast<size_t>(in.CurrentPosition()) + length > bytes.size()) truncated();
     auto limit = in.PushLimit(static_cast<int>(length));
     auto where = [&] { return path + " record " + std::to_string(nodes.size() + (metadataSeen ? 1 : 0)); };
     if (!metadataSeen) {
@@ -122,9 +124,7 @@ std::vector<EtNode> readEtFile(const std::string& path, NodeTypeNumbering number
     }
     in.PopLimit(limit);
   }
-  if (in.BytesUntilTotalBytesLimit() > 0 && in.CurrentPosition() < static_cast<int>(bytes.size()) && !gzip) {
-    fail(kExitInput, path + ": truncated record at byte " + std::to_string(in.CurrentPosition()));
-  }
+  if (!gzip && static_cast<size_t>(in.CurrentPosition()) != bytes.size()) truncated();
   if (!metadataSeen) fail(kExitInput, path + ": empty file (no GlobalMetadata record)");
   return nodes;
 }
