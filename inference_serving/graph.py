@@ -60,11 +60,13 @@ def _rank_ops(rows: list[Row], rank: int, tp: int) -> list[Op]:
 
 
 def merge_compute(ops: list[Op]) -> list[Op]:
+    """Runs of consecutive COMP ops become one op (named after the first, with a '+')."""
     merged: list[Op] = []
     for op in ops:
         if op.kind == "comp" and merged and merged[-1].kind == "comp":
             last = merged[-1]
-            merged[-1] = Op("comp", last.name if last.name.endswith("+") else last.name + "+", last.value + op.value)
+            name = last.name if last.name.endswith("+") else last.name + "+"
+            merged[-1] = Op("comp", name, last.value + op.value)
         else:
             merged.append(op)
     return merged
@@ -81,7 +83,9 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
     else:
         ops.append(Op("recv", "recv_hidden", hidden_bytes // tp, peer=npu - tp, tag=stage))
         body = []
-    body += _rank_ops(trace.block, rank, tp) * trace.stage_layers[stage]
+    block = _rank_ops(trace.block, rank, tp)
+    # merge(A + B) == merge(merge(A) + merge(B)): merging the block once keeps this cheap
+    body += (merge_compute(block) if merge else block) * trace.stage_layers[stage]
     last = stage == trace.pp - 1
     if last:
         body += _rank_ops(trace.head, rank, tp)

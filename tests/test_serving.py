@@ -205,3 +205,19 @@ def test_bad_input_one_line_exit_2(args, words):
     assert len(lines) == 1 and "Traceback" not in done.stderr
     for word in words:
         assert word in lines[0]
+
+
+def test_compat_protocol_driver_matches_step_protocol_up_to_idle_ticks(tmp_path):
+    """Another binary path is driven with ASTRA-sim's interactive protocol: same batches, each
+    started at the engine's next timestamp (here the 100 ns idle tick) instead of at once."""
+    from inference_serving.engine import DEFAULT_ENGINE
+    copy = tmp_path / "other-astra"
+    copy.write_bytes(DEFAULT_ENGINE.read_bytes())
+    copy.chmod(0o755)
+    shape = [(4, 3, 0), (2, 2, 0), (3, 1, 5000)]
+    step_rows, _ = run(tmp_path, shape)
+    compat_rows, _ = run(tmp_path, shape, astra_sim=copy, output=tmp_path / "compat.csv")
+    step, compat = by_id(step_rows), by_id(compat_rows)
+    for rid in step:
+        lag = compat[rid]["end_time"] - step[rid]["end_time"]
+        assert 0 < lag <= 3 * 200, (rid, lag)
