@@ -3,6 +3,7 @@
 Attribute value types follow the reference (astra-sim-analytical.md §5.3): the C2
 feeder reads each attribute from one specific oneof field only.
 """
+import gzip
 import io
 import json
 from pathlib import Path
@@ -155,11 +156,12 @@ class Case:
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         return path
 
-    def workload(self, per_npu, prefix="workload", with_metadata=True):
+    def workload(self, per_npu, prefix="workload", with_metadata=True, compress=False):
         """Write <prefix>.<i>.et for every NPU; NPUs missing from `per_npu` get an
-        empty trace (metadata only)."""
+        empty trace (metadata only); `compress` gzips the files."""
         for i in range(self.num_npus):
-            self.write(f"{prefix}.{i}.et", et_bytes(per_npu.get(i, []), with_metadata))
+            data = et_bytes(per_npu.get(i, []), with_metadata)
+            self.write(f"{prefix}.{i}.et", gzip.compress(data) if compress else data)
         return prefix
 
     def same_workload(self, nodes, prefix="workload"):

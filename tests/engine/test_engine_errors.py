@@ -13,7 +13,7 @@ import pytest
 from chakra.schema.protobuf.et_def_pb2 import NodeType
 from engine_driver import Interactive, Step, run_batch, run_interactive
 from etgen import (ALL_GATHER, ALL_REDUCE, ALL_TO_ALL, BARRIER, REDUCE, REDUCE_SCATTER, coll, comp,
-                   node, recv, send, system_config)
+                   mem_load, node, recv, send, system_config)
 
 DEADLOCK_EXIT = 3
 MAX_STEPS = 20
@@ -48,12 +48,13 @@ class Shape:
     per_npu: dict  # npu -> nodes, or "all" -> nodes for every NPU
     groups: list
     system: dict = field(default_factory=dict)
-    silent: bool = False      # no NPU ever finishes (reference: silent hang or abort)
+    memory: dict = None
+    silent: bool = False      # no NPU ever finishes, so the compat loop would ask nobody
     deadlock: bool = False    # only visible at run time across NPUs → exit code 3 in step mode
     with_metadata: bool = True
 
     def build(self, make_case):
-        case = make_case(**self.network, system=system_config(**self.system))
+        case = make_case(**self.network, system=system_config(**self.system), memory=self.memory)
         if "all" in self.per_npu:
             nodes = {i: self.per_npu["all"] for i in range(case.num_npus)}
         else:
@@ -130,6 +131,14 @@ SHAPES = {
         RING4, {"all": [coll(74, ALL_TO_ALL, 1024)]},
         [file_of(0, 1, 2, 3) + (r"system\.json", "halvingDoubling"), node_id(74) + ("halvingDoubling", "all.?to.?all")],
         system=dict(impl=["halvingDoubling"]), silent=True),
+    # --- fatal in the reference as well, or garbage (2^63 cycles for roofline 0/0)
+    "memory_node_without_remote_memory": Shape(
+        FC1, {0: [mem_load(75, 4096)]}, [file_of(0), node_id(75)], silent=True,
+        memory={"memory-type": "NO_MEMORY_EXPANSION", "remote-mem-latency": 0, "remote-mem-bw": 512}),
+    "send_to_missing_npu": Shape(FC2, {0: [send(76, 0, 7, 1000)]}, [file_of(0), node_id(76)]),
+    "roofline_without_num_ops": Shape(FC1, {0: [comp(77, 100, num_ops=0, tensor_size=1000)]},
+                                      [file_of(0), node_id(77)], silent=True,
+                                      system=dict(roofline_enabled=1, peak_perf=100)),
 }
 
 
@@ -302,3 +311,36 @@ def test_step_stdin_closed_without_exit(make_case):
         step.close_stdin()
         finished = step.finish()
     assert_clear_error(finished, EOF_WORDS)
+
+
+def test_compat_prefix_without_files(make_case):
+    """The reference logs a missing prefix and keeps waiting; ours stops with an error."""
+    case = make_case(**FC2)
+    case.same_workload([comp(41, 100)])
+    run = run_interactive(case.root, case.argv(), ["nothere"])
+    assert_clear_error(run, [(r"nothere\.0\.et",)])
+
+
+PROTOCOL_MISUSE_EXIT = 2
+STEP_MISUSE = {
+    "load_on_busy_npu": (["load workload all", "load workload 1"], "load"),
+    "advance_with_pending_events": (["load workload all", "advance 5000"], "advance"),
+    "advance_into_the_past": (["advance 500", "advance 100"], "advance"),
+    "unknown_command": (["frobnicate"], "frobnicate"),
+    "load_without_npus": (["load workload"], "load"),
+    "load_of_unknown_npu": (["load workload 5"], "5"),
+}
+
+
+@pytest.mark.parametrize("name", STEP_MISUSE)
+def test_step_protocol_misuse(make_case, name):
+    """The last command of the script is refused: one stderr line naming it, exit 2."""
+    commands, word = STEP_MISUSE[name]
+    case = make_case(**FC2)
+    case.same_workload([comp(41, 100)])
+    with Step(case.root, case.config_args()) as step:
+        replies = [step.send(c) for c in commands]
+        finished = step.finish()
+    assert replies[-1] is None and None not in replies[:-1], replies
+    assert_clear_error(finished, [(word,)])
+    assert finished.rc == PROTOCOL_MISUSE_EXIT

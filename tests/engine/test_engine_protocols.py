@@ -141,6 +141,15 @@ def test_step_limits_advance_and_partial_loads(two_npu_step):
     assert step.finish().rc == 0
 
 
+def test_step_empty_workload_completes_at_load_tick(make_case):
+    """A workload without nodes completes when it is loaded (here at 500); exposed = 500."""
+    case = make_case(**FC2)
+    case.workload({}, prefix="empty")
+    with Step(case.root, case.config_args()) as step:
+        assert [step.send(c) for c in ("advance 500", "load empty all", "step")] == \
+            ["time 500", "ok", "done 500 0:500 1:500"]
+
+
 # ---------------------------------------------------------------- compat == step
 
 ITERATIONS = 4

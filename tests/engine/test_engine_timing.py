@@ -200,12 +200,40 @@ def test_single_collective(make_case, name):
     assert result.finishes == all_npus(case, expected, expected)  # no compute: E = T
 
 
-def test_injection_scale_multiplies_endpoint_delay(make_case):
-    """d = endpoint-delay × injection-scale = 20: 6·2941 + 7·20 + 3·489 = 19253."""
+FLAG_VARIANTS = {
+    # d = endpoint-delay × injection-scale = 20: 6·2941 + 7·20 + 3·489 = 19253
+    "injection_scale_2": (["--injection-scale=2"], 10 * 2),
+    # a group path containing "empty" means no groups
+    "comm_group_empty": (["--comm-group-configuration=empty"], 10),
+    # parsed and unused by the analytical timing
+    "comm_and_compute_scale_unused": (["--comm-scale=3", "--compute-scale=5"], 10),
+}
+
+
+@pytest.mark.parametrize("name", FLAG_VARIANTS)
+def test_flags_on_ring_allreduce(make_case, name):
+    """G3 (Ring[4] AR 1 MiB) with extra flags: 6·T + 7·d + 3·P."""
+    flags, d = FLAG_VARIANTS[name]
     case = make_case(**RING4)
     case.same_workload([coll(1, ALL_REDUCE, MiB)])
-    expected = 6 * T256K_1 + 7 * (10 * 2) + 3 * P256K
-    assert run_ok(case, ["--injection-scale=2"]).finishes == all_npus(case, expected, expected)
+    expected = 6 * T256K_1 + 7 * d + 3 * P256K
+    assert run_ok(case, flags).finishes == all_npus(case, expected, expected)
+
+
+def test_block_style_network_yaml_with_comments(make_case):
+    """network.yml is YAML: block lists and comments read like G3's flow lists."""
+    case = make_case(**RING4)
+    case.write("network.yml", "# G3 network\ntopology:\n  - Ring\nnpus_count:\n  - 4  # NPUs\n"
+                              "bandwidth:\n  - 100.0\nlatency:\n  - 500.0\n")
+    case.same_workload([coll(1, ALL_REDUCE, MiB)])
+    assert run_ok(case).finishes == all_npus(case, RING4_AR_1MIB, RING4_AR_1MIB)
+
+
+def test_gzip_compressed_trace(make_case):
+    """§5.1: gzip traces are detected by their magic bytes: G1 chain → 600."""
+    case = make_case(**ONE_NPU)
+    case.workload({0: [comp(0, 100), comp(1, 200, deps=[0]), comp(2, 300, deps=[1])]}, compress=True)
+    assert run_ok(case).finishes == {0: (600, 0)}
 
 
 def test_communicator_group_ring(make_case):
@@ -347,9 +375,10 @@ def fc(n):
     return net(["FullyConnected"], [n], [256], [0])
 
 
-def test_memory_load_then_store(make_case):
-    """G9: load then dependent store: 2·(300 + 15625) = 31850."""
-    case = make_case(**ONE_NPU, memory=memory("PER_NPU_MEMORY_EXPANSION"))
+@pytest.mark.parametrize("bw", [64, 64.9], ids=["bw64", "fractional_bw_truncated"])
+def test_memory_load_then_store(make_case, bw):
+    """G9: load then dependent store: 2·(300 + 15625) = 31850 (bw is read as an integer)."""
+    case = make_case(**ONE_NPU, memory=memory("PER_NPU_MEMORY_EXPANSION", bw=bw))
     case.same_workload([mem_load(1, 10**6), mem_store(2, 10**6, deps=[1])])
     assert run_ok(case).finishes == {0: (2 * ONE_REQUEST, 2 * ONE_REQUEST)}
 
@@ -399,6 +428,8 @@ ROOFLINE_CASES = {
     "compute_bound": (10**6, None, roofline(10**9, 10**6, 1600, 100), 0),
     # OI = 10: perf = min(1.6e13, 1e14) = 1.6e13 → 62500 ns
     "memory_bound": (10**8, None, roofline(10**9, 10**8, 1600, 100), 0),
+    # tensor_size 0: OI = ∞ → perf = peak (C2) → 10000
+    "tensor_size_zero_at_peak": (0, None, 10000, 0),
     # C2 times CPU nodes with the roofline too; CPU time is not subtracted from exposed
     "cpu_node": (10**6, True, 10000, 10000),
 }
