@@ -147,8 +147,8 @@ class Case:
         self.write("network.yml", network_yaml(topology, npus, bandwidth, latency))
         self.write("system.json", json.dumps(system or system_config(), indent=1))
         self.write("remote_memory.json", json.dumps(memory or DEFAULT_MEMORY, indent=1))
-        self.comm_group = comm_group is not None
-        if self.comm_group:
+        self.has_comm_group = comm_group is not None
+        if self.has_comm_group:
             self.write("comm_group.json", json.dumps(comm_group))
 
     def write(self, name, content):
@@ -171,7 +171,7 @@ class Case:
     def config_args(self):
         args = ["--system-configuration=system.json", "--network-configuration=network.yml",
                 "--remote-memory-configuration=remote_memory.json"]
-        if self.comm_group:
+        if self.has_comm_group:
             args.append("--comm-group-configuration=comm_group.json")
         return args
 

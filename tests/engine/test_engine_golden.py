@@ -16,11 +16,15 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "expected.json").is_file())
 
 
+def expected_of(name):
+    return json.loads((GOLDEN / name / "expected.json").read_text())
+
+
 def load_case(name, tmp_path):
     """Copy the case to a scratch directory (the engine may write log/ there)."""
     work = tmp_path / name
     shutil.copytree(GOLDEN / name, work)
-    return work, json.loads((work / "expected.json").read_text())
+    return work, expected_of(name)
 
 
 def first_difference(got, expected):
@@ -31,7 +35,7 @@ def first_difference(got, expected):
 
 
 def test_golden_selection_covers_every_family():
-    families = {json.loads((GOLDEN / c / "expected.json").read_text())["family"] for c in CASES}
+    families = {expected_of(c)["family"] for c in CASES}
     assert families == set(range(1, 9))
     for must in ("v_f1stuck_00", "v_f4unm_00", "v_f3grp_00", "v_f2edge_00"):
         assert must in CASES
@@ -49,10 +53,8 @@ def test_replay_interactive(name, tmp_path):
     assert run.rc == exp["exit_status"]
 
 
-COMPLETE_SINGLE_WORKLOAD = [
-    c for c in CASES
-    if not json.loads((GOLDEN / c / "expected.json").read_text())["extra_workload_prefixes"]
-    and json.loads((GOLDEN / c / "expected.json").read_text())["final_banner"] == "All Request Has Been Exited"]
+COMPLETE_SINGLE_WORKLOAD = [c for c in CASES if not expected_of(c)["extra_workload_prefixes"]
+                            and expected_of(c)["final_banner"] == "All Request Has Been Exited"]
 
 
 def has_nodes(et_path):

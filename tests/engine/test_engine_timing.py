@@ -288,6 +288,24 @@ def test_two_dimensional_collective(make_case, name):
     assert run_ok(case).finishes == all_npus(case, expected, expected)
 
 
+INVOLVED_DIM_CASES = {
+    # dim 1 only: the whole S is all-reduced on the Switch: m = S/2 → 2·11765 + 30 + 981 = 24541
+    "dim1_only": ([False, True], 2 * T1(524288) + 3 * D + P512K),
+    # dim 0 only: as G7c → 9457
+    "dim0_only": ([True, False], AR_DIM0_1MIB),
+}
+
+
+@pytest.mark.parametrize("name", INVOLVED_DIM_CASES)
+def test_involved_dim_selects_dimensions(make_case, name):
+    """§5.4: a collective skips the dimensions its involved_dim marks false (localBWAware,
+    implementation lists ["ring", "ring"])."""
+    involved, expected = INVOLVED_DIM_CASES[name]
+    case = make_case(**FC_X_SWITCH, system=system_config(impl=["ring", "ring"]))
+    case.same_workload([coll(1, ALL_REDUCE, MiB, involved_dim=involved)])
+    assert run_ok(case).finishes == all_npus(case, expected, expected)
+
+
 def test_two_dimensional_chunk_pipelining(make_case):
     """G7d: localBWAware, splits 2 (chunks of 512 KiB). Per chunk: RS(dim0) 3·710 + 40 + 3·243
     = 2899; AR(dim1, m = 65536) 2·3220 + 30 + 120 = 6590; AG(dim0) 3·710 + 40 = 2170.
@@ -469,6 +487,17 @@ def test_compute_communication_overlap(make_case, name):
     case = make_case(**RING4)
     case.same_workload(nodes)
     assert run_ok(case).finishes == all_npus(case, t, e)
+
+
+def test_casys_node_type_numbering(make_case):
+    """§5.2: with --node-type-numbering=casys, COMP is 5 and COMM_COLL 8 (LLMServingSim
+    main's Chakra fork): G11's dependent case, 5000 + 19183, E = 19183."""
+    casys_comp, casys_coll = 5, 8
+    case = make_case(**RING4)
+    case.same_workload([node(0, casys_comp, duration=5000),
+                        node(1, casys_coll, deps=[0], comm_type=ALL_REDUCE, comm_size=MiB)])
+    finishes = run_ok(case, ["--node-type-numbering=casys"]).finishes
+    assert finishes == all_npus(case, 5000 + RING4_AR_1MIB, RING4_AR_1MIB)
 
 
 # ---------------------------------------------------------------- G12: LLM-shaped iterations
