@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +104,29 @@ def _attr(node: et.Node, name: str, field: str, value) -> None:
     setattr(attr, field, value)
 
 
-def _node(index: int, op: Op, npu: int) -> et.Node:
-    node = et.Node(id=index, name=op.name)
+@lru_cache(maxsize=1 << 16)
+def _op_bytes(op: Op, npu: int) -> bytes:
+    """A node's serialized fields except id and parents (the same op recurs in every layer)."""
+    return _node(op, npu).SerializeToString()
+
+
+@lru_cache(maxsize=1 << 16)
+def _link_bytes(index: int, parents: tuple[int, ...]) -> bytes:
+    return et.Node(id=index, data_deps=parents).SerializeToString()
+
+
+def _varint(value: int) -> bytes:
+    """Base-128 length prefix of a record (the framing protolib.encodeMessage writes)."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _node(op: Op, npu: int) -> et.Node:
+    node = et.Node(name=op.name)
     if op.kind == "comp":
         node.type = et.COMP_NODE
         node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
@@ -135,12 +157,11 @@ def serialize_chain(ops: list[Op], npu: int, swaps: int = 0) -> bytes:
     out = io.BytesIO()
     encodeMessage(out, et.GlobalMetadata(version=ET_VERSION))
     for index, op in enumerate(ops):
-        node = _node(index, op, npu)
-        if index == swaps:
-            node.data_deps.extend(range(swaps))
-        elif index > swaps:
-            node.data_deps.append(index - 1)
-        encodeMessage(out, node)
+        parents = tuple(range(swaps)) if index == swaps else (index - 1,) if index > swaps else ()
+        # Concatenated protobuf encodings of one message type merge into one message.
+        record = _link_bytes(index, parents) + _op_bytes(op, npu)
+        out.write(_varint(len(record)))
+        out.write(record)
     return out.getvalue()
 
 

@@ -7,6 +7,7 @@ enters it, and each later stage takes its part of a batch when it has finished t
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections import deque
@@ -24,6 +25,12 @@ from .trace import TraceBuilder, write_trace
 
 class SimulationError(RuntimeError):
     """The simulation cannot go on (a request that can never be scheduled, an engine failure)."""
+
+
+def _scratch_root() -> str | None:
+    """A memory-backed folder for the per-iteration files where there is one."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 @dataclass
@@ -69,7 +76,7 @@ class Simulation:
 
     # -- setup and teardown -------------------------------------------------------------
     def run(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="llmservingsim-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="llmservingsim-", dir=_scratch_root()))
         try:
             configs = write_configs(self.opt.system, self.workdir)
             if self.opt.compat_engine:
