@@ -120,6 +120,16 @@ def test_step_reports_collective_completion(make_case):
         assert step.finish().rc == 0
 
 
+def test_step_starts_the_command_line_workload(make_case):
+    """With --workload-configuration the NPUs start that workload at tick 0 (G1 chain: 600)."""
+    case = make_case(**ONE_NPU)
+    case.same_workload([comp(0, 100), comp(1, 200, deps=[0]), comp(2, 300, deps=[1])])
+    with Step(case.root, case.argv()) as step:
+        assert step.greeting == "ready 1"
+        assert step.send("step") == "done 600 0:0"
+        assert step.send("step") == "idle 600"
+
+
 def test_step_limits_advance_and_partial_loads(two_npu_step):
     """`step <limit>` stops at the limit when the next completion is later; `advance`
     moves an idle clock; `load w2 1` starts NPU1 only, at the current tick (1000 + 500)."""
