@@ -8,7 +8,7 @@ and the stage output (MEM_STORE of the sampled token ids on the last stage, COMM
 stage otherwise). The attention rows of the k-th request of the batch run only on rank k mod tp
 (selective batching).
 
-With `merge_compute` consecutive COMP nodes of a chain become one node with the summed duration:
+With merging, consecutive COMP nodes of a chain become one node with the summed duration:
 in a chain nothing else waits for the inner nodes and one NPU's compute slot runs them back to
 back anyway, so the finish times cannot change (tests check this against the unmerged graph).
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from chakra.schema.protobuf import et_def_pb2 as et
 from chakra.src.third_party.utils.protolib import encodeMessage
 
-from .trace import ATTENTION_BEGIN, ATTENTION_END, EVICT_ROW, TOKEN_ID_BYTES, Row, Trace
+from .trace import ATTENTION_END, EVICT_ROW, TOKEN_ID_BYTES, Row, Trace
 
 ET_VERSION = "0.0.4"
 
@@ -39,24 +39,36 @@ class Op:
     tag: int = 0
 
 
-def _rank_ops(rows: list[Row], rank: int, tp: int) -> list[Op]:
-    """The compute and collective ops one rank runs for a run of rows."""
+def _rank_ops(rows: list[Row], rank: int, tp: int, merge: bool) -> list[Op]:
+    """The compute and collective ops one rank runs for a run of rows (compute runs summed
+    into one op with `merge`)."""
     ops: list[Op] = []
-    attention_index, in_attention, mine = -1, False, True
+    pending_name, pending_ns = "", 0
+    attention_index, mine = -1, True
     for row in rows:
-        if row.name == ATTENTION_END:
-            in_attention, mine = False, True
+        if row.is_marker:
+            if row.name == ATTENTION_END:
+                mine = True
+            else:
+                attention_index += 1
+                mine = attention_index % tp == rank
             continue
-        if row.name.startswith(ATTENTION_BEGIN):
-            attention_index += 1
-            in_attention, mine = True, attention_index % tp == rank
-            continue
-        if in_attention and not mine:
+        if not mine:
             continue
         if row.comp_ns:
-            ops.append(Op("comp", row.name, row.comp_ns))
+            if not merge:
+                ops.append(Op("comp", row.name, row.comp_ns))
+            elif pending_ns:
+                pending_ns += row.comp_ns
+            else:
+                pending_name, pending_ns = row.name + "+", row.comp_ns
         if row.comm_type == "ALLREDUCE" and tp > 1:
+            if pending_ns:
+                ops.append(Op("comp", pending_name, pending_ns))
+                pending_ns = 0
             ops.append(Op("coll", f"{row.name}_allreduce", row.comm_size))
+    if pending_ns:
+        ops.append(Op("comp", pending_name, pending_ns))
     return ops
 
 
@@ -80,16 +92,15 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
     ops = [Op("store" if r.name == EVICT_ROW else "load", r.name, r.weight_size) for r in trace.swaps]
     if stage == 0:
         ops.append(Op("load", "input", trace.embedding.input_size))
-        body = _rank_ops([trace.embedding], rank, tp)
+        body = _rank_ops([trace.embedding], rank, tp, merge)
     else:
         ops.append(Op("recv", "recv_hidden", hidden_bytes // tp, peer=npu - tp, tag=stage))
         body = []
-    block = _rank_ops(trace.block, rank, tp)
     # merge(A + B) == merge(merge(A) + merge(B)): merging the block once keeps this cheap
-    body += (merge_compute(block) if merge else block) * trace.stage_layers[stage]
+    body += _rank_ops(trace.block, rank, tp, merge) * trace.stage_layers[stage]
     last = stage == trace.pp - 1
     if last:
-        body += _rank_ops(trace.head, rank, tp)
+        body += _rank_ops(trace.head, rank, tp, merge)
     ops += merge_compute(body) if merge else body
     if last:
         ops.append(Op("store", "output", trace.batch_requests * TOKEN_ID_BYTES))

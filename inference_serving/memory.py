@@ -72,14 +72,10 @@ class KVCache:
     device: dict[int, int] = field(default_factory=dict)   # request id -> blocks on device
     host: dict[int, int] = field(default_factory=dict)     # request id -> blocks in host memory
     peak_blocks: int = 0
+    used_blocks: int = 0  # sum of `device`, kept as a count because it is read every step
 
-    @property
-    def total_blocks(self) -> int:
-        return self.layout.num_blocks
-
-    @property
-    def used_blocks(self) -> int:
-        return sum(self.device.values())
+    def __post_init__(self) -> None:
+        self.total_blocks = self.layout.num_blocks
 
     @property
     def free_blocks(self) -> int:
@@ -97,11 +93,13 @@ class KVCache:
         if needed > self.free_blocks:
             raise MemoryFitError(f"internal: request {request_id} needs {needed} blocks, {self.free_blocks} free")
         self.device[request_id] = self.device.get(request_id, 0) + needed
+        self.used_blocks += needed
         self.peak_blocks = max(self.peak_blocks, self.used_blocks)
 
     def evict(self, request_id: int) -> int:
         """Moves a request's blocks to host memory; returns the bytes each NPU stores."""
         blocks = self.device.pop(request_id)
+        self.used_blocks -= blocks
         self.host[request_id] = blocks
         return blocks * self.layout.block_bytes
 
@@ -111,11 +109,12 @@ class KVCache:
         if blocks > self.free_blocks:
             raise MemoryFitError(f"internal: reloading request {request_id} needs {blocks} blocks")
         self.device[request_id] = blocks
+        self.used_blocks += blocks
         self.peak_blocks = max(self.peak_blocks, self.used_blocks)
         return blocks * self.layout.block_bytes
 
     def free(self, request_id: int) -> None:
-        self.device.pop(request_id, None)
+        self.used_blocks -= self.device.pop(request_id, 0)
 
     def device_bytes_in_use(self) -> int:
         return self.layout.weight_bytes + self.used_blocks * self.layout.block_bytes

@@ -43,6 +43,9 @@ class Row:
         return self.name.startswith(ATTENTION_BEGIN)
 
 
+END_MARKER = Row(ATTENTION_END)
+
+
 @dataclass(frozen=True)
 class BatchEntry:
     """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`."""
@@ -152,7 +155,7 @@ class TraceBuilder:
                     Row("attn", self._latency("attn", t, entry.cached_tokens, 1),
                         qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
             self._attention_cache[key] = rows
-        return [Row(f"{ATTENTION_BEGIN} {entry.request_id}"), *rows, Row(ATTENTION_END)]
+        return [Row(f"{ATTENTION_BEGIN} {entry.request_id}"), *rows, END_MARKER]
 
     def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row]:
         m = self.model
