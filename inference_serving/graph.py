@@ -19,6 +19,7 @@ import io
 from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from chakra.schema.protobuf import et_def_pb2 as et
 from chakra.src.third_party.utils.protolib import encodeMessage
@@ -28,9 +29,9 @@ from .trace import ATTENTION_END, EVICT_ROW, TOKEN_ID_BYTES, Row, Trace
 ET_VERSION = "0.0.4"
 
 
-@dataclass(frozen=True)
-class Op:
-    """One node of an NPU's chain before it is numbered: kind is comp, coll, send, recv, load, store."""
+class Op(NamedTuple):
+    """One node of an NPU's chain before it is numbered: kind is comp, coll, send, recv, load, store.
+    (A named tuple: ops are hashed for the encoding caches, and tuples hash fast.)"""
 
     kind: str
     name: str
@@ -165,15 +166,25 @@ def _node(op: Op, npu: int) -> et.Node:
 def serialize_chain(ops: list[Op], npu: int, swaps: int = 0) -> bytes:
     """ET bytes of a chain: the first `swaps` nodes have no parents, the next waits for all of
     them, every later node waits for the one before it."""
+    records = [_metadata_record()]
+    for index, op in enumerate(ops):
+        parents = (index - 1,) if index > swaps else tuple(range(swaps)) if index == swaps else ()
+        records.append(_record(index, parents, op, npu))
+    return b"".join(records)
+
+
+@lru_cache(maxsize=1)
+def _metadata_record() -> bytes:
     out = io.BytesIO()
     encodeMessage(out, et.GlobalMetadata(version=ET_VERSION))
-    for index, op in enumerate(ops):
-        parents = tuple(range(swaps)) if index == swaps else (index - 1,) if index > swaps else ()
-        # Concatenated protobuf encodings of one message type merge into one message.
-        record = _link_bytes(index, parents) + _op_bytes(op, npu)
-        out.write(_varint(len(record)))
-        out.write(record)
     return out.getvalue()
+
+
+@lru_cache(maxsize=1 << 18)
+def _record(index: int, parents: tuple[int, ...], op: Op, npu: int) -> bytes:
+    """One length-prefixed node; concatenated encodings of one message type merge into one message."""
+    body = _link_bytes(index, parents) + _op_bytes(op, npu)
+    return _varint(len(body)) + body
 
 
 @dataclass
