@@ -221,3 +221,25 @@ def test_compat_protocol_driver_matches_step_protocol_up_to_idle_ticks(tmp_path)
     for rid in step:
         lag = compat[rid]["end_time"] - step[rid]["end_time"]
         assert 0 < lag <= 3 * 200, (rid, lag)
+
+
+@pytest.mark.parametrize("npu_num, npu_group", [(1, 1), (4, 1), (4, 2)])
+def test_kept_traces_pass_the_trace_checker(tmp_path, npu_num, npu_group):
+    kept = tmp_path / "traces"
+    run(tmp_path, [(5, 3, 0), (3, 4, 100), (6, 2, 200)], npu_num=npu_num, npu_group=npu_group, keep_traces=kept)
+    traces = sorted(kept.glob("batch*.txt"))
+    assert traces and sorted(kept.glob("batch0.*.et")) and (kept / "network.yml").is_file()
+    done = subprocess.run([sys.executable, "trace_test/check_trace.py", *map(str, traces)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "OK", done.stdout
+
+
+def test_trace_checker_finds_a_missing_allreduce(tmp_path):
+    kept = tmp_path / "traces"
+    run(tmp_path, [(5, 1, 0)], npu_num=2, keep_traces=kept)
+    trace = kept / "batch0.txt"
+    broken = tmp_path / "broken.txt"
+    broken.write_text(trace.read_text().replace("ALLREDUCE", "NONE     ", 1))
+    done = subprocess.run([sys.executable, "trace_test/check_trace.py", str(broken)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "o_proj needs an ALLREDUCE" in done.stdout
