@@ -43,7 +43,6 @@ class RunOptions:
     engine_timeout_s: float = 120.0
     keep_traces: Path | None = None
     reuse: bool = True
-    log_interval_s: float = 0.5
     verbose: bool = False
 
 

@@ -170,11 +170,15 @@ def test_eviction_costs_the_store_time(tmp_path):
     assert durations[index] == 2 * block_bytes + decode_alone
 
 
-def test_reuse_on_and_off_identical(tmp_path):
-    rows = [(5, 4, 0), (3, 6, 100), (7, 3, 200), (4, 4, 30000)]
-    first, _ = run(tmp_path, rows, npu_num=4, npu_group=2)
-    second, _ = run(tmp_path, rows, npu_num=4, npu_group=2, no_reuse=True, output=tmp_path / "b.csv")
+@pytest.mark.parametrize("npu_num, npu_group", [(1, 1), (4, 1), (4, 2)])
+def test_reuse_on_and_off_identical(tmp_path, npu_num, npu_group):
+    """Two identical requests arriving apart repeat each other's iterations: reused on a single stage."""
+    rows = [(5, 4, 0), (3, 6, 100), (7, 3, 200), (4, 4, 30000), (4, 4, 90000)]
+    first, lines = run(tmp_path, rows, npu_num=npu_num, npu_group=npu_group)
+    second, _ = run(tmp_path, rows, npu_num=npu_num, npu_group=npu_group, no_reuse=True, output=tmp_path / "b.csv")
     assert first == second
+    reused = int(lines[-1].split("iterations ")[1].split("/")[0])
+    assert (reused > 0) == (npu_group == 1)
 
 
 def test_byte_identical_across_runs(tmp_path):
