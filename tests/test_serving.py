@@ -247,3 +247,21 @@ def test_trace_checker_finds_a_missing_allreduce(tmp_path):
     done = subprocess.run([sys.executable, "trace_test/check_trace.py", str(broken)], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "o_proj needs an ALLREDUCE" in done.stdout
+
+
+@pytest.mark.parametrize("script, words", [
+    ("#!/bin/sh\nsleep 30\n", ["no answer within 1 s"]),
+    ("#!/bin/sh\necho broken >&2\nexit 7\n", ["exited unexpectedly", "broken"]),
+])
+def test_engine_silence_or_early_exit_is_one_clear_line(tmp_path, script, words):
+    engine = tmp_path / "fake-engine"
+    engine.write_text(script)
+    engine.chmod(0o755)
+    cmd = [sys.executable, "main.py", "--model_name", str(DATA / "tiny_model.json"), "--hardware", "TINY",
+           "--perf-model", str(DATA / "tiny_perf.csv"), "--npu_num", "1", "--npu_mem", "1", "--req_num", "2",
+           "--dataset", "dataset/example_10.tsv", "--astra-sim", str(engine), "--engine-timeout", "1"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr
+    for word in words:
+        assert word in lines[0]
