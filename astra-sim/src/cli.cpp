@@ -35,7 +35,8 @@ std::string usage() {
          "         [--workload-configuration=PREFIX] [--remote-memory-configuration=FILE]\n"
          "         [--comm-group-configuration=FILE] [--num-queues-per-dim=N] [--injection-scale=X]\n"
          "         [--comm-scale=X] [--compute-scale=X] [--logging-configuration=FILE]\n"
-         "         [--batch | --protocol=compat|step] [--node-type-numbering=upstream|casys]\n";
+         "         [--batch | --protocol=compat|step] [--node-type-numbering=upstream|casys]\n"
+         "         [--span-file=PATH]\n";
 }
 
 CommandLine parseCommandLine(int argc, char** argv) {
@@ -50,6 +51,7 @@ CommandLine parseCommandLine(int argc, char** argv) {
       {"network-configuration", [&](auto&, auto& v) { cli.network = v; }},
       {"remote-memory-configuration", [&](auto&, auto& v) { cli.memory = v; }},
       {"comm-group-configuration", [&](auto&, auto& v) { cli.commGroups = v; }},
+      {"span-file", [&](auto&, auto& v) { cli.spanFile = v; }},
       {"logging-configuration", ignored},
       {"logging-folder", ignored},
       {"num-queues-per-dim",

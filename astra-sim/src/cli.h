@@ -15,6 +15,7 @@ struct CommandLine {
   std::string network;
   std::string memory;
   std::string commGroups;
+  std::string spanFile;  // --span-file: one line per completed node appended here
   int queuesPerDim = 1;
   double injectionScale = 1;
   Mode mode = Mode::Interactive;

@@ -18,6 +18,7 @@ SimulatorInputs loadInputs(const CommandLine& cli) {
   inputs.options.queuesPerDim = cli.queuesPerDim;
   inputs.options.injectionScale = cli.injectionScale;
   inputs.options.numbering = cli.numbering;
+  inputs.options.spanFile = cli.spanFile;
   return inputs;
 }
 

@@ -1,7 +1,10 @@
 // Everything shared by the NPUs of one simulation.
 #pragma once
 
+#include <fstream>
 #include <functional>
+#include <memory>
+#include <string>
 
 #include "config.h"
 #include "et_reader.h"
@@ -16,6 +19,7 @@ struct EngineOptions {
   int queuesPerDim = 1;
   double injectionScale = 1;
   NodeTypeNumbering numbering = NodeTypeNumbering::Upstream;
+  std::string spanFile;  // empty: no spans
 };
 
 struct SimContext {
@@ -37,6 +41,8 @@ struct SimContext {
   EngineOptions options;
   Tick endpointDelay;
   std::function<void(int npu)> onWorkloadFinished;
+  // With --span-file: `npu node_id kind start end name` per completed node (kind compute|communication|memory).
+  std::unique_ptr<std::ofstream> spans;
 };
 
 }  // namespace engine

@@ -10,6 +10,10 @@ Simulator::Simulator(const SimulatorInputs& inputs)
     npus_.push_back(std::make_unique<Npu>(i, context_, inputs.groups.empty() ? std::vector<int>() : inputs.groups[i]));
   }
   context_.onWorkloadFinished = [this](int npu) { justFinished_.push_back(npu); };
+  if (!inputs.options.spanFile.empty()) {
+    context_.spans = std::make_unique<std::ofstream>(inputs.options.spanFile, std::ios::app);
+    if (!*context_.spans) fail(kExitInput, "--span-file: cannot open '" + inputs.options.spanFile + "' for appending");
+  }
 }
 
 void Simulator::load(int npu, const std::string& prefix) {

@@ -74,6 +74,7 @@ void Workload::load(const std::string& path, std::vector<EtNode> nodes) {
   children_.assign(nodes_.size(), {});
   pendingParents_.assign(nodes_.size(), 0);
   removed_.assign(nodes_.size(), false);
+  issuedAt_.assign(nodes_.size(), 0);
   remaining_ = nodes_.size();
   ready_ = decltype(ready_)();
   for (uint32_t i = 0; i < nodes_.size(); ++i) {
@@ -144,6 +145,7 @@ void Workload::issueReadyNodes() {
 void Workload::issue(uint32_t index) {
   const EtNode& node = nodes_[index];
   SimContext& context = npu_.context();
+  issuedAt_[index] = context.events.now();
   if (context.system.replayOnly) {
     occupy(node);
     npu_.schedule(std::max<Tick>(1, node.durationNs), this, index);
@@ -207,6 +209,7 @@ void Workload::skip(uint32_t index) {
 void Workload::handleEvent(uint64_t nodeIndex) { complete(static_cast<uint32_t>(nodeIndex)); }
 
 void Workload::complete(uint32_t index) {
+  if (npu_.context().spans) writeSpan(index);
   releaseSlot(nodes_[index]);
   releaseChildren(index);
   issueReadyNodes();
@@ -225,9 +228,21 @@ void Workload::remove(uint32_t index) {
   --remaining_;
 }
 
+void Workload::writeSpan(uint32_t index) {
+  const EtNode& node = nodes_[index];
+  const char* kind = isMemory(node) ? "memory" : runsAsCompute(node) ? "compute" : "communication";
+  std::string name = node.name.empty() ? "-" : node.name;
+  for (char& c : name) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  *npu_.context().spans << npu_.id() << ' ' << node.id << ' ' << kind << ' ' << issuedAt_[index] << ' '
+                        << npu_.context().events.now() << ' ' << name << '\n';
+}
+
 void Workload::checkFinished() {
   if (!active_ || remaining_ != 0) return;
   active_ = false;
+  if (npu_.context().spans) npu_.context().spans->flush();
   if (npu_.context().onWorkloadFinished) npu_.context().onWorkloadFinished(npu_.id());
 }
 

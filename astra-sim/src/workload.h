@@ -49,6 +49,7 @@ class Workload : public EventHandler {
   void releaseChildren(uint32_t index);
   void remove(uint32_t index);
   void checkFinished();
+  void writeSpan(uint32_t index);
 
   void validate(const EtNode& node) const;
   [[noreturn]] void failNode(const EtNode& node, const std::string& what) const;
@@ -62,6 +63,7 @@ class Workload : public EventHandler {
   std::vector<std::vector<uint32_t>> children_;
   std::vector<uint32_t> pendingParents_;
   std::vector<bool> removed_;
+  std::vector<Tick> issuedAt_;  // issue tick per node, for --span-file
   size_t remaining_ = 0;
   int busy_[3] = {0, 0, 0};
   using ReadyEntry = std::pair<uint64_t, uint32_t>;  // (node id, index)
