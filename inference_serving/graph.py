@@ -5,8 +5,9 @@ stage's rows as a chain: KV swap nodes (MEM_STORE / MEM_LOAD), then the stage in
 the token ids on stage 0, COMM_RECV of the hidden state from the previous stage otherwise), a COMP
 node per row, an ALL_REDUCE COMM_COLL after every row that carries ALLREDUCE (tensor parallelism),
 and the stage output (MEM_STORE of the sampled token ids on the last stage, COMM_SEND to the next
-stage otherwise). The attention rows of the k-th request of the batch run only on rank k mod tp
-(selective batching).
+stage otherwise). In ORCA traces the attention rows of the k-th request of the batch run only on
+rank k mod tp (selective batching); in VLLM traces every rank runs its share of the heads of all
+requests. The per-step engine overhead, when there is one, is compute on the first stage.
 
 With merging, consecutive COMP nodes of a chain become one node with the summed duration:
 in a chain nothing else waits for the inner nodes and one NPU's compute slot runs them back to
@@ -40,9 +41,9 @@ class Op(NamedTuple):
     tag: int = 0
 
 
-def _rank_ops(rows: list[Row], rank: int, tp: int, merge: bool) -> list[Op]:
+def _rank_ops(rows: list[Row], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
     """The compute and collective ops one rank runs for a run of rows (compute runs summed
-    into one op with `merge`)."""
+    into one op with `merge`; with `selective` a request's attention only on its rank)."""
     ops: list[Op] = []
     pending_name, pending_ns = "", 0
     attention_index, mine = -1, True
@@ -52,7 +53,7 @@ def _rank_ops(rows: list[Row], rank: int, tp: int, merge: bool) -> list[Op]:
                 mine = True
             else:
                 attention_index += 1
-                mine = attention_index % tp == rank
+                mine = not selective or attention_index % tp == rank
             continue
         if not mine:
             continue
@@ -93,12 +94,12 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
     ops = [Op("store" if r.name == EVICT_ROW else "load", r.name, r.weight_size) for r in trace.swaps]
     if stage == 0:
         ops.append(Op("load", "input", trace.embedding.input_size))
-        body = _rank_ops([trace.embedding], rank, tp, merge)
+        body = _rank_ops([trace.overhead, trace.embedding] if trace.overhead else [trace.embedding], rank, tp, merge)
     else:
         ops.append(Op("recv", "recv_hidden", hidden_bytes // tp, peer=npu - tp, tag=stage))
         body = []
     # merge(A + B) == merge(merge(A) + merge(B)): merging the block once keeps this cheap
-    body += _rank_ops(trace.block, rank, tp, merge) * trace.stage_layers[stage]
+    body += _rank_ops(trace.block, rank, tp, merge, trace.selective_attention) * trace.stage_layers[stage]
     last = stage == trace.pp - 1
     if last:
         body += _rank_ops(trace.head, rank, tp, merge)

@@ -188,6 +188,7 @@ class AIConfiguratorPerfModel(PerfModel):
         self.table = f"{self._database.backend} {self._database.version}"
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
+        self._batched_decode: dict[tuple[int, int, int], int] = {}
         self._check_measured()
 
     def _check_measured(self) -> None:
@@ -261,13 +262,13 @@ class AIConfiguratorPerfModel(PerfModel):
     # --- evaluation -------------------------------------------------------------------------
 
     def _evaluate_ms(
-        self, layer: str, tp: int, *, prefill: bool, s: int, prefix: int = 0, x: int | None = None
+        self, layer: str, tp: int, *, prefill: bool, s: int, prefix: int = 0, x: int | None = None, batch: int = 1
     ) -> float:
         """The engine's latency in ms of `layer` at sequence length `s` (`x` tokens for token-wise ops)."""
         ops_json = self._op_json(layer, tp, prefill)
         try:
             ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(
-                ops_json, is_context=prefill, batch_size=1, s=s, prefix=prefix, x=x
+                ops_json, is_context=prefill, batch_size=batch, s=s, prefix=prefix, x=x
             )
         except Exception as error:  # the engine raises several types; all mean "no answer"
             raise PerfModelError(
@@ -315,6 +316,20 @@ class AIConfiguratorPerfModel(PerfModel):
         if layer == "rope" and tokens > 1:
             return 0.0  # the engine's context attention already includes applying RoPE and the KV write
         return self._evaluate_ms(layer, tp, prefill=True, s=tokens, x=tokens) * MS_TO_NS
+
+    def decode_attention_ns(self, kv_caches: list[int], tp: int) -> int:
+        """The batch's decode attention as one kernel (the table's batched generation attention at
+        the batch's mean context) plus one rotary-embedding pass over its tokens."""
+        if not kv_caches:
+            return 0
+        batch = len(kv_caches)
+        mean_context = round(sum(kv_caches) / batch) + 1
+        key = (batch, mean_context, tp)
+        if key not in self._batched_decode:
+            attention = self._evaluate_ms("attn", tp, prefill=False, s=mean_context, batch=batch)
+            rope = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch)
+            self._batched_decode[key] = round((attention + rope) * MS_TO_NS)
+        return self._batched_decode[key]
 
     def allreduce_ns(self, num_bytes: int, tp: int) -> float:
         """All-reduce of `num_bytes` bf16 data over `tp` GPUs, from the backend's measured all-reduce table."""

@@ -20,6 +20,7 @@ TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
 ATTENTION_BEGIN = "ATTENTION"
 ATTENTION_END = "ATTENTION END"
 EVICT_ROW = "vllm_evict_kv"
+OVERHEAD_ROW = "engine_overhead"
 LOAD_ROW = "vllm_load_kv"
 HEADER = ("Layername", "comp_time", "input_loc", "input_size", "weight_loc", "weight_size",
           "output_loc", "output_size", "comm_type", "comm_size", "misc")
@@ -71,18 +72,28 @@ class Trace:
     tp: int
     batch_requests: int
     kind: str = "ORCA"
+    overhead: Row | None = None  # per-step engine work outside the model, before the first layer
+
+    @property
+    def selective_attention(self) -> bool:
+        """ORCA: each request's attention on one rank; otherwise every rank runs its heads of all."""
+        return self.kind == "ORCA"
 
     @property
     def pp(self) -> int:
         return len(self.stage_layers)
 
     @property
+    def leading(self) -> list[Row]:
+        return [*self.swaps, *([self.overhead] if self.overhead else [])]
+
+    @property
     def rows(self) -> list[Row]:
-        return [*self.swaps, self.embedding, *self.block * sum(self.stage_layers), *self.head]
+        return [*self.leading, self.embedding, *self.block * sum(self.stage_layers), *self.head]
 
     @property
     def stage_starts(self) -> list[int]:
-        starts, index = [0], len(self.swaps) + 1
+        starts, index = [0], len(self.leading) + 1
         for layers in self.stage_layers[:-1]:
             index += layers * len(self.block)
             starts.append(index)
@@ -98,6 +109,8 @@ class TraceBuilder:
     fp_bits: int
     tp: int = 1
     pp: int = 1
+    selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
+    engine_overhead_ns: int = 0
     _attention_cache: dict = field(default_factory=dict)
 
     @property
@@ -106,10 +119,12 @@ class TraceBuilder:
 
     def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0) -> Trace:
         tokens = sum(e.new_tokens for e in entries)
+        overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
         return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=self._embedding(tokens),
                      block=self._decoder_block(entries, tokens),
                      stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
-                     head=self._head(tokens, len(entries)), tp=self.tp, batch_requests=len(entries))
+                     head=self._head(tokens, len(entries)), tp=self.tp, batch_requests=len(entries),
+                     kind="ORCA" if self.selective_attention else "VLLM", overhead=overhead)
 
     def _stage_layer_count(self, stage: int) -> int:
         layers = self.model.num_layers
@@ -143,27 +158,49 @@ class TraceBuilder:
         comm = ("ALLREDUCE", output) if all_reduce and self.tp > 1 else ("NONE", 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
+    def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> list[Row]:
+        m, e, t = self.model, self.elem, entry.new_tokens
+        qk = t * (m.q_size + m.kv_size) * e
+        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * e
+        return [Row(f"{ATTENTION_BEGIN} {entry.request_id}"), Row("rope", rope_ns, qk, 0, qk),
+                Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e), END_MARKER]
+
     def _attention(self, entry: BatchEntry) -> list[Row]:
-        """rope and attention of one request; whole heads on one NPU (selective batching)."""
-        key = (entry.new_tokens, entry.cached_tokens)
-        rows = self._attention_cache.get(key)
-        if rows is None:
-            m, e, t = self.model, self.elem, entry.new_tokens
-            qk = t * (m.q_size + m.kv_size) * e
-            kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * e
-            rows = (Row("rope", self._latency("rope", t, entry.cached_tokens, 1), qk, 0, qk),
-                    Row("attn", self._latency("attn", t, entry.cached_tokens, 1),
-                        qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
-            self._attention_cache[key] = rows
-        return [Row(f"{ATTENTION_BEGIN} {entry.request_id}"), *rows, END_MARKER]
+        """rope and attention of one request: whole heads on one NPU (selective batching), or this
+        rank's share of the heads."""
+        tp = 1 if self.selective_attention else self.tp
+        key = (entry.new_tokens, entry.cached_tokens, tp)
+        latencies = self._attention_cache.get(key)
+        if latencies is None:
+            latencies = (self._latency("rope", entry.new_tokens, entry.cached_tokens, tp),
+                         self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
+            self._attention_cache[key] = latencies
+        return self._attention_rows(entry, *latencies)
+
+    def _batched_decode_attention(self, decodes: list[BatchEntry]) -> list[Row]:
+        """One decode attention kernel for all decoding requests, its time shared out in
+        proportion to each request's context (rows of one request still separate)."""
+        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp)
+        weights = [d.cached_tokens + 1 for d in decodes]
+        rows, spent, seen = [], 0, 0
+        for entry, weight in zip(decodes, weights):
+            seen += weight
+            share = total * seen // sum(weights) - spent
+            spent += share
+            rows.extend(self._attention_rows(entry, 0, share))
+        return rows
 
     def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row]:
         m = self.model
         norm_weight = 2 * m.hidden_size if m.has_bias else m.hidden_size
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
                 self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
+        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1]
         for entry in entries:
-            rows.extend(self._attention(entry))
+            if not decodes or entry.new_tokens > 1:
+                rows.extend(self._attention(entry))
+        if decodes:
+            rows.extend(self._batched_decode_attention(decodes))
         rows.append(self._linear("o_proj", tokens, all_reduce=True))
         rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
         for name in m.mlp_layers():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 PROJECTIONS_READING_NORM = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "fc1")
 ALLREDUCE_AFTER = ("o_proj", "down_proj", "fc2")
-SWAP_ROWS = ("vllm_evict_kv", "vllm_load_kv")
+SWAP_ROWS = ("vllm_evict_kv", "vllm_load_kv", "engine_overhead")
 
 
 def parse(path: Path) -> tuple[int, list[dict]]:
