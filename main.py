@@ -12,7 +12,8 @@ from inference_serving.launcher import RunRequest, simulate_or_exit
 @click.option("--model_name", default="meta-llama/Llama-3.1-8B-Instruct", show_default=True,
               help="Model under model_configs/ (e.g. Qwen/Qwen3-8B) or a config .json path.")
 @click.option("--hardware", default="H100", show_default=True,
-              help="Accelerator name (H100, H200, A100, B200, L40S, RTXPRO6000, ...).")
+              help="Accelerator: a name under hardware/ (H100, H200, A100, B200, L40S, RTXPRO6000, NPU, ...) "
+                   "or a hardware YAML path.")
 @click.option("--npu_num", default=16, show_default=True, type=int, help="Number of NPUs.")
 @click.option("--max_batch", default=0, show_default=True, type=int, help="Requests per batch, 0 = no limit.")
 @click.option("--npu_group", default=1, show_default=True, type=int,
@@ -24,10 +25,11 @@ from inference_serving.launcher import RunRequest, simulate_or_exit
               help="Host (remote) memory bandwidth in GB/s, for KV eviction and reload.")
 @click.option("--link_bw", default=None, type=float,
               help="NPU-to-NPU link bandwidth in GB/s [default: the hardware's].")
-@click.option("--link_latency", default=0.0, show_default=True, type=float, help="Link latency in ns.")
+@click.option("--link_latency", default=None, type=float, help="Link latency in ns [default: the hardware's].")
 @click.option("--fp", default=16, show_default=True, type=click.Choice(["8", "16", "32"]),
               help="Bits per weight, activation and KV element.")
-@click.option("--block_size", default=8, show_default=True, type=int, help="Tokens per KV-cache block.")
+@click.option("--block_size", default=None, type=int,
+              help="Tokens per KV-cache block [default: 8 for orca, 16 for vllm].")
 @click.option("--dataset", default="dataset/sharegpt_like_100.tsv", show_default=True,
               help="Request trace (.tsv or .jsonl with input_toks, output_toks, arrival_time_ns).")
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path),
@@ -37,8 +39,9 @@ from inference_serving.launcher import RunRequest, simulate_or_exit
 @click.option("--log_interval", default=0.5, show_default=True, type=float,
               help="Throughput log interval in simulated seconds.")
 @click.option("--verbose", is_flag=True, help="Log memory loads/stores, KV use and computation-reuse hit rates.")
-@click.option("--perf-model", "perf_model", default="aiconfigurator", show_default=True,
-              help="'aiconfigurator' (measured GPU operators) or a profiled CSV path.")
+@click.option("--perf-model", "perf_model", default=None,
+              help="'aiconfigurator' (measured GPU operators), 'npu' (analytical systolic array) or a profiled "
+                   "CSV path [default: the hardware file's provider].")
 @click.option("--astra-sim", "astra_sim", default=None, type=click.Path(path_type=Path),
               help="Engine binary; a binary other than ours is driven with ASTRA-sim's interactive protocol.")
 @click.option("--keep-traces", "keep_traces", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -47,6 +50,16 @@ from inference_serving.launcher import RunRequest, simulate_or_exit
               help="Turn computation reuse off (no merged compute, no reused iterations).")
 @click.option("--engine-timeout", "engine_timeout", default=120.0, show_default=True, type=float,
               help="Seconds to wait for any engine reply.")
+@click.option("--scheduler", default="orca", show_default=True, type=click.Choice(["orca", "vllm"]),
+              help="orca: the paper's iteration-level batching; vllm: vLLM V1 (token budget, chunked prefill).")
+@click.option("--max_num_seqs", default=256, show_default=True, type=int, help="vllm: requests running at once.")
+@click.option("--max_num_batched_tokens", default=2048, show_default=True, type=int,
+              help="vllm: tokens per step (the token budget).")
+@click.option("--gpu_memory_utilization", default=0.9, show_default=True, type=float,
+              help="vllm: share of device memory for weights, activations and KV cache.")
+@click.option("--num_gpu_blocks", default=None, type=int, help="vllm: KV blocks per NPU, instead of deriving them.")
+@click.option("--engine-overhead", "engine_overhead", default=None, type=float,
+              help="Per-step engine time outside the model, ns [default: the hardware's].")
 def main(**flags) -> None:
     """Simulate LLM inference serving: iteration-level scheduling, paged KV cache, per-iteration
     Chakra graphs run on the analytical system simulator."""

@@ -10,17 +10,19 @@ from pathlib import Path
 
 from .config_generator import SystemConfig
 from .engine import DEFAULT_ENGINE, EngineError
-from .memory import KVCache, MemoryFitError, memory_layout
+from .hardware import Hardware, HardwareError, fallback_hardware, load_hardware
+from .memory import KVCache, MemoryFitError, ceil_div, memory_layout
 from .metrics import CSV_HEADER, Metrics
 from .model import ModelConfig, ModelError, load_model
 from .perf_model import CsvPerfModel, PerfModel, PerfModelError
 from .scheduler import OrcaScheduler
 from .simulator import RunOptions, Simulation, SimulationError
 from .trace import TraceBuilder
+from .vllm_scheduler import PrefixCachingBlocks, VllmScheduler, kv_blocks_from_memory
 from .workload import Request, WorkloadError, load_dataset
 
-# Used when the hardware is not one the measured-operator database knows (a profiled CSV run).
-FALLBACK_DEFAULTS = {"npu_mem": 40.0, "local_bw": 1024.0, "link_bw": 256.0}
+# --perf-model values that name a provider rather than a profiled CSV path.
+PROVIDER_NAMES = ("aiconfigurator", "npu")
 
 
 class InputError(ValueError):
@@ -40,20 +42,26 @@ class RunRequest:
     local_bw: float | None
     remote_bw: float
     link_bw: float | None
-    link_latency: float
+    link_latency: float | None
     fp: str
-    block_size: int
+    block_size: int | None
     dataset: str
     output: Path | None
     gen: bool
     req_num: int
     log_interval: float
     verbose: bool
-    perf_model: str = "aiconfigurator"
+    perf_model: str | None = None
     astra_sim: Path | None = None
     keep_traces: Path | None = None
     no_reuse: bool = False
     engine_timeout: float = 120.0
+    scheduler: str = "orca"
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 2048
+    gpu_memory_utilization: float = 0.9
+    num_gpu_blocks: int | None = None
+    engine_overhead: float | None = None
 
 
 def _positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -62,10 +70,17 @@ def _positive(name: str, value: float, allow_zero: bool = False) -> None:
 
 
 def check_flags(req: RunRequest) -> None:
-    for name in ("npu_num", "npu_group", "block_size", "req_num", "remote_bw", "log_interval", "engine_timeout"):
+    for name in ("npu_num", "npu_group", "req_num", "remote_bw", "log_interval", "engine_timeout", "max_num_seqs",
+                 "max_num_batched_tokens"):
         _positive(name, getattr(req, name))
-    for name in ("max_batch", "link_latency"):
-        _positive(name, getattr(req, name), allow_zero=True)
+    for name in ("block_size", "num_gpu_blocks", "engine_overhead"):
+        if getattr(req, name) is not None:
+            _positive(name, getattr(req, name), allow_zero=name == "engine_overhead")
+    if not 0 < req.gpu_memory_utilization <= 1:
+        raise InputError(f"--gpu_memory_utilization must be in (0, 1], got {req.gpu_memory_utilization:g}")
+    _positive("max_batch", req.max_batch, allow_zero=True)
+    if req.link_latency is not None:
+        _positive("link_latency", req.link_latency, allow_zero=True)
     for name in ("npu_mem", "local_bw", "link_bw"):
         if getattr(req, name) is not None:
             _positive(name, getattr(req, name))
@@ -84,20 +99,38 @@ def _is_result_csv(path: Path) -> bool:
         return False
 
 
-def build_perf_model(req: RunRequest, model: ModelConfig) -> tuple[PerfModel, dict]:
-    """The performance provider and the hardware's defaults for npu_mem, local_bw and link_bw."""
-    defaults = dict(FALLBACK_DEFAULTS)
+def run_hardware(req: RunRequest) -> Hardware:
+    """The --hardware name or file; with a profiled CSV (--perf-model FILE) any name goes, and a name
+    without a file gets the fallback defaults (README "Hardware files")."""
     try:
-        from .perf_aiconfigurator import AIConfiguratorPerfModel, hardware_spec
-        spec = hardware_spec(req.hardware)
-        defaults = {"npu_mem": spec.memory_gb, "local_bw": spec.memory_bw_gbps, "link_bw": spec.link_bw_gbps}
-    except PerfModelError:
-        if req.perf_model == "aiconfigurator":
-            raise
-    if req.perf_model == "aiconfigurator":
-        return AIConfiguratorPerfModel(model, req.hardware, int(req.fp)), defaults
-    model_key = Path(req.model_name).stem if req.model_name.endswith(".json") else req.model_name
-    return CsvPerfModel(req.perf_model, req.hardware, model_key), defaults
+        return load_hardware(req.hardware)
+    except HardwareError:
+        csv_override = req.perf_model is not None and req.perf_model not in PROVIDER_NAMES
+        if csv_override and not req.hardware.endswith((".yaml", ".yml")):
+            return fallback_hardware(req.hardware)
+        raise
+
+
+def model_key(model_name: str) -> str:
+    """The `model` column of profiled CSVs: a config or ONNX path's file name without extension."""
+    return Path(model_name).stem if model_name.endswith((".json", ".onnx")) else model_name
+
+
+def build_perf_model(req: RunRequest, model: ModelConfig) -> tuple[PerfModel, dict]:
+    """The performance provider and the hardware's defaults: npu_mem, local_bw, link_bw,
+    link_latency, engine_overhead_ns. --perf-model (a provider name or a CSV path) overrides the
+    hardware file's provider."""
+    hardware = run_hardware(req)
+    provider = req.perf_model or hardware.provider
+    defaults = hardware.defaults()
+    if provider == "aiconfigurator":
+        from .perf_aiconfigurator import AIConfiguratorPerfModel
+        return AIConfiguratorPerfModel(model, hardware.system or hardware.name, int(req.fp)), defaults
+    if provider == "npu":
+        from .perf_npu import NpuPerfModel
+        return NpuPerfModel(model, hardware, int(req.fp)), defaults
+    csv_path = str(hardware.csv) if provider == "csv" else provider
+    return CsvPerfModel(csv_path, hardware.name, model_key(req.model_name)), defaults
 
 
 def check_fits(requests: list[Request], model: ModelConfig, kv: KVCache, npu_mem_gib: float) -> None:
@@ -113,6 +146,33 @@ def check_fits(requests: list[Request], model: ModelConfig, kv: KVCache, npu_mem
         if kv.blocks_for(tokens) > kv.total_blocks:
             raise InputError(f"request {r.id}: needs {kv.blocks_for(tokens)} KV blocks but each NPU holds only "
                              f"{kv.total_blocks}; raise --npu_mem or use more NPUs")
+
+
+def activation_reserve_bytes(model: ModelConfig, fp_bits: int, tp: int, max_tokens: int, max_seqs: int) -> int:
+    """The activation peak vLLM profiles before sizing its KV cache, estimated from first
+    principles: the MLP's live tensors for a full token budget (gate/up output, activation
+    output, hidden state and residual) plus fp32 logits (and their softmax) for every sequence."""
+    inter = ceil_div(model.intermediate_size, tp)
+    mlp = max_tokens * (3 * inter + 2 * model.hidden_size) * fp_bits // 8
+    logits = max_seqs * ceil_div(model.vocab_size, tp) * 4 * 2
+    return mlp + logits
+
+
+def build_scheduler(req: RunRequest, requests: list[Request], model: ModelConfig, fp_bits: int, tp: int, pp: int,
+                    npu_mem: float):
+    """The scheduling policy with its KV-cache manager."""
+    block_size = req.block_size or (16 if req.scheduler == "vllm" else 8)
+    layout = memory_layout(model, fp_bits, tp, pp, npu_mem, block_size)
+    if req.scheduler == "orca":
+        return OrcaScheduler(requests, KVCache(layout), req.max_batch, skip_prefill=req.gen)
+    if pp > 1 or req.gen:
+        raise InputError("--scheduler vllm runs without pipeline stages (--npu_group 1) and without --gen")
+    blocks = req.num_gpu_blocks or kv_blocks_from_memory(
+        layout, req.gpu_memory_utilization,
+        activation_reserve_bytes(model, fp_bits, tp, req.max_num_batched_tokens, req.max_num_seqs))
+    caching = any(r.token_ids is not None for r in requests)
+    return VllmScheduler(requests, PrefixCachingBlocks(layout, blocks, caching), req.max_num_seqs,
+                         req.max_num_batched_tokens)
 
 
 def engine_binary(req: RunRequest) -> tuple[Path, bool]:
@@ -133,24 +193,26 @@ def simulate(req: RunRequest, log=print) -> Metrics:
     perf, defaults = build_perf_model(req, model)
     tp, pp, fp_bits = req.npu_num // req.npu_group, req.npu_group, int(req.fp)
     npu_mem = req.npu_mem if req.npu_mem is not None else defaults["npu_mem"]
-    kv = KVCache(memory_layout(model, fp_bits, tp, pp, npu_mem, req.block_size))
+    scheduler = build_scheduler(req, requests, model, fp_bits, tp, pp, npu_mem)
+    kv = scheduler.kv
     check_fits(requests, model, kv, npu_mem)
     binary, compat = engine_binary(req)
     if not binary.is_file():
         raise EngineError(f"engine {binary} not built; run: bash astra-sim/build.sh")
     system = SystemConfig(tp=tp, pp=pp,
                           link_bw_gbps=req.link_bw if req.link_bw is not None else defaults["link_bw"],
-                          link_latency_ns=req.link_latency,
+                          link_latency_ns=req.link_latency if req.link_latency is not None else defaults["link_latency"],
                           local_bw_gbps=req.local_bw if req.local_bw is not None else defaults["local_bw"],
                           remote_bw_gbps=req.remote_bw)
     options = RunOptions(tp=tp, pp=pp, system=system, engine_binary=binary, compat_engine=compat,
                          engine_timeout_s=req.engine_timeout, keep_traces=req.keep_traces, reuse=not req.no_reuse,
                          verbose=req.verbose)
     metrics = Metrics(req.model_name, int(req.log_interval * 1e9))
-    scheduler = OrcaScheduler(requests, kv, req.max_batch, skip_prefill=req.gen)
-    builder = TraceBuilder(model, perf, fp_bits, tp, pp)
+    overhead = req.engine_overhead if req.engine_overhead is not None else defaults.get("engine_overhead_ns", 0)
+    builder = TraceBuilder(model, perf, fp_bits, tp, pp, selective_attention=req.scheduler == "orca",
+                           engine_overhead_ns=int(overhead))
     log(f"{req.model_name} on {req.npu_num} x {req.hardware} (TP {tp}, PP {pp}), {len(requests)} requests, "
-        f"{kv.total_blocks} KV blocks of {req.block_size} tokens per NPU")
+        f"{req.scheduler} scheduler, {kv.total_blocks} KV blocks of {kv.layout.block_size} tokens per NPU")
     simulation = Simulation(scheduler, builder, kv, options, metrics, log)
     simulation.run()
     for line in metrics.summary_lines(simulation.now):
@@ -166,7 +228,7 @@ def simulate(req: RunRequest, log=print) -> Metrics:
 def simulate_or_exit(req: RunRequest) -> None:
     try:
         simulate(req)
-    except (InputError, ModelError, WorkloadError, PerfModelError, MemoryFitError) as err:
+    except (InputError, ModelError, WorkloadError, PerfModelError, MemoryFitError, HardwareError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except (EngineError, SimulationError) as err:

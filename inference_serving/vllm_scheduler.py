@@ -150,7 +150,7 @@ class VllmScheduler:
             self.waiting.append(self.pending.popleft())
         batch = Batch(self.batches, [], [], start_ns=now)
         budget = self._schedule_running(batch, self.budget)
-        if not batch.evicted:
+        if not batch.preempted:
             self._schedule_waiting(batch, budget, now)
         if not batch.entries:
             return None
@@ -182,7 +182,7 @@ class VllmScheduler:
         self.kv.free(state.id)
         state.cached = 0
         self.waiting.appendleft(state)
-        batch.evicted.append(state.id)
+        batch.preempted.append(state.id)
         self.preemptions += 1
 
     def _schedule_waiting(self, batch: Batch, budget: int, now: int) -> None:
@@ -210,6 +210,7 @@ class VllmScheduler:
             state.cached = entry.cached_tokens + entry.new_tokens
             if state.cached < self._known_tokens(state):
                 continue  # a prefill chunk that does not reach the end of the prompt
+            batch.sampled += 1
             state.generated += 1
             if state.first_token_ns is None:
                 state.first_token_ns = now
