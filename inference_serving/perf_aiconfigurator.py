@@ -175,6 +175,33 @@ def _engine_for(system: str) -> EngineHandle:
     return EngineHandle.for_database(database, systems_path=database.systems_root)
 
 
+# Streaming multiprocessors per GPU, from NVIDIA's datasheets / architecture whitepapers.
+SM_COUNT = {"a100_sxm": 108, "h100_sxm": 132, "h200_sxm": 132, "b200_sxm": 148, "gb200": 148,
+            "l40s": 142, "rtx_pro_6000_server": 188}
+
+
+def _streaming_time(contexts: list[float], streams_per_request: int, sms: int) -> float:
+    """Time (in units of one SM-share of bandwidth) to stream every request's KV cache when the
+    device bandwidth is shared equally by the active streams and one stream can draw at most one
+    SM's share: with at least `sms` streams the device is saturated, with fewer it is not."""
+    time, done, active = 0.0, 0.0, streams_per_request * len(contexts)
+    for context in sorted(contexts):
+        time += (context - done) * max(active, sms)
+        done = context
+        active -= streams_per_request
+    return time
+
+
+def ragged_slowdown(contexts: list[int], kv_heads: int, sms: int | None) -> float:
+    """How much longer a decode-attention kernel takes on these contexts than on the same number of
+    requests all at the mean context. One stream per request and KV head (each KV head's cache is
+    read once per step); unknown SM count: no correction."""
+    if not sms or len(contexts) < 2 or min(contexts) == max(contexts):
+        return 1.0
+    mean = sum(contexts) / len(contexts)
+    return _streaming_time(contexts, kv_heads, sms) / _streaming_time([mean] * len(contexts), kv_heads, sms)
+
+
 class AIConfiguratorPerfModel(PerfModel):
     """Layer latencies from aiconfigurator-core's measured per-operator data of one GPU."""
 
@@ -188,7 +215,7 @@ class AIConfiguratorPerfModel(PerfModel):
         self.table = f"{self._database.backend} {self._database.version}"
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
-        self._batched_decode: dict[tuple[int, int, int], int] = {}
+        self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
         self._check_measured()
 
     def _check_measured(self) -> None:
@@ -317,19 +344,27 @@ class AIConfiguratorPerfModel(PerfModel):
             return 0.0  # the engine's context attention already includes applying RoPE and the KV write
         return self._evaluate_ms(layer, tp, prefill=True, s=tokens, x=tokens) * MS_TO_NS
 
-    def decode_attention_ns(self, kv_caches: list[int], tp: int) -> int:
-        """The batch's decode attention as one kernel (the table's batched generation attention at
-        the batch's mean context) plus one rotary-embedding pass over its tokens."""
+    def decode_attention_ns(self, kv_caches: list[int], tp: int, overlap_ns: int = 0) -> int:
+        """The batch's decode attention as one kernel plus one rotary-embedding pass over its tokens.
+
+        The table measures batches whose requests share one context length; a real batch is
+        ragged. We take the table at the batch's mean context and scale it by
+        `ragged_slowdown`: the same bytes take longer when short requests finish early and too few
+        long ones are left to keep every SM streaming. Prefill attention of the same step
+        (`overlap_ns`) runs in the same kernel and fills that idle tail."""
         if not kv_caches:
             return 0
         batch = len(kv_caches)
-        mean_context = round(sum(kv_caches) / batch) + 1
+        contexts = [kv + 1 for kv in kv_caches]
+        mean_context = round(sum(contexts) / batch)
         key = (batch, mean_context, tp)
         if key not in self._batched_decode:
             attention = self._evaluate_ms("attn", tp, prefill=False, s=mean_context, batch=batch)
             rope = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch)
-            self._batched_decode[key] = round((attention + rope) * MS_TO_NS)
-        return self._batched_decode[key]
+            self._batched_decode[key] = (attention * MS_TO_NS, rope * MS_TO_NS)
+        attention_ns, rope_ns = self._batched_decode[key]
+        slowdown = ragged_slowdown(contexts, self._kv_heads(tp), SM_COUNT.get(self.spec.system))
+        return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
 
     def allreduce_ns(self, num_bytes: int, tp: int) -> float:
         """All-reduce of `num_bytes` bf16 data over `tp` GPUs, from the backend's measured all-reduce table."""

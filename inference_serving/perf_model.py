@@ -49,10 +49,11 @@ class PerfModel(ABC):
     def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:
         """Latency in ns of `layer` for this shape on one NPU."""
 
-    def decode_attention_ns(self, kv_caches: list[int], tp: int) -> int:
+    def decode_attention_ns(self, kv_caches: list[int], tp: int, overlap_ns: int = 0) -> int:
         """rope and attention of one decode step of a whole batch (one request per entry, each
-        with its cached tokens), heads split by tp. Providers with a batched kernel model
-        override this; by default the requests' single-request latencies add up."""
+        with its cached tokens), heads split by tp; `overlap_ns` of prefill attention runs in the
+        same kernel. Providers with a batched kernel model override this; by default the
+        requests' single-request latencies add up."""
         return sum(self.latency_ns("rope", 1, kv, tp) + self.latency_ns("attn", 1, kv, tp) for kv in kv_caches)
 
 

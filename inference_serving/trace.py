@@ -111,6 +111,7 @@ class TraceBuilder:
     pp: int = 1
     selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
     engine_overhead_ns: int = 0
+    sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
     _attention_cache: dict = field(default_factory=dict)
 
     @property
@@ -177,10 +178,11 @@ class TraceBuilder:
             self._attention_cache[key] = latencies
         return self._attention_rows(entry, *latencies)
 
-    def _batched_decode_attention(self, decodes: list[BatchEntry]) -> list[Row]:
-        """One decode attention kernel for all decoding requests, its time shared out in
-        proportion to each request's context (rows of one request still separate)."""
-        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp)
+    def _batched_decode_attention(self, decodes: list[BatchEntry], prefill_ns: int) -> list[Row]:
+        """One decode attention kernel for all decoding requests (sharing the kernel with
+        `prefill_ns` of prefill attention), its time shared out in proportion to each request's
+        context (rows of one request still separate)."""
+        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp, prefill_ns)
         weights = [d.cached_tokens + 1 for d in decodes]
         rows, spent, seen = [], 0, 0
         for entry, weight in zip(decodes, weights):
@@ -196,11 +198,14 @@ class TraceBuilder:
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
                 self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
         decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1]
+        prefill_ns = 0
         for entry in entries:
             if not decodes or entry.new_tokens > 1:
-                rows.extend(self._attention(entry))
+                attention = self._attention(entry)
+                prefill_ns += attention[2].comp_ns
+                rows.extend(attention)
         if decodes:
-            rows.extend(self._batched_decode_attention(decodes))
+            rows.extend(self._batched_decode_attention(decodes, prefill_ns))
         rows.append(self._linear("o_proj", tokens, all_reduce=True))
         rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
         for name in m.mlp_layers():
@@ -215,9 +220,20 @@ class TraceBuilder:
         norm_weight = 2 * m.hidden_size if m.has_bias else m.hidden_size
         lm_weight = m.vocab_size * m.hidden_size * e
         # Only the last token of each request reaches the LM head.
-        return [self._elementwise("final_layernorm", tokens, m.hidden_size, norm_weight),
+        rows = [self._elementwise("final_layernorm", tokens, m.hidden_size, norm_weight),
                 Row("lm_head", self._latency("lm_head", requests), requests * m.hidden_size * e, lm_weight,
-                    requests * m.vocab_size * e, output_loc="REMOTE")]
+                    requests * m.vocab_size * e)]
+        if self.sampler_bw_gbps:
+            rows.append(self._sampler(requests))
+        return rows
+
+    def _sampler(self, requests: int) -> Row:
+        """Sampling from the logits, memory bound: the logits are converted to fp32, turned into
+        probabilities and sampled, three passes that each read and write requests x vocab fp32
+        values (bytes / GB/s = ns)."""
+        logits = requests * self.model.vocab_size
+        return Row("sampler", round(3 * 2 * 4 * logits / self.sampler_bw_gbps), logits * self.elem, 0,
+                   requests * TOKEN_ID_BYTES)
 
 
 def format_trace(trace: Trace) -> str:

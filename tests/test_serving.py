@@ -265,3 +265,26 @@ def test_engine_silence_or_early_exit_is_one_clear_line(tmp_path, script, words)
     assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr
     for word in words:
         assert word in lines[0]
+
+
+def test_vllm_policy_single_request_exact_times(tmp_path):
+    """vLLM mode adds a sampler row (3 passes reading and writing 1 x vocab fp32 logits at
+    --local_bw 200 GB/s: 24 * 100 / 200 = 12 ns) and prices decode attention per batch."""
+    rows, _ = run(tmp_path, [(5, 2, 0)], scheduler="vllm", engine_overhead=0)
+    sampler = 24 * 100 // 200
+    prefill = 150 + 2 * ((150 + 3 * 150 + 50 + 225 + 150) + 5 * 150) + 150 + 110 + sampler
+    decode = 110 + 2 * ((110 + 3 * 110 + (50 + 210) + 110) + 5 * 110) + 110 + 110 + sampler
+    r = by_id(rows)[0]
+    assert (r["TTFT"], r["end_time"]) == (prefill, prefill + decode) == (3972, 7034)
+
+
+@pytest.mark.parametrize("npu_num", [1, 2])
+def test_vllm_policy_traces_pass_the_checker(tmp_path, npu_num):
+    kept = tmp_path / "traces"
+    run(tmp_path, [(30, 3, 0), (6, 4, 100), (9, 2, 200)], npu_num=npu_num, scheduler="vllm",
+        max_num_batched_tokens=16, keep_traces=kept)
+    traces = sorted(kept.glob("batch*.txt"))
+    assert traces and all(t.read_text().startswith("VLLM") for t in traces)
+    done = subprocess.run([sys.executable, "trace_test/check_trace.py", *map(str, traces)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout

@@ -1,0 +1,102 @@
+"""The vLLM V1 policy on small scenarios worked out by hand (block size 4 tokens)."""
+from __future__ import annotations
+
+from inference_serving.memory import MemoryLayout
+from inference_serving.perf_aiconfigurator import ragged_slowdown
+from inference_serving.vllm_scheduler import PrefixCachingBlocks, VllmScheduler, kv_blocks_from_memory
+from inference_serving.workload import Request
+
+
+def scheduler(shapes, blocks=100, budget=8, max_seqs=16, token_ids=None) -> VllmScheduler:
+    requests = [Request(i, inp, out, arr, token_ids[i] if token_ids else None) for i, (inp, out, arr) in enumerate(shapes)]
+    layout = MemoryLayout(weight_bytes=0, block_bytes=1, capacity_bytes=blocks, block_size=4)
+    pool = PrefixCachingBlocks(layout, blocks, caching=token_ids is not None)
+    return VllmScheduler(requests, pool, max_seqs, budget)
+
+
+def step(s: VllmScheduler, now: int = 0):
+    batch = s.schedule(now)
+    shapes = [(e.request_id, e.new_tokens, e.cached_tokens) for e in batch.entries]
+    s.complete(batch, now + 1)
+    return shapes, batch
+
+
+def test_long_prompt_is_chunked_by_the_budget():
+    s = scheduler([(20, 2, 0)], budget=8)
+    assert step(s)[0] == [(0, 8, 0)]
+    assert step(s)[0] == [(0, 8, 8)]
+    assert s.states[0].generated == 0  # no token before the prompt's end
+    assert step(s)[0] == [(0, 4, 16)]
+    assert s.states[0].generated == 1 and s.states[0].first_token_ns == 1
+    assert step(s)[0] == [(0, 1, 20)] and s.states[0].done
+
+
+def test_budget_shared_decodes_first_then_waiting_fcfs():
+    s = scheduler([(3, 5, 0), (3, 5, 0), (10, 2, 0)], budget=8)
+    assert step(s)[0] == [(0, 3, 0), (1, 3, 0), (2, 2, 0)]  # 3 + 3 + 2 of request 2's 10
+    # running first in order: r0, r1 decode (1 each), then r2's unfinished prompt takes the rest (6)
+    assert step(s)[0] == [(0, 1, 3), (1, 1, 3), (2, 6, 2)]
+    assert step(s)[0] == [(0, 1, 4), (1, 1, 4), (2, 2, 8)]
+
+
+def test_max_num_seqs_caps_running_requests():
+    s = scheduler([(2, 3, 0)] * 3, budget=100, max_seqs=2)
+    assert [r for r, _, _ in step(s)[0]] == [0, 1]
+    assert [r for r, _, _ in step(s)[0]] == [0, 1]
+
+
+def test_preemption_recomputes_the_most_recent_request():
+    # 4 blocks of 4 tokens. r0 (8 prompt) and r1 (7 prompt) fill 2 + 2 blocks after prefill.
+    s = scheduler([(8, 4, 0), (7, 4, 0)], blocks=4, budget=100)
+    assert step(s)[0] == [(0, 8, 0), (1, 7, 0)]
+    # r0 needs a 3rd block for token 9: r1 (last admitted) is preempted, its KV dropped; r0 decodes
+    shapes, batch = step(s)
+    assert shapes == [(0, 1, 8)] and batch.preempted == [1]
+    assert s.states[1].cached == 0 and s.states[1].generated == 1 and s.kv.used_blocks == 3
+    assert list(s.waiting) == [s.states[1]]
+    # r1 must recompute prompt + its 1 output token (8 tokens, 2 blocks): only 1 block free, so it waits
+    assert step(s)[0] == [(0, 1, 9)]
+    step(s)  # r0 generates its 4th token and finishes, freeing its blocks
+    assert s.states[0].done
+    assert step(s)[0] == [(1, 8, 0)]  # recomputed in one step, then it samples its 2nd token
+    assert s.states[1].generated == 2
+
+
+def test_preempting_itself_stops_the_step():
+    s = scheduler([(8, 3, 0)], blocks=2, budget=100)
+    step(s)
+    batch = s.schedule(1)
+    assert batch is None and s.preemptions == 1 and s.states[0].cached == 0
+
+
+def test_prefix_cache_hits_skip_shared_prompt_blocks():
+    shared = tuple(range(8))
+    ids = [shared + (100, 101), shared + (200, 201, 202)]
+    s = scheduler([(10, 2, 0), (11, 2, 5)], token_ids=ids, budget=100)
+    assert step(s, 0)[0] == [(0, 10, 0)]
+    # r1 arrives; its first two blocks (tokens 0..7) are cached by r0: only 3 tokens computed
+    shapes, _ = step(s, 5)
+    assert (1, 3, 8) in shapes
+    assert s.kv.hits == 1
+
+
+def test_freed_prefix_blocks_stay_cached_until_space_is_needed():
+    ids = [tuple(range(9)), tuple(range(9))]
+    s = scheduler([(9, 1, 0), (9, 1, 10)], token_ids=ids, blocks=3, budget=100)
+    step(s, 0)
+    assert s.states[0].done and s.kv.used_blocks == 0 and len(s.kv.cached_free) == 2
+    assert step(s, 10)[0] == [(1, 1, 8)]  # 2 cached blocks reused, the last token recomputed
+
+
+def test_kv_capacity_from_memory_utilisation():
+    layout = MemoryLayout(weight_bytes=1000, block_bytes=10, capacity_bytes=10_000, block_size=16)
+    assert kv_blocks_from_memory(layout, 0.9, activation_bytes=500) == (9000 - 1000 - 500) // 10
+
+
+def test_ragged_slowdown_by_hand():
+    # one stream per request, 4 SMs; contexts 1 and 3, mean 2
+    # ragged: first 1 unit with 2 active streams (max(2, 4) = 4 shares) = 4, then 2 units alone = 8 -> 12
+    # equal: 2 units with 2 active = 2 * 4 = 8  -> 12 / 8
+    assert ragged_slowdown([1, 3], 1, 4) == 12 / 8
+    assert ragged_slowdown([5, 5, 5], 8, 132) == 1.0
+    assert ragged_slowdown([1, 3], 1, None) == 1.0
