@@ -169,7 +169,11 @@ def config_from_dict(cfg: dict, name: str, path: Path) -> ModelConfig:
 
 
 def load_model(name: str) -> ModelConfig:
-    """`name` is a key under model_configs/ (e.g. meta-llama/Llama-3.1-8B-Instruct) or a .json path."""
+    """`name` is a key under model_configs/ (e.g. meta-llama/Llama-3.1-8B-Instruct), a .json path or
+    an .onnx decoder model (onnx_model.py)."""
+    if name.endswith(".onnx"):
+        from .onnx_model import load_onnx_model
+        return load_onnx_model(Path(name), name)
     path = _config_path(name)
     try:
         cfg = json.loads(path.read_text())
