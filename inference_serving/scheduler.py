@@ -103,7 +103,7 @@ class OrcaScheduler:
         return batch
 
     def _add(self, batch: Batch, state: RequestState, new_tokens: int) -> None:
-        batch.entries.append(BatchEntry(state.id, new_tokens, state.cached))
+        batch.entries.append(BatchEntry(state.request.id, new_tokens, state.cached))
         batch.states.append(state)
 
     def _schedule_running(self, batch: Batch) -> bool:
@@ -111,6 +111,9 @@ class OrcaScheduler:
         evicted_any = False
         while queue and len(batch.entries) < self.max_batch:
             state = queue.popleft()
+            if state.cached % self.kv.layout.block_size:  # the next token fits the last block
+                self._add(batch, state, 1)
+                continue
             while self.kv.extra_blocks(state.id, state.cached + 1) > self.kv.free_blocks:
                 victim = queue.pop() if queue else state
                 self._evict(batch, victim)

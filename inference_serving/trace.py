@@ -113,6 +113,7 @@ class TraceBuilder:
     engine_overhead_ns: int = 0
     sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
     _attention_cache: dict = field(default_factory=dict)
+    _markers: dict = field(default_factory=dict)
 
     @property
     def elem(self) -> int:
@@ -159,24 +160,30 @@ class TraceBuilder:
         comm = ("ALLREDUCE", output) if all_reduce and self.tp > 1 else ("NONE", 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
-    def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> list[Row]:
+    def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> tuple[Row, Row]:
         m, e, t = self.model, self.elem, entry.new_tokens
         qk = t * (m.q_size + m.kv_size) * e
         kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * e
-        return [Row(f"{ATTENTION_BEGIN} {entry.request_id}"), Row("rope", rope_ns, qk, 0, qk),
-                Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e), END_MARKER]
+        return (Row("rope", rope_ns, qk, 0, qk),
+                Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
+
+    def _marker(self, request_id: int) -> Row:
+        marker = self._markers.get(request_id)
+        if marker is None:
+            marker = self._markers[request_id] = Row(f"{ATTENTION_BEGIN} {request_id}")
+        return marker
 
     def _attention(self, entry: BatchEntry) -> list[Row]:
         """rope and attention of one request: whole heads on one NPU (selective batching), or this
         rank's share of the heads."""
         tp = 1 if self.selective_attention else self.tp
         key = (entry.new_tokens, entry.cached_tokens, tp)
-        latencies = self._attention_cache.get(key)
-        if latencies is None:
-            latencies = (self._latency("rope", entry.new_tokens, entry.cached_tokens, tp),
-                         self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
-            self._attention_cache[key] = latencies
-        return self._attention_rows(entry, *latencies)
+        rows = self._attention_cache.get(key)
+        if rows is None:
+            rows = self._attention_cache[key] = self._attention_rows(
+                entry, self._latency("rope", entry.new_tokens, entry.cached_tokens, tp),
+                self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
+        return [self._marker(entry.request_id), *rows, END_MARKER]
 
     def _batched_decode_attention(self, decodes: list[BatchEntry], prefill_ns: int) -> list[Row]:
         """One decode attention kernel for all decoding requests (sharing the kernel with
@@ -189,7 +196,7 @@ class TraceBuilder:
             seen += weight
             share = total * seen // sum(weights) - spent
             spent += share
-            rows.extend(self._attention_rows(entry, 0, share))
+            rows.extend((self._marker(entry.request_id), *self._attention_rows(entry, 0, share), END_MARKER))
         return rows
 
     def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row]:
