@@ -5,10 +5,14 @@ from pathlib import Path
 
 import click
 
+from inference_serving.experiment import config_callback
 from inference_serving.launcher import RunRequest, simulate_or_exit
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+              callback=config_callback,
+              help="YAML file of flag values (keys: flag names without dashes); command-line flags override it.")
 @click.option("--model_name", default="meta-llama/Llama-3.1-8B-Instruct", show_default=True,
               help="Model under model_configs/ (e.g. Qwen/Qwen3-8B) or a config .json path.")
 @click.option("--hardware", default="H100", show_default=True,
@@ -34,6 +38,13 @@ from inference_serving.launcher import RunRequest, simulate_or_exit
               help="Request trace (.tsv or .jsonl with input_toks, output_toks, arrival_time_ns).")
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Per-request CSV to write.")
+@click.option("--summary-json", "summary_json", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every summary metric and the effective configuration as JSON.")
+@click.option("--plot", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Write PNG plots (throughput, requests and KV use over time, latency CDFs) to this folder.")
+@click.option("--chrome-trace", "chrome_trace", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the simulated execution as a Chrome/Perfetto trace (JSON).")
+@click.option("--quiet", is_flag=True, help="No progress bar on stderr (it is shown only on a terminal).")
 @click.option("--gen", is_flag=True, help="Skip the initiation (prefill) phase.")
 @click.option("--req_num", default=100, show_default=True, type=int, help="Use the first N requests.")
 @click.option("--log_interval", default=0.5, show_default=True, type=float,

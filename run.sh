@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
 # Example sweeps; each run writes a per-request CSV to output/.
-#   bash run.sh            all three sweeps
-#   bash run.sh tp|mem|rate one of them
+#   bash run.sh            the tp, mem, rate and npu sweeps
+#   bash run.sh tp|mem|rate|npu|onnx|profile   one of them (profile needs PyTorch)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
 MODEL=meta-llama/Llama-3.1-8B-Instruct
-COMMON=(--model_name "$MODEL" --hardware H100 --remote_bw 64 --fp 16 --block_size 16 --req_num 100)
+# the shared flags live in an experiment file (configs/llama8b_h100.yaml); command-line flags override it
+COMMON=(--config configs/llama8b_h100.yaml)
 mkdir -p output
 
 sweep_tp() {   # tensor-parallel degree on 1..8 H100s
     for tp in 1 2 4 8; do
-        $PY main.py "${COMMON[@]}" --npu_num "$tp" --npu_group 1 \
-            --dataset dataset/sharegpt_like_100.tsv --output "output/tp${tp}.csv" | tail -12
+        $PY main.py "${COMMON[@]}" --npu_num "$tp" --npu_group 1 --output "output/tp${tp}.csv" | tail -12
     done
 }
 
 sweep_mem() {  # device memory per GPU: less room for KV blocks, more evictions to host memory
     for mem in 17 20 40 80; do
-        $PY main.py "${COMMON[@]}" --npu_num 1 --npu_mem "$mem" \
-            --dataset dataset/sharegpt_like_100.tsv --output "output/mem${mem}.csv" | tail -12
+        $PY main.py "${COMMON[@]}" --npu_num 1 --npu_mem "$mem" --output "output/mem${mem}.csv" | tail -12
     done
 }
 
@@ -32,10 +31,36 @@ sweep_rate() { # request rate: traces generated on the fly with the workload gen
     done
 }
 
+sweep_npu() {  # the paper's NPU (hardware/NPU.yaml, analytical model) on 1..8 NPUs
+    for n in 1 2 4 8; do
+        $PY main.py --model_name "$MODEL" --hardware NPU --npu_num "$n" --remote_bw 64 --block_size 16 \
+            --req_num 50 --dataset dataset/sharegpt_like_100.tsv --output "output/npu${n}.csv" | tail -12
+    done
+}
+
+example_onnx() { # an ONNX decoder (the tiny test model with zero weights, written on the fly) on 2 NPUs
+    $PY -m inference_serving.onnx_model tests/data/tiny_model.json output/tiny_model.onnx
+    $PY main.py --model_name output/tiny_model.onnx --hardware NPU --npu_num 2 --npu_mem 1 --remote_bw 64 \
+        --block_size 16 --req_num 20 --dataset dataset/sharegpt_like_100.tsv --output output/onnx_tiny.csv | tail -12
+}
+
+example_profile() { # profile a model with PyTorch (GPU if present, else CPU), then simulate with the CSV
+    if ! $PY -c "import torch" 2>/dev/null; then echo "profile: PyTorch not installed, skipped" >&2; return 0; fi
+    local model=tests/data/tiny_model.json device=cpu
+    if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then device=cuda; fi
+    $PY -m inference_serving.profile --model "$model" --device "$device" --tp 1 --hardware PROFILED \
+        --output output/profiled.csv
+    $PY main.py --model_name "$model" --hardware PROFILED --perf-model output/profiled.csv --npu_num 1 \
+        --npu_mem 1 --req_num 20 --dataset dataset/sharegpt_like_100.tsv --output output/profiled_run.csv | tail -12
+}
+
 case "${1:-all}" in
     tp) sweep_tp ;;
     mem) sweep_mem ;;
     rate) sweep_rate ;;
-    all) sweep_tp; sweep_mem; sweep_rate ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|all]" >&2; exit 2 ;;
+    npu) sweep_npu ;;
+    onnx) example_onnx ;;
+    profile) example_profile ;;
+    all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|all]" >&2; exit 2 ;;
 esac

@@ -108,8 +108,10 @@ def _config_flags(configs: dict[str, Path]) -> list[str]:
 class StepEngine:
     """Our engine's `--protocol=step`."""
 
-    def __init__(self, binary: Path, configs: dict[str, Path], cwd: Path, timeout_s: float) -> None:
-        self.process = _Process([str(binary), "--protocol=step", *_config_flags(configs)], cwd, timeout_s)
+    def __init__(self, binary: Path, configs: dict[str, Path], cwd: Path, timeout_s: float,
+                 span_file: Path | None = None) -> None:
+        spans = [f"--span-file={span_file}"] if span_file is not None else []
+        self.process = _Process([str(binary), "--protocol=step", *_config_flags(configs), *spans], cwd, timeout_s)
         self._expect("ready")
 
     def _expect(self, word: str) -> list[str]:

@@ -4,7 +4,11 @@ Bad input ends with one line on stderr and exit status 2; an engine failure with
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +17,7 @@ from .engine import DEFAULT_ENGINE, EngineError
 from .hardware import Hardware, HardwareError, fallback_hardware, load_hardware
 from .memory import KVCache, MemoryFitError, ceil_div, memory_layout
 from .metrics import CSV_HEADER, Metrics
+from .progress import Progress
 from .model import ModelConfig, ModelError, load_model
 from .perf_model import CsvPerfModel, PerfModel, PerfModelError
 from .scheduler import OrcaScheduler
@@ -62,6 +67,10 @@ class RunRequest:
     gpu_memory_utilization: float = 0.9
     num_gpu_blocks: int | None = None
     engine_overhead: float | None = None
+    quiet: bool = False                 # no progress bar on stderr
+    plot: Path | None = None            # folder for the PNG figures
+    chrome_trace: Path | None = None    # Trace Event Format JSON of the simulated execution
+    summary_json: Path | None = None    # summary metrics and the effective configuration
 
 
 def _positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -197,6 +206,8 @@ def simulate(req: RunRequest, log=print) -> Metrics:
     kv = scheduler.kv
     check_fits(requests, model, kv, npu_mem)
     binary, compat = engine_binary(req)
+    if compat and req.chrome_trace is not None:
+        raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
     if not binary.is_file():
         raise EngineError(f"engine {binary} not built; run: bash astra-sim/build.sh")
     system = SystemConfig(tp=tp, pp=pp,
@@ -213,19 +224,64 @@ def simulate(req: RunRequest, log=print) -> Metrics:
                            engine_overhead_ns=int(overhead))
     log(f"{req.model_name} on {req.npu_num} x {req.hardware} (TP {tp}, PP {pp}), {len(requests)} requests, "
         f"{req.scheduler} scheduler, {kv.total_blocks} KV blocks of {kv.layout.block_size} tokens per NPU")
-    simulation = Simulation(scheduler, builder, kv, options, metrics, log)
-    simulation.run()
-    for line in metrics.summary_lines(simulation.now):
-        log(line)
-    if req.verbose:
-        log(f"computation reuse: layer shapes {perf.hits}/{perf.lookups} looked up again, "
-            f"iterations {simulation.graph_hits}/{metrics.iterations} reused")
-    if req.output is not None:
-        metrics.write_csv(req.output)
+    metrics.attach(kv, [r.arrival_ns for r in requests])
+    metrics.config = effective_config(req, defaults, tp, pp, kv.layout.block_size, overhead)
+    progress = Progress(len(requests)) if Progress.wanted(quiet=req.quiet) else None
+    if progress is not None:
+        metrics.listeners.append(progress)
+        if sys.stdout.isatty():
+            log = progress.around(log)
+    if req.chrome_trace is not None:
+        handle, span_name = tempfile.mkstemp(prefix="llmservingsim-spans-", suffix=".txt")
+        os.close(handle)
+        options.span_file = Path(span_name)
+    try:
+        simulation = Simulation(scheduler, builder, kv, options, metrics, log)
+        simulation.run()
+        metrics.end_ns = simulation.now
+        if progress is not None:
+            progress.close(len(metrics.finished), simulation.now)
+        for line in metrics.summary_lines(simulation.now):
+            log(line)
+        if req.verbose:
+            log(f"computation reuse: layer shapes {perf.hits}/{perf.lookups} looked up again, "
+                f"iterations {simulation.graph_hits}/{metrics.iterations} reused")
+        if req.output is not None:
+            metrics.write_csv(req.output)
+        write_extras(req, metrics, scheduler.states, tp * pp, options.span_file)
+    finally:
+        if options.span_file is not None:
+            options.span_file.unlink(missing_ok=True)
     return metrics
 
 
 def simulate_or_exit(req: RunRequest) -> None:
+def effective_config(req: RunRequest, defaults: dict, tp: int, pp: int, block_size: int, overhead: float) -> dict:
+    """Every flag after defaults were applied (the hardware's included), JSON-ready."""
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(req).items()}
+    for name in ("npu_mem", "local_bw", "link_bw", "link_latency"):
+        if config.get(name) is None and name in defaults:
+            config[name] = defaults[name]
+    config.update(block_size=block_size, engine_overhead=overhead, tp=tp, pp=pp)
+    return config
+
+
+def write_extras(req: RunRequest, metrics: Metrics, states, npus: int, span_file: Path | None) -> None:
+    """--summary-json, --plot and --chrome-trace."""
+    if req.summary_json is not None:
+        req.summary_json.parent.mkdir(parents=True, exist_ok=True)
+        with open(req.summary_json, "w") as handle:
+            summary = {k: (None if v != v else v) for k, v in metrics.summary(metrics.end_ns).items()}  # NaN
+            json.dump({"summary": summary, "config": metrics.config}, handle, indent=1)
+            handle.write("\n")
+    if req.plot is not None:
+        from .plots import write_plots
+        write_plots(req.plot, metrics, metrics.end_ns, title=f"({Path(req.model_name).name.removesuffix('.json')}, {npus} x {req.hardware})")
+    if req.chrome_trace is not None:
+        from .chrome_trace import write_chrome_trace
+        write_chrome_trace(req.chrome_trace, span_file, npus, states, metrics.samples, metrics.end_ns, metrics.config)
+
+
     try:
         simulate(req)
     except (InputError, ModelError, WorkloadError, PerfModelError, MemoryFitError, HardwareError) as err:

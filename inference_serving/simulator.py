@@ -44,6 +44,7 @@ class RunOptions:
     keep_traces: Path | None = None
     reuse: bool = True
     verbose: bool = False
+    span_file: Path | None = None  # the engine appends every node's start/end here (--chrome-trace)
 
 
 @dataclass
@@ -82,7 +83,8 @@ class Simulation:
                 self.engine = CompatEngine(self.opt.engine_binary, configs, self.workdir,
                                            self.opt.engine_timeout_s, self.npus)
             else:
-                self.engine = StepEngine(self.opt.engine_binary, configs, self.workdir, self.opt.engine_timeout_s)
+                self.engine = StepEngine(self.opt.engine_binary, configs, self.workdir, self.opt.engine_timeout_s,
+                                         self.opt.span_file)
             try:
                 self._loop()
                 self.engine.close()
@@ -172,7 +174,8 @@ class Simulation:
 
     def _graph_reuse_possible(self) -> bool:
         """An iteration identical to an earlier one, alone on an idle cluster, takes the same time."""
-        return self.opt.reuse and not self.opt.compat_engine and self.opt.pp == 1 and not self.batches
+        return (self.opt.reuse and not self.opt.compat_engine and self.opt.pp == 1 and not self.batches
+                and self.opt.span_file is None)  # a reused iteration has no engine spans
 
     def _reuse_graph(self, digest: str, batch: Batch) -> None:
         self.graph_hits += 1
