@@ -255,7 +255,6 @@ def simulate(req: RunRequest, log=print) -> Metrics:
     return metrics
 
 
-def simulate_or_exit(req: RunRequest) -> None:
 def effective_config(req: RunRequest, defaults: dict, tp: int, pp: int, block_size: int, overhead: float) -> dict:
     """Every flag after defaults were applied (the hardware's included), JSON-ready."""
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(req).items()}
@@ -282,6 +281,7 @@ def write_extras(req: RunRequest, metrics: Metrics, states, npus: int, span_file
         write_chrome_trace(req.chrome_trace, span_file, npus, states, metrics.samples, metrics.end_ns, metrics.config)
 
 
+def simulate_or_exit(req: RunRequest) -> None:
     try:
         simulate(req)
     except (InputError, ModelError, WorkloadError, PerfModelError, MemoryFitError, HardwareError) as err:
