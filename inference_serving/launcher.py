@@ -221,7 +221,8 @@ def simulate(req: RunRequest, log=print) -> Metrics:
     metrics = Metrics(req.model_name, int(req.log_interval * 1e9))
     overhead = req.engine_overhead if req.engine_overhead is not None else defaults.get("engine_overhead_ns", 0)
     builder = TraceBuilder(model, perf, fp_bits, tp, pp, selective_attention=req.scheduler == "orca",
-                           engine_overhead_ns=int(overhead))
+                           engine_overhead_ns=int(overhead),
+                           sampler_bw_gbps=0.0 if req.scheduler == "orca" else system.local_bw_gbps)
     log(f"{req.model_name} on {req.npu_num} x {req.hardware} (TP {tp}, PP {pp}), {len(requests)} requests, "
         f"{req.scheduler} scheduler, {kv.total_blocks} KV blocks of {kv.layout.block_size} tokens per NPU")
     metrics.attach(kv, [r.arrival_ns for r in requests])

@@ -229,6 +229,8 @@ class Simulation:
         if batch.evicted:
             self.log(f"[{self.now / 1e9:.6f} s] evict requests {batch.evicted} to host memory: "
                      f"{batch.evict_bytes} B per NPU (MEM_STORE)")
+        if batch.preempted:
+            self.log(f"[{self.now / 1e9:.6f} s] preempt requests {batch.preempted}: KV freed, to be recomputed")
         if batch.reloaded:
             self.log(f"[{self.now / 1e9:.6f} s] reload requests {batch.reloaded} from host memory: "
                      f"{batch.load_bytes} B per NPU (MEM_LOAD)")
