@@ -166,18 +166,25 @@ class OrcaScheduler:
 
     def complete(self, batch: Batch, now: int) -> list[RequestState]:
         """Applies a finished iteration; returns the requests that finished with it."""
-        finished = []
-        batch.sampled = len(batch.entries)
+        finished: list[RequestState] = []
         for state, entry in zip(batch.states, batch.entries):
             state.in_flight = False
             state.cached = entry.cached_tokens + entry.new_tokens
-            state.generated += 1
-            if state.first_token_ns is None:
-                state.first_token_ns = now
-            if state.generated >= state.request.output_tokens:
-                state.end_ns = now
-                self.kv.free(state.id)
-                self.running.remove(state)
-                self.unfinished -= 1
-                finished.append(state)
+            record_sampled_token(self, batch, state, now, finished)
         return finished
+
+
+def record_sampled_token(scheduler, batch: Batch, state: RequestState, now: int,
+                         finished: list[RequestState]) -> None:
+    """A step produced one token for `state`: first-token time, and on its last token the
+    request ends and its KV blocks are freed (`scheduler` has kv, running and unfinished)."""
+    batch.sampled += 1
+    state.generated += 1
+    if state.first_token_ns is None:
+        state.first_token_ns = now
+    if state.generated >= state.request.output_tokens:
+        state.end_ns = now
+        scheduler.kv.free(state.id)
+        scheduler.running.remove(state)
+        scheduler.unfinished -= 1
+        finished.append(state)

@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from .memory import MemoryLayout, ceil_div
-from .scheduler import Batch, RequestState
+from .scheduler import Batch, RequestState, record_sampled_token
 from .trace import BatchEntry
 from .workload import Request
 
@@ -205,21 +205,11 @@ class VllmScheduler:
             budget -= tokens
 
     def complete(self, batch: Batch, now: int) -> list[RequestState]:
-        finished = []
+        finished: list[RequestState] = []
         for state, entry in zip(batch.states, batch.entries):
             state.cached = entry.cached_tokens + entry.new_tokens
-            if state.cached < self._known_tokens(state):
-                continue  # a prefill chunk that does not reach the end of the prompt
-            batch.sampled += 1
-            state.generated += 1
-            if state.first_token_ns is None:
-                state.first_token_ns = now
-            if state.generated >= state.request.output_tokens:
-                state.end_ns = now
-                self.kv.free(state.id)
-                self.running.remove(state)
-                self.unfinished -= 1
-                finished.append(state)
+            if state.cached >= self._known_tokens(state):  # not a chunk short of the prompt's end
+                record_sampled_token(self, batch, state, now, finished)
         return finished
 
 
