@@ -21,6 +21,7 @@ from .memory import KVCache
 from .metrics import Metrics
 from .scheduler import Batch, OrcaScheduler
 from .trace import TraceBuilder, write_trace
+from .vllm_scheduler import VllmScheduler
 
 
 class SimulationError(RuntimeError):
@@ -60,7 +61,7 @@ class NpuQueue:
 
 
 class Simulation:
-    def __init__(self, scheduler: OrcaScheduler, builder: TraceBuilder, kv: KVCache, options: RunOptions,
+    def __init__(self, scheduler: OrcaScheduler | VllmScheduler, builder: TraceBuilder, kv: KVCache, options: RunOptions,
                  metrics: Metrics, log=print) -> None:
         self.scheduler, self.builder, self.kv, self.opt = scheduler, builder, kv, options
         self.metrics, self.log = metrics, log
