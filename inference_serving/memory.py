@@ -41,7 +41,6 @@ class MemoryLayout:
 def stage_weight_bytes(model: ModelConfig, fp_bits: int, tp: int, pp: int) -> list[int]:
     """Weights of each pipeline stage on one of its NPUs (embedding on the first, head on the last)."""
     e = fp_bits // 8
-    final_norm = 2 * model.hidden_size if model.has_bias else model.hidden_size
     sizes = []
     for stage in range(pp):
         layers = (stage + 1) * model.num_layers // pp - stage * model.num_layers // pp
@@ -49,7 +48,7 @@ def stage_weight_bytes(model: ModelConfig, fp_bits: int, tp: int, pp: int) -> li
         if stage == 0:
             params += model.embedding_parameters()
         if stage == pp - 1:
-            params += model.lm_head_parameters() + final_norm
+            params += model.lm_head_parameters() + model.norm_parameters
         sizes.append(ceil_div(params, tp) * e)
     return sizes
 

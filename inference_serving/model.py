@@ -63,14 +63,21 @@ class ModelConfig:
     def mlp_layers(self) -> list[str]:
         return ["gate_proj", "up_proj", "act_fn", "down_proj"] if self.gated_mlp else ["fc1", "act_fn", "fc2"]
 
+    def projection_parameters(self, name: str) -> int:
+        """Weights of one projection, with its bias where the model has biases."""
+        fan_in, fan_out = self.linear_shapes()[name]
+        return fan_in * fan_out + (fan_out if self.has_bias else 0)
+
+    @property
+    def norm_parameters(self) -> int:
+        """One hidden-size norm: RMSNorm scale, or LayerNorm scale and bias."""
+        return 2 * self.hidden_size if self.has_bias else self.hidden_size
+
     def layer_parameters(self) -> int:
         """Parameters of one decoder layer (projections, their biases, two norms, q/k norms)."""
-        params = 0
-        for fan_in, fan_out in self.linear_shapes().values():
-            params += fan_in * fan_out + (fan_out if self.has_bias else 0)
-        norm_params = 2 * self.hidden_size if self.has_bias else self.hidden_size
+        params = sum(self.projection_parameters(name) for name in self.linear_shapes())
         qk_norm_params = 2 * self.head_dim if self.qk_norm else 0
-        return params + 2 * norm_params + qk_norm_params
+        return params + 2 * self.norm_parameters + qk_norm_params
 
     def embedding_parameters(self) -> int:
         position_rows = self.max_position_embeddings + self.position_offset
@@ -81,9 +88,8 @@ class ModelConfig:
         return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
 
     def total_parameters(self) -> int:
-        final_norm = 2 * self.hidden_size if self.has_bias else self.hidden_size
         return (self.embedding_parameters() + self.num_layers * self.layer_parameters()
-                + final_norm + self.lm_head_parameters())
+                + self.norm_parameters + self.lm_head_parameters())
 
     def weight_bytes(self, fp_bits: int) -> int:
         return self.total_parameters() * fp_bits // 8

@@ -155,7 +155,7 @@ class TraceBuilder:
     def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
         fan_in, fan_out = self.model.linear_shapes()[name]
         e = self.elem
-        weight = (fan_in * fan_out + (fan_out if self.model.has_bias else 0)) * e
+        weight = self.model.projection_parameters(name) * e
         output = tokens * fan_out * e
         comm = ("ALLREDUCE", output) if all_reduce and self.tp > 1 else ("NONE", 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
@@ -201,7 +201,7 @@ class TraceBuilder:
 
     def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row]:
         m = self.model
-        norm_weight = 2 * m.hidden_size if m.has_bias else m.hidden_size
+        norm_weight = m.norm_parameters
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
                 self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
         decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1]
@@ -224,7 +224,7 @@ class TraceBuilder:
 
     def _head(self, tokens: int, requests: int) -> list[Row]:
         m, e = self.model, self.elem
-        norm_weight = 2 * m.hidden_size if m.has_bias else m.hidden_size
+        norm_weight = m.norm_parameters
         lm_weight = m.vocab_size * m.hidden_size * e
         # Only the last token of each request reaches the LM head.
         rows = [self._elementwise("final_layernorm", tokens, m.hidden_size, norm_weight),
