@@ -63,9 +63,32 @@ def memory_layout(model: ModelConfig, fp_bits: int, tp: int, pp: int, npu_mem_gi
                         int(npu_mem_gib * GIB), block_size)
 
 
+class BlockPool:
+    """What every KV-cache manager shares: a layout, `total_blocks` and `used_blocks` (each NPU
+    holds the same number of blocks, so the pool is counted once for the cluster)."""
+
+    layout: MemoryLayout
+    total_blocks: int
+    used_blocks: int
+    peak_blocks: int
+
+    @property
+    def free_blocks(self) -> int:
+        return self.total_blocks - self.used_blocks
+
+    def blocks_for(self, tokens: int) -> int:
+        return ceil_div(tokens, self.layout.block_size)
+
+    def device_bytes_in_use(self) -> int:
+        return self.layout.weight_bytes + self.used_blocks * self.layout.block_bytes
+
+    def _note_peak(self) -> None:
+        self.peak_blocks = max(self.peak_blocks, self.used_blocks)
+
+
 @dataclass
-class KVCache:
-    """Block accounting shared by all NPUs (every NPU holds the same number of blocks)."""
+class KVCache(BlockPool):
+    """The host-tier manager: evicted requests keep their blocks in host memory."""
 
     layout: MemoryLayout
     device: dict[int, int] = field(default_factory=dict)   # request id -> blocks on device
@@ -75,13 +98,6 @@ class KVCache:
 
     def __post_init__(self) -> None:
         self.total_blocks = self.layout.num_blocks
-
-    @property
-    def free_blocks(self) -> int:
-        return self.total_blocks - self.used_blocks
-
-    def blocks_for(self, tokens: int) -> int:
-        return ceil_div(tokens, self.layout.block_size)
 
     def extra_blocks(self, request_id: int, tokens: int) -> int:
         """Blocks a request on device still needs to hold `tokens` tokens."""
@@ -93,7 +109,7 @@ class KVCache:
             raise MemoryFitError(f"internal: request {request_id} needs {needed} blocks, {self.free_blocks} free")
         self.device[request_id] = self.device.get(request_id, 0) + needed
         self.used_blocks += needed
-        self.peak_blocks = max(self.peak_blocks, self.used_blocks)
+        self._note_peak()
 
     def evict(self, request_id: int) -> int:
         """Moves a request's blocks to host memory; returns the bytes each NPU stores."""
@@ -109,11 +125,8 @@ class KVCache:
             raise MemoryFitError(f"internal: reloading request {request_id} needs {blocks} blocks")
         self.device[request_id] = blocks
         self.used_blocks += blocks
-        self.peak_blocks = max(self.peak_blocks, self.used_blocks)
+        self._note_peak()
         return blocks * self.layout.block_bytes
 
     def free(self, request_id: int) -> None:
         self.used_blocks -= self.device.pop(request_id, 0)
-
-    def device_bytes_in_use(self) -> int:
-        return self.layout.weight_bytes + self.used_blocks * self.layout.block_bytes

@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from .memory import MemoryLayout, ceil_div
+from .memory import BlockPool, MemoryLayout
 from .scheduler import Batch, RequestState, record_sampled_token
 from .trace import BatchEntry
 from .workload import Request
 
 
 @dataclass
-class PrefixCachingBlocks:
+class PrefixCachingBlocks(BlockPool):
     """vLLM's block pool: full prompt blocks are identified by the hash of all tokens up to their
     end and shared between requests; a freed hashed block stays cached (least recently freed is
     reused first) until its space is needed."""
@@ -41,24 +41,21 @@ class PrefixCachingBlocks:
     hits: int = 0
     queries: int = 0
     _next_unique: int = 0
+    _hashes: dict = field(default_factory=dict)         # request id -> its prompt's block hashes
 
     host: dict = field(default_factory=dict)  # recompute policy: nothing ever goes to host memory
 
-    @property
-    def free_blocks(self) -> int:
-        return self.total_blocks - self.used_blocks
-
-    def blocks_for(self, tokens: int) -> int:
-        return ceil_div(tokens, self.layout.block_size)
-
     def prompt_hashes(self, request: Request) -> list[int]:
-        """Chained hashes of the full blocks of a prompt with known token ids."""
+        """Chained hashes of the full blocks of a prompt with known token ids (computed once)."""
         if not self.caching or request.token_ids is None:
             return []
-        size, hashes, previous = self.layout.block_size, [], 0
-        for start in range(0, len(request.token_ids) - size + 1, size):
-            previous = hash((previous, request.token_ids[start:start + size]))
-            hashes.append(previous)
+        hashes = self._hashes.get(request.id)
+        if hashes is None:
+            size, hashes, previous = self.layout.block_size, [], 0
+            for start in range(0, len(request.token_ids) - size + 1, size):
+                previous = hash((previous, request.token_ids[start:start + size]))
+                hashes.append(previous)
+            self._hashes[request.id] = hashes
         return hashes
 
     def cached_prefix(self, request: Request, num_tokens: int) -> list[int]:
@@ -95,7 +92,7 @@ class PrefixCachingBlocks:
             self.refs[key] = 1
             self.used_blocks += 1
             blocks.append(key)
-        self.peak_blocks = max(self.peak_blocks, self.used_blocks)
+        self._note_peak()
 
     def _hold(self, key) -> None:
         if key in self.refs:
@@ -119,8 +116,6 @@ class PrefixCachingBlocks:
                 if not isinstance(key, tuple):
                     self.cached_free[key] = None
 
-    def device_bytes_in_use(self) -> int:
-        return self.layout.weight_bytes + self.used_blocks * self.layout.block_bytes
 
 
 class VllmScheduler:
