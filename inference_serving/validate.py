@@ -23,6 +23,7 @@ import numpy as np
 
 from .launcher import InputError, RunRequest, simulate
 from .metrics import RequestTimes
+from .workload import Request, write_dataset
 
 STATS = {"mean": np.mean, "median": np.median, "p90": lambda v: np.percentile(v, 90),
          "p95": lambda v: np.percentile(v, 95), "p99": lambda v: np.percentile(v, 99)}
@@ -58,12 +59,11 @@ def measured_times_ms(requests: list[dict]) -> dict[str, list[float]]:
     return {"ttft": ttft, "tpot": tpot, "latency": latency}
 
 
-def write_workload(requests: list[dict], path: Path) -> None:
+def measured_workload(requests: list[dict]) -> list[Request]:
+    """The requests as the engine saw them: arriving at the client's send times."""
     start = min(r["arrival_time"] for r in requests)
-    with open(path, "w") as handle:
-        handle.write("input_toks\toutput_toks\tarrival_time_ns\n")
-        for r in requests:
-            handle.write(f"{r['input_toks']}\t{r['output_toks']}\t{round((r['arrival_time'] - start) * 1e9)}\n")
+    return [Request(i, r["input_toks"], r["output_toks"], round((r["arrival_time"] - start) * 1e9))
+            for i, r in enumerate(requests)]
 
 
 def comparison(measured: dict[str, list[float]], simulated: dict[str, list[float]]) -> dict:
@@ -135,26 +135,29 @@ def write_series(measured, simulated, out: Path) -> None:
 @click.option("--max_num_seqs", default=None, type=int)
 @click.option("--max_num_batched_tokens", default=None, type=int)
 @click.option("--gpu_memory_utilization", default=None, type=float)
+@click.option("--perf-model", "perf_model", default=None,
+              help="Override the hardware file's performance provider (a provider name or a profiled CSV).")
+@click.option("--npu_mem", default=None, type=float, help="Device memory per GPU, GiB [default: the hardware's].")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Write the comparison table as JSON.")
 @click.option("--out", "out_dir", default=Path("output/validation"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for throughput.csv and throughput.png.")
 def main(measured_dir, hardware, model_name, npu_num, max_num_seqs, max_num_batched_tokens, gpu_memory_utilization,
-         json_path, out_dir) -> None:
+         perf_model, npu_mem, json_path, out_dir) -> None:
     """Compare the simulator with a measured vLLM run."""
     try:
         requests, meta = read_measured(measured_dir)
         engine = meta.get("engine_kwargs", {})
         with tempfile.TemporaryDirectory() as scratch:
             dataset = Path(scratch) / "workload.tsv"
-            write_workload(requests, dataset)
+            write_dataset(measured_workload(requests), dataset)
             run = RunRequest(
                 model_name=model_name or engine.get("model") or meta["model"], hardware=hardware,
-                npu_num=npu_num or engine.get("tensor_parallel_size", 1), max_batch=0, npu_group=1, npu_mem=None,
+                npu_num=npu_num or engine.get("tensor_parallel_size", 1), max_batch=0, npu_group=1, npu_mem=npu_mem,
                 local_bw=None, remote_bw=512.0, link_bw=None, link_latency=0.0,
                 fp="8" if engine.get("dtype") == "fp8" else "16", block_size=engine.get("block_size", 16),
                 dataset=str(dataset), output=None, gen=False, req_num=len(requests), log_interval=1.0,
-                verbose=False, scheduler="vllm",
+                verbose=False, scheduler="vllm", perf_model=perf_model,
                 max_num_seqs=max_num_seqs or engine.get("max_num_seqs") or 256,
                 max_num_batched_tokens=max_num_batched_tokens or engine.get("max_num_batched_tokens") or 2048,
                 gpu_memory_utilization=gpu_memory_utilization or engine.get("gpu_memory_utilization") or 0.9)
