@@ -143,12 +143,10 @@ def _node(op: Op, npu: int) -> et.Node:
     if op.kind == "comp":
         node.type = et.COMP_NODE
         node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
-        _attr(node, "is_cpu_op", "bool_val", False)
     elif op.kind == "coll":
         node.type = et.COMM_COLL_NODE
         _attr(node, "comm_type", "int64_val", et.ALL_REDUCE)
         _attr(node, "comm_size", "int64_val", op.value)
-        _attr(node, "is_cpu_op", "bool_val", False)
     elif op.kind in ("send", "recv"):
         node.type = et.COMM_SEND_NODE if op.kind == "send" else et.COMM_RECV_NODE
         src, dst = (npu, op.peer) if op.kind == "send" else (op.peer, npu)
@@ -156,11 +154,10 @@ def _node(op: Op, npu: int) -> et.Node:
         _attr(node, "comm_dst", "int32_val", dst)
         _attr(node, "comm_tag", "int32_val", op.tag)
         _attr(node, "comm_size", "int64_val", op.value)
-        _attr(node, "is_cpu_op", "bool_val", False)
     else:
         node.type = et.MEM_LOAD_NODE if op.kind == "load" else et.MEM_STORE_NODE
         _attr(node, "tensor_size", "uint64_val", op.value)
-        _attr(node, "is_cpu_op", "bool_val", False)
+    _attr(node, "is_cpu_op", "bool_val", False)  # every node runs on the NPU, none on its host CPU
     return node
 
 
