@@ -77,7 +77,12 @@ class Simulation:
 
     # -- setup and teardown -------------------------------------------------------------
     def run(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="llmservingsim-", dir=_scratch_root()))
+        """Runs in a private temporary folder, or straight in the --keep-traces folder, which stays."""
+        if self.opt.keep_traces:
+            self.workdir = self.opt.keep_traces
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.workdir = Path(tempfile.mkdtemp(prefix="llmservingsim-", dir=_scratch_root()))
         try:
             configs = write_configs(self.opt.system, self.workdir)
             if self.opt.compat_engine:
@@ -94,16 +99,8 @@ class Simulation:
                 raise
             self._check_memory_released()
         finally:
-            if self.opt.keep_traces:
-                self._keep(configs_dir=self.workdir)
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def _keep(self, configs_dir: Path) -> None:
-        target = self.opt.keep_traces
-        target.mkdir(parents=True, exist_ok=True)
-        for path in configs_dir.iterdir():
-            if path.is_file():
-                shutil.copy2(path, target / path.name)
+            if not self.opt.keep_traces:
+                shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _check_memory_released(self) -> None:
         if self.kv.used_blocks or self.kv.host or self.kv.device_bytes_in_use() != self.kv.layout.weight_bytes:
