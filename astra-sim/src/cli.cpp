@@ -11,15 +11,7 @@ namespace engine {
 namespace {
 
 double parseNumber(const std::string& flag, const std::string& value) {
-  size_t used = 0;
-  double number = 0;
-  try {
-    number = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || !std::isfinite(number)) fail(kExitUsage, "--" + flag + ": '" + value + "' is not a number");
-  return number;
+  return parseFiniteNumber(value, kExitUsage, "--" + flag);
 }
 
 bool parseBool(const std::string& flag, const std::string& value) {

@@ -28,4 +28,7 @@ class SimError : public std::runtime_error {
 
 [[noreturn]] inline void fail(int code, const std::string& message) { throw SimError(code, message); }
 
+// The whole of `text` as a finite number, or fail(code, "<where>: '<text>' is not a number").
+double parseFiniteNumber(const std::string& text, int code, const std::string& where);
+
 }  // namespace engine

@@ -28,15 +28,7 @@ const char* collectiveName(CollectiveKind kind) {
 namespace {
 
 double parseDouble(const std::string& text, const std::string& where) {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || !std::isfinite(value)) fail(kExitInput, where + ": '" + text + "' is not a number");
-  return value;
+  return parseFiniteNumber(text, kExitInput, where);
 }
 
 TopologyKind parseTopology(const std::string& name, const std::string& where) {

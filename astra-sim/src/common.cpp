@@ -1,0 +1,19 @@
+#include "common.h"
+
+#include <cmath>
+
+namespace engine {
+
+double parseFiniteNumber(const std::string& text, int code, const std::string& where) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !std::isfinite(value)) fail(code, where + ": '" + text + "' is not a number");
+  return value;
+}
+
+}  // namespace engine
