@@ -1,6 +1,8 @@
 #include "common.h"
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 namespace engine {
 
@@ -14,6 +16,14 @@ double parseFiniteNumber(const std::string& text, int code, const std::string& w
   }
   if (used == 0 || used != text.size() || !std::isfinite(value)) fail(code, where + ": '" + text + "' is not a number");
   return value;
+}
+
+std::string readTextFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(kExitInput, "cannot read " + what + " '" + path + "'");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
 }
 
 }  // namespace engine

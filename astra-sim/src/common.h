@@ -31,4 +31,7 @@ class SimError : public std::runtime_error {
 // The whole of `text` as a finite number, or fail(code, "<where>: '<text>' is not a number").
 double parseFiniteNumber(const std::string& text, int code, const std::string& where);
 
+// The bytes of a whole file, or fail(kExitInput, "cannot read <what> '<path>'").
+std::string readTextFile(const std::string& path, const std::string& what);
+
 }  // namespace engine

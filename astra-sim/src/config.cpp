@@ -4,8 +4,7 @@
 #include <set>
 
 #include "common.h"
-#include "json.h"
-#include "yaml_lists.h"
+#include "documents.h"
 
 namespace engine {
 
@@ -38,24 +37,39 @@ TopologyKind parseTopology(const std::string& name, const std::string& where) {
   fail(kExitInput, where + ": topology '" + name + "' not supported (Ring, FullyConnected, Switch)");
 }
 
+// A network.yml value as its scalars: a flow or block list, one scalar, or nothing.
+std::vector<std::string> scalarList(const YAML::Node& value, const std::string& where) {
+  if (value.IsNull()) return {};
+  if (value.IsScalar()) return {value.Scalar()};
+  std::vector<std::string> items;
+  for (const auto& item : value) {
+    if (!value.IsSequence() || !item.IsScalar()) fail(kExitInput, where + " must be a value or a list of values");
+    items.push_back(item.Scalar());
+  }
+  return items;
+}
+
 // --- system.json helpers -------------------------------------------------------------------------
 
 struct SystemFile {
-  const JsonValue& root;
+  const Json& root;
   const std::string& path;
 
   [[noreturn]] void bad(const std::string& key, const std::string& what) const {
     fail(kExitInput, path + ": \"" + key + "\" " + what);
   }
 
-  const JsonValue* get(const std::string& key) const { return root.find(key); }
+  const Json* get(const std::string& key) const {
+    auto it = root.find(key);
+    return it == root.end() ? nullptr : &*it;
+  }
 
   double number(const std::string& key, double fallback) const {
-    const JsonValue* v = get(key);
+    const Json* v = get(key);
     if (!v) return fallback;
-    if (v->kind == JsonValue::Kind::Bool) return v->boolean ? 1 : 0;
-    if (!v->isNumber()) bad(key, "must be a number");
-    return v->number;
+    if (v->is_boolean()) return v->get<bool>() ? 1 : 0;
+    if (!v->is_number()) bad(key, "must be a number");
+    return v->get<double>();
   }
 
   int integer(const std::string& key, int fallback, int minimum) const {
@@ -67,10 +81,10 @@ struct SystemFile {
   }
 
   std::string text(const std::string& key, const std::string& fallback) const {
-    const JsonValue* v = get(key);
+    const Json* v = get(key);
     if (!v) return fallback;
-    if (!v->isString()) bad(key, "must be a string");
-    return v->text;
+    if (!v->is_string()) bad(key, "must be a string");
+    return v->get<std::string>();
   }
 };
 
@@ -95,12 +109,12 @@ AlgoChoice parseAlgo(const std::string& name, const SystemFile& file, const std:
 
 std::vector<AlgoChoice> parseImplementationList(const SystemFile& file, const std::string& key, size_t networkDims) {
   std::vector<AlgoChoice> list;
-  const JsonValue* v = file.get(key);
+  const Json* v = file.get(key);
   if (!v) return list;
-  if (!v->isArray()) file.bad(key, "must be a list of strings");
-  for (const auto& item : v->items) {
-    if (!item.isString()) file.bad(key, "must be a list of strings");
-    list.push_back(parseAlgo(item.text, file, key));
+  if (!v->is_array()) file.bad(key, "must be a list of strings");
+  for (const auto& item : *v) {
+    if (!item.is_string()) file.bad(key, "must be a list of strings");
+    list.push_back(parseAlgo(item.get<std::string>(), file, key));
   }
   if (list.size() > networkDims) {
     file.bad(key, "lists " + std::to_string(list.size()) + " dimensions but the network has " +
@@ -112,9 +126,12 @@ std::vector<AlgoChoice> parseImplementationList(const SystemFile& file, const st
 }  // namespace
 
 NetworkConfig loadNetworkConfig(const std::string& path) {
-  auto entries = parseYamlLists(readTextFile(path, "network configuration"), path);
+  YAML::Node root = readYamlFile(path, "network configuration");
+  if (!root.IsMap() && !root.IsNull()) fail(kExitInput, path + ": expected 'key: value' lines");
   std::vector<std::string> topology, npus, bandwidth, latency;
-  for (auto& [key, items] : entries) {
+  for (const auto& entry : root) {
+    std::string key = entry.first.Scalar();
+    auto items = scalarList(entry.second, path + ": line " + std::to_string(entry.second.Mark().line + 1) + ": '" + key + "'");
     if (key == "topology") topology = items;
     else if (key == "npus_count") npus = items;
     else if (key == "bandwidth") bandwidth = items;
@@ -147,8 +164,8 @@ NetworkConfig loadNetworkConfig(const std::string& path) {
 }
 
 SystemConfig loadSystemConfig(const std::string& path, const NetworkConfig& network) {
-  JsonValue root = readJsonFile(path);
-  if (!root.isObject()) fail(kExitInput, path + ": expected a JSON object");
+  Json root = readJsonFile(path);
+  if (!root.is_object()) fail(kExitInput, path + ": expected a JSON object");
   SystemFile file{root, path};
   SystemConfig config;
 
@@ -183,8 +200,8 @@ SystemConfig loadSystemConfig(const std::string& path, const NetworkConfig& netw
 }
 
 MemoryConfig loadMemoryConfig(const std::string& path) {
-  JsonValue root = readJsonFile(path);
-  if (!root.isObject()) fail(kExitInput, path + ": expected a JSON object");
+  Json root = readJsonFile(path);
+  if (!root.is_object()) fail(kExitInput, path + ": expected a JSON object");
   SystemFile file{root, path};
   MemoryConfig config;
   std::string type = file.text("memory-type", "");
@@ -206,17 +223,18 @@ MemoryConfig loadMemoryConfig(const std::string& path) {
 CommGroups loadCommGroups(const std::string& path, int totalNpus) {
   CommGroups groups(totalNpus);
   if (path.empty() || path.find("empty") != std::string::npos) return groups;
-  JsonValue root = readJsonFile(path);
-  if (!root.isObject()) fail(kExitInput, path + ": expected an object {\"<group id>\": [npu ids...]}");
-  for (const auto& [key, value] : root.members) {
-    if (!value.isArray() || value.items.empty()) fail(kExitInput, path + ": group \"" + key + "\" must be a non-empty list of NPU ids");
+  Json root = readJsonFile(path);
+  if (!root.is_object()) fail(kExitInput, path + ": expected an object {\"<group id>\": [npu ids...]}");
+  for (const auto& [key, value] : root.items()) {
+    if (!value.is_array() || value.empty()) fail(kExitInput, path + ": group \"" + key + "\" must be a non-empty list of NPU ids");
     std::vector<int> members;
     std::set<int> seen;
-    for (const auto& item : value.items) {
-      if (!item.isNumber() || item.number != std::floor(item.number) || item.number < 0 || item.number >= totalNpus) {
+    for (const auto& item : value) {
+      double number = item.is_number() ? item.get<double>() : -1;
+      if (number != std::floor(number) || number < 0 || number >= totalNpus) {
         fail(kExitInput, path + ": group \"" + key + "\" has an invalid NPU id (network has " + std::to_string(totalNpus) + " NPUs)");
       }
-      int id = static_cast<int>(item.number);
+      int id = static_cast<int>(number);
       if (!seen.insert(id).second) fail(kExitInput, path + ": group \"" + key + "\" lists NPU " + std::to_string(id) + " twice");
       members.push_back(id);
     }

@@ -8,7 +8,6 @@
 
 #include "common.h"
 #include "et_def.pb.h"
-#include "json.h"
 
 namespace engine {
 
