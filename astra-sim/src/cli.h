@@ -1,4 +1,4 @@
-// Command-line flags (ASTRA-sim names, `--name=value` or `--name value`).
+// Command-line flags (ASTRA-sim names, `--name=value` or `--name value`), read with cxxopts.
 #pragma once
 
 #include <string>
