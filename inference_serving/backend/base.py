@@ -1,0 +1,71 @@
+"""The engine-backend interface: one engine subprocess per simulation, driven over stdin/stdout.
+
+Backends (BACKENDS) expose the same calls:
+
+  load(prefix, npus)   start `<prefix>.<npu>.et` on idle NPUs at the current tick
+  step(limit=None)     run until workloads complete -> Event("done", tick, npus);
+                       with a limit, stop at it if nothing completes before -> Event("time", ...)
+  advance(tick)        let an idle engine's clock jump forward
+  close(), kill()
+
+and declare what they support (`spans`: per-node timings for --chrome-trace; `reuse`: a reused
+iteration may skip the engine, which then catches up with `advance`). Every read has a timeout; an
+engine that exits, fails or stays silent raises EngineError.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ..registry import Registry
+
+BACKENDS = Registry("engine backend", "--astra-sim", {
+    "step": ".backend.step:StepEngine",
+    "astra-sim": ".backend.compat:CompatEngine",
+})
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str              # "done" or "time"
+    tick: int
+    npus: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineSetup:
+    """What every backend is started with."""
+
+    binary: Path
+    configs: dict[str, Path]   # engine flag -> file (system, network, memory)
+    workdir: Path
+    timeout_s: float
+    npus: int
+    span_file: Path | None = None
+
+
+class EngineBackend(ABC):
+    supports_spans: ClassVar[bool]
+    supports_reuse: ClassVar[bool]
+
+    @abstractmethod
+    def load(self, prefix: Path, npus: list[int]) -> None: ...
+
+    @abstractmethod
+    def step(self, limit: int | None = None) -> Event: ...
+
+    @abstractmethod
+    def advance(self, tick: int) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def kill(self) -> None: ...
+
+
+def config_flags(configs: dict[str, Path]) -> list[str]:
+    return [f"--system-configuration={configs['system']}", f"--network-configuration={configs['network']}",
+            f"--remote-memory-configuration={configs['memory']}"]

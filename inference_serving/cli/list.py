@@ -1,0 +1,39 @@
+"""`llmservingsim list`: the models, hardware, providers, schedulers and engine backends, one line each."""
+from __future__ import annotations
+
+import click
+
+from ..backend.base import BACKENDS
+from ..errors import exit_on_error
+from ..inputs.hardware import known_hardware, load_hardware
+from ..inputs.model import available_models
+from ..perf.provider import PROVIDERS
+from ..serving.policy import POLICIES
+
+WHAT = ("models", "hardware", "providers", "schedulers", "backends")
+
+
+def _hardware_line(name: str) -> str:
+    hw = load_hardware(name)
+    return f"{name:12} {hw.provider:15} {hw.memory_gib:7.1f} GiB {hw.memory_bw_gbps:7.0f} GB/s  {hw.source}"
+
+
+def lines(what: str) -> list[str]:
+    if what == "models":
+        return available_models()
+    if what == "hardware":
+        return [_hardware_line(name) for name in known_hardware()]
+    registry = {"providers": PROVIDERS, "schedulers": POLICIES, "backends": BACKENDS}[what]
+    return [f"{name:15} {doc}" for name, doc in registry.describe()]
+
+
+@click.command("list")
+@click.argument("what", required=False, type=click.Choice(WHAT))
+@exit_on_error
+def list_command(what: str | None) -> None:
+    """List what a run can name (all five kinds, or one)."""
+    for kind in [what] if what else WHAT:
+        if not what:
+            click.echo(f"{kind}:")
+        for line in lines(kind):
+            click.echo(("  " if not what else "") + line)

@@ -1,0 +1,25 @@
+"""`llmservingsim onnx MODEL OUT.onnx`: a zero-weight decoder ONNX of a model config, to try the ONNX path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import exit_on_error
+from ..inputs.model import load_model
+from ..inputs.onnx_export import save_decoder_onnx
+from ..report.outputs import check_file
+
+
+@click.command("onnx")
+@click.argument("model_name")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@exit_on_error
+def onnx(model_name: str, out: Path, force: bool) -> None:
+    """Write MODEL_NAME (a model under model_configs/ or a config .json) as a decoder ONNX with zero weights."""
+    config = load_model(model_name)
+    check_file("OUT", out, lambda path: force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_decoder_onnx(config, out)
+    click.echo(f"wrote {out}: {config.num_layers} layers, hidden {config.hidden_size}, {config.num_heads} heads")

@@ -1,0 +1,63 @@
+"""`llmservingsim profile`: time every layer of a model in PyTorch into the profiled-CSV format."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config.types import NON_NEGATIVE_INT, POSITIVE_INT
+from ..errors import InputError, exit_on_error
+from ..inputs.model import load_model
+from ..paths import REPO_ROOT
+from ..perf.csv_provider import model_key
+from ..perf.profiler import DEFAULT_ATTN_TOKENS, DEFAULT_KV, DEFAULT_TOKENS, Profiler, default_hardware_name, write_rows
+from ..perf.shard import shard
+
+
+def _int_list(ctx, param, value: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise click.BadParameter(f"a comma-separated list of integers, got {value!r}") from None
+    if not values or values[0] < (0 if param.name == "kv" else 1):
+        raise click.BadParameter(f"needs {'non-negative' if param.name == 'kv' else 'positive'} integers, got {value!r}")
+    return values
+
+
+@click.command("profile", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--model", "model_name", required=True, help="Model under model_configs/, a config .json or an .onnx.")
+@click.option("--device", default="cuda", show_default=True, help="PyTorch device: cuda, cuda:1, cpu.")
+@click.option("--tp", default=1, show_default=True, type=POSITIVE_INT, help="Tensor-parallel degree.")
+@click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to write [default: perf_model/<hardware>.csv].")
+@click.option("--hardware", default=None, help="The CSV's hardware name [default: the GPU's name, or CPU].")
+@click.option("--dtype", default=None, type=click.Choice(["bfloat16", "float16", "float32"]),
+              help="Element type [default: bfloat16 on cuda, float32 on cpu].")
+@click.option("--tokens", default=DEFAULT_TOKENS, show_default=True, callback=_int_list,
+              help="Token counts for the non-attention layers.")
+@click.option("--attn-tokens", "attn_tokens", default=DEFAULT_ATTN_TOKENS, show_default=True, callback=_int_list,
+              help="New tokens of one request for rope/attn.")
+@click.option("--kv", default=DEFAULT_KV, show_default=True, callback=_int_list,
+              help="Cached tokens of one request for rope/attn.")
+@click.option("--warmup", default=2, show_default=True, type=NON_NEGATIVE_INT)
+@click.option("--repeat", default=5, show_default=True, type=POSITIVE_INT, help="Timed runs (median).")
+@exit_on_error
+def main(model_name, device, tp, output, hardware, dtype, tokens, attn_tokens, kv, warmup, repeat) -> None:
+    """Time each layer of a model in PyTorch and write a CSV for --perf-model."""
+    model = load_model(model_name)
+    shard(model, tp)
+    try:
+        import torch
+    except ImportError:
+        raise InputError("the profiler needs PyTorch: pip install torch") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device visible to PyTorch; use --device cpu")
+    hardware = hardware or default_hardware_name(device)
+    dtype = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    output = output or REPO_ROOT / "perf_model" / f"{hardware}.csv"
+    profiler = Profiler(model, device, tp, dtype, warmup, repeat)
+    rows = profiler.rows(tokens, attn_tokens, kv, log=lambda line: click.echo(line, err=True))
+    write_rows(output, hardware, model_key(model_name), rows)
+    click.echo(f"wrote {len(rows)} rows for {model_key(model_name)} on {hardware} (tp {tp}, {dtype}) to {output}")
+    click.echo(f"use: python main.py --model_name {model_name} --hardware {hardware} --perf-model {output} "
+               f"--npu_num {tp}")

@@ -1,0 +1,24 @@
+"""`llmservingsim run` (= `python main.py ...`): simulate serving a request trace on a cluster of NPUs."""
+from __future__ import annotations
+
+import click
+
+from ..config.experiment import CONFIG_OPTION
+from ..config.options import run_options
+from ..config.run_config import RunConfig
+from ..errors import exit_on_error
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.command("run", context_settings=CONTEXT)
+@exit_on_error
+def run(**flags) -> None:
+    """Simulate LLM inference serving: iteration-level scheduling, paged KV cache, per-iteration
+    Chakra graphs run on the analytical system simulator."""
+    from ..simulate import simulate
+    simulate(RunConfig(**flags))
+
+
+run.params.append(CONFIG_OPTION)
+run_options(run)

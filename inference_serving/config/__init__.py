@@ -1,0 +1,1 @@
+"""One run configuration (every flag, default and check) and YAML experiment files."""

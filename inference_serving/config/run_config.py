@@ -1,0 +1,110 @@
+"""One run configuration: every flag of a simulation run, its default, its type and its checks.
+
+The fields of `RunConfig` are the single place the flags are defined: `options.run_options` turns
+them into main.py's click options, `experiment` reads them from YAML files, and validate, sweep,
+search and profile build their runs from the same class. A field's metadata holds its flag names,
+click type and help text; `None` defaults mean "the hardware file's value".
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .types import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, FiniteFloat
+
+OUT_FILE = click.Path(dir_okay=False, path_type=Path)
+OUT_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+def flag(default, help: str, type=None, opts: tuple[str, ...] = (), is_flag: bool = False, show_default=True):
+    """A RunConfig field with its click option (`opts` empty: --<field name>)."""
+    meta = {"help": help, "type": type, "opts": opts, "is_flag": is_flag, "show_default": show_default}
+    return field(default=default, metadata=meta)
+
+
+def dashed(name: str) -> tuple[str, ...]:
+    """Flags we added are spelled with dashes (the original tool's keep their underscores)."""
+    return (f"--{name.replace('_', '-')}",)
+
+
+@dataclass
+class RunConfig:
+    model_name: str = flag("meta-llama/Llama-3.1-8B-Instruct",
+                           "Model under model_configs/ (e.g. Qwen/Qwen3-8B), a config .json path or an .onnx decoder.")
+    hardware: str = flag("H100", "Accelerator: a name under hardware/ (see `llmservingsim list`) or a hardware YAML path.")
+    npu_num: int = flag(16, "Number of NPUs.", POSITIVE_INT)
+    max_batch: int = flag(0, "Requests per batch, 0 = no limit (orca).", NON_NEGATIVE_INT)
+    npu_group: int = flag(1, "Pipeline stages; each stage is a tensor-parallel group of npu_num/npu_group NPUs.",
+                          POSITIVE_INT)
+    npu_mem: float | None = flag(None, "Device memory per NPU in GiB [default: the hardware's].", POSITIVE)
+    local_bw: float | None = flag(None, "Device memory bandwidth in GB/s [default: the hardware's].", POSITIVE)
+    remote_bw: float = flag(512.0, "Host (remote) memory bandwidth in GB/s, for KV eviction and reload.", POSITIVE)
+    link_bw: float | None = flag(None, "NPU-to-NPU link bandwidth in GB/s [default: the hardware's].", POSITIVE)
+    link_latency: float | None = flag(None, "Link latency in ns [default: the hardware's].", NON_NEGATIVE)
+    fp: str = flag("16", "Bits per weight, activation and KV element.", click.Choice(["8", "16", "32"]))
+    block_size: int | None = flag(None, "Tokens per KV-cache block [default: the scheduler's, orca 8, vllm 16].",
+                                  POSITIVE_INT)
+    dataset: str = flag("dataset/sharegpt_like_100.tsv",
+                        "Request trace (.tsv or .jsonl with input_toks, output_toks, arrival_time_ns).")
+    output: Path | None = flag(None, "Per-request CSV to write.", OUT_FILE)
+    gen: bool = flag(False, "Skip the initiation (prefill) phase (orca).", is_flag=True)
+    req_num: int = flag(100, "Use the first N requests.", POSITIVE_INT)
+    log_interval: float = flag(0.5, "Throughput log interval in simulated seconds.", POSITIVE)
+    verbose: bool = flag(False, "Log memory loads/stores, KV use and computation-reuse hit rates.", is_flag=True)
+    perf_model: str | None = flag(None, "Provider name (see `llmservingsim list`) or a profiled CSV path "
+                                  "[default: the hardware file's provider].", opts=dashed("perf_model"))
+    astra_sim: Path | None = flag(None, "Engine binary; a binary other than ours is driven with ASTRA-sim's "
+                                  "interactive protocol.", click.Path(path_type=Path), opts=dashed("astra_sim"))
+    keep_traces: Path | None = flag(None, "Keep each iteration's text trace, Chakra files and engine configs here.",
+                                    OUT_DIR, opts=dashed("keep_traces"))
+    no_reuse: bool = flag(False, "Turn computation reuse off (no merged compute, no reused iterations).",
+                          opts=dashed("no_reuse"), is_flag=True)
+    engine_timeout: float = flag(120.0, "Seconds to wait for any engine reply.", POSITIVE, opts=dashed("engine_timeout"))
+    scheduler: str = flag("orca", "Scheduling policy (see `llmservingsim list`): orca, the paper's iteration-level "
+                          "batching; vllm, vLLM V1 (token budget, chunked prefill).")
+    max_num_seqs: int = flag(256, "vllm: requests running at once.", POSITIVE_INT)
+    max_num_batched_tokens: int = flag(2048, "vllm: tokens per step (the token budget).", POSITIVE_INT)
+    gpu_memory_utilization: float = flag(0.9, "vllm: share of device memory for weights, activations and KV cache.",
+                                         FiniteFloat(min=0, max=1, min_open=True))
+    num_gpu_blocks: int | None = flag(None, "vllm: KV blocks per NPU, instead of deriving them.", POSITIVE_INT)
+    engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
+                                         NON_NEGATIVE, opts=dashed("engine_overhead"))
+    summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",
+                                     OUT_FILE, opts=dashed("summary_json"))
+    plot: Path | None = flag(None, "Write PNG plots (throughput, requests and KV use over time, latency CDFs) here.",
+                             OUT_DIR)
+    chrome_trace: Path | None = flag(None, "Write the simulated execution as a Chrome/Perfetto trace (JSON).",
+                                     OUT_FILE, opts=dashed("chrome_trace"))
+    quiet: bool = flag(False, "No progress bar on stderr (it is shown only on a terminal).", is_flag=True)
+
+    @property
+    def tp(self) -> int:
+        return self.npu_num // self.npu_group
+
+    @property
+    def pp(self) -> int:
+        return self.npu_group
+
+    @property
+    def fp_bits(self) -> int:
+        return int(self.fp)
+
+    def check(self) -> None:
+        """Checks between flags (each flag's own range is checked by its type)."""
+        if self.npu_num % self.npu_group:
+            raise InputError(f"--npu_num {self.npu_num} is not divisible by --npu_group {self.npu_group}")
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """Every field, JSON-ready (paths as text)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def run_fields() -> tuple[dataclasses.Field, ...]:
+    return dataclasses.fields(RunConfig)

@@ -1,0 +1,1 @@
+"""What a run reads: model architectures (config JSON, ONNX), hardware files and request traces."""

@@ -1,0 +1,192 @@
+"""Accelerators as files: `--hardware NAME` (a file `hardware/NAME.yaml`) or `--hardware PATH.yaml`.
+
+A hardware file is a flat YAML mapping (README "Hardware files"), checked by the typed model
+`HardwareFile` (unknown keys refused, numbers finite and in range):
+
+  name                text, the name profiled CSV rows are matched by   [the file name without .yaml]
+  provider            the performance provider that times the layers (`llmservingsim list` names them)
+  memory_gib          device memory per accelerator, GiB                 (default of --npu_mem)
+  memory_bw_gbps      device memory bandwidth, GB/s                      (default of --local_bw)
+  link_bw_gbps        accelerator-to-accelerator link, one direction, GB/s (default of --link_bw)
+  link_latency_ns     link latency, ns                                   [0] (default of --link_latency)
+  engine_overhead_ns  time per iteration spent outside the model (scheduling, launches), ns   [0]
+  peak_tflops         mapping dtype -> dense peak TFLOP/s, e.g. {bf16: 989, fp8: 1978}  [optional]
+  provider npu:        array_rows, array_cols (systolic array), clock_ghz, vector_lanes [array_cols]
+  provider aiconfigurator: system, the package's system name         [the name]
+  provider csv:        csv, the profile's path (relative paths are relative to the YAML file)
+
+A bad file is reported in one line naming the file and the key. Names without a file that
+aiconfigurator-core has measured (e.g. its system names such as `h100_sxm`) are accepted too and
+take their numbers from the package.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import InputError
+from ..paths import HARDWARE_DIR
+
+# Used for a hardware name that has no file, with a profiled CSV given by --perf-model.
+FALLBACK = {"memory_gib": 40.0, "memory_bw_gbps": 1024.0, "link_bw_gbps": 256.0}
+
+_PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"), "aiconfigurator": (), "csv": ("csv",)}
+
+
+class Hardware(BaseModel):
+    """One accelerator: its performance provider and the defaults of the system flags."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    memory_gib: float = Field(gt=0, allow_inf_nan=False)
+    memory_bw_gbps: float = Field(gt=0, allow_inf_nan=False)
+    link_bw_gbps: float = Field(gt=0, allow_inf_nan=False)
+    link_latency_ns: float = Field(0.0, ge=0, allow_inf_nan=False)
+    engine_overhead_ns: float = Field(0.0, ge=0, allow_inf_nan=False)
+    peak_tflops: dict[str, float] = Field(default_factory=dict)
+    system: Optional[str] = Field(None, min_length=1)      # aiconfigurator system name
+    csv: Optional[Path] = None                              # profiled CSV for provider csv
+    array_rows: Optional[int] = Field(None, gt=0)           # NPU: systolic array rows (the reduction dimension)
+    array_cols: Optional[int] = Field(None, gt=0)           # NPU: systolic array columns (output features)
+    clock_ghz: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # NPU: clock
+    vector_lanes: Optional[int] = Field(None, gt=0)         # NPU: element-wise operations per cycle
+    source: str = "built-in"                                # the YAML path, or where the numbers came from
+
+    @model_validator(mode="after")
+    def _peaks_positive(self) -> "Hardware":
+        for dtype, value in self.peak_tflops.items():
+            if not value > 0 or value == float("inf"):
+                raise ValueError(f"'peak_tflops.{dtype}' must be a positive number, got {value!r}")
+        return self
+
+    @property
+    def array_peak_tflops(self) -> float | None:
+        """Dense peak of the systolic array: one multiply-add (2 FLOP) per PE per cycle."""
+        if self.array_rows is None or self.array_cols is None or self.clock_ghz is None:
+            return None
+        return 2 * self.array_rows * self.array_cols * self.clock_ghz / 1e3
+
+    def defaults(self) -> dict[str, float]:
+        """Defaults of the command-line flags that describe the system."""
+        return {"npu_mem": self.memory_gib, "local_bw": self.memory_bw_gbps, "link_bw": self.link_bw_gbps,
+                "link_latency": self.link_latency_ns, "engine_overhead_ns": self.engine_overhead_ns}
+
+
+def known_hardware() -> list[str]:
+    """Names of the shipped hardware files."""
+    return sorted(p.stem for p in HARDWARE_DIR.glob("*.yaml"))
+
+
+def _is_path(arg: str) -> bool:
+    return arg.endswith((".yaml", ".yml")) or "/" in arg or "\\" in arg
+
+
+def _find_file(name: str) -> Path | None:
+    wanted = name.lower()
+    for path in sorted(HARDWARE_DIR.glob("*.yaml")):
+        if path.stem.lower() == wanted:
+            return path
+    return None
+
+
+def load_hardware(arg: str) -> Hardware:
+    """The hardware named `arg` (a file under hardware/, case-insensitive) or the YAML file at `arg`."""
+    if _is_path(arg):
+        path = Path(arg)
+        if not path.is_file():
+            raise InputError(f"--hardware {arg}: no such file")
+        return read_hardware_file(path)
+    path = _find_file(arg)
+    if path is not None:
+        return read_hardware_file(path)
+    from ..perf.aiconfigurator_systems import measured_hardware
+    measured = measured_hardware(arg)
+    if measured is not None:
+        return measured
+    raise InputError(f"--hardware: unknown hardware '{arg}'; known: {', '.join(known_hardware())} "
+                     f"(or a hardware YAML path, see README 'Hardware files')")
+
+
+def fallback_hardware(name: str) -> Hardware:
+    """A name with no file, for a run whose layers come from a profiled CSV (--perf-model FILE)."""
+    return Hardware(name=name, provider="csv", source="fallback defaults", **FALLBACK)
+
+
+def _read_mapping(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read the hardware file ({err})") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise InputError(f"{path}: not valid YAML{line}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a hardware file must be a mapping of keys to values")
+    return data
+
+
+def _validation_message(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        known = ", ".join(sorted(k for k in Hardware.model_fields if k != "source"))
+        return f"{path}: unknown key '{key}'; known keys: {known}"
+    message = first["msg"].removeprefix("Value error, ")
+    if not key:
+        return f"{path}: {message}"
+    return f"{path}: '{key}' {message[0].lower()}{message[1:]}, got {first.get('input')!r}"
+
+
+def _check_provider_keys(path: Path, data: dict) -> None:
+    from ..perf.provider import provider_names
+    for key in ("provider", "memory_gib", "memory_bw_gbps", "link_bw_gbps"):
+        if key not in data:
+            raise InputError(f"{path}: missing '{key}'")
+    provider = data["provider"]
+    if provider not in provider_names():
+        raise InputError(f"{path}: 'provider' must be one of {', '.join(provider_names())}, got {provider!r}")
+    for key in _PROVIDER_REQUIRED.get(provider, ()):
+        if key not in data:
+            raise InputError(f"{path}: missing '{key}' (required for provider {provider})")
+
+
+def _resolved_csv(path: Path, data: dict) -> Path:
+    if not isinstance(data["csv"], str) or not data["csv"]:
+        raise InputError(f"{path}: 'csv' must be a file path, got {data['csv']!r}")
+    csv_path = Path(data["csv"])
+    if not csv_path.is_absolute():
+        csv_path = path.parent / csv_path
+    if not csv_path.is_file():
+        raise InputError(f"{path}: 'csv': no such file {csv_path}")
+    return csv_path
+
+
+def read_hardware_file(path: Path) -> Hardware:
+    """Parse and check one hardware YAML file."""
+    data = _read_mapping(path)
+    _check_provider_keys(path, data)
+    values = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) and k in _FLOAT_KEYS else v)
+              for k, v in data.items()}
+    values.setdefault("name", path.stem)
+    if values["provider"] == "csv":
+        values["csv"] = _resolved_csv(path, data)
+    if values["provider"] == "npu" and isinstance(values.get("array_cols"), int):
+        values.setdefault("vector_lanes", values["array_cols"])
+    if values["provider"] != "aiconfigurator":
+        values.pop("system", None)
+    if isinstance(values.get("peak_tflops"), dict):
+        values["peak_tflops"] = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+                                 for k, v in values["peak_tflops"].items()}
+    try:
+        return Hardware(source=str(path), **values)
+    except ValidationError as err:
+        raise InputError(_validation_message(path, err)) from None
+
+
+_FLOAT_KEYS = {name for name, f in Hardware.model_fields.items() if f.annotation in (float, Optional[float])}

@@ -1,0 +1,1 @@
+"""Performance providers behind one interface (provider.py), the one shard-shape rule and the profiler."""

@@ -1,0 +1,196 @@
+"""Provider on the measured per-operator GPU latencies of `aiconfigurator-core`.
+
+This provider builds one aiconfigurator operation per (layer, tp) and asks the package's engine
+for its latency at the requested shape. See docs/perf_aiconfigurator.md for the layer-to-operation
+mapping and the measured call cost.
+"""
+from __future__ import annotations
+
+import math
+
+from aiconfigurator_core.sdk import common
+from aiconfigurator_core.sdk import operations as aic_ops
+from aiconfigurator_core.sdk.engine import build_ops_json
+from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for_op
+
+from ..errors import InputError
+from ..inputs.hardware import Hardware
+from ..inputs.model import ModelConfig
+from .aiconfigurator_systems import engine_for, hardware_spec, load_database
+from .layers import LAYERS, NORMS, PROJECTIONS
+from .provider import PerfProvider
+from .ragged import SM_COUNT, ragged_slowdown
+from .shard import shard
+
+MS_TO_NS = 1e6
+
+# Beyond this KV length one engine call for decode attention takes 0.1-0.3 ms instead of ~5 us;
+# there the engine is sampled on a grid of 2**GRID_BITS points per octave and interpolated.
+DECODE_GRID_FROM = 32768
+GRID_BITS = 8
+
+
+def _quant_modes(fp_bits: int) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
+    """(GEMM, KV-cache, attention-math) quant modes for `--fp`; attention math is measured in bf16 only."""
+    if fp_bits == 16:
+        return common.GEMMQuantMode.bfloat16, common.KVCacheQuantMode.bfloat16, common.FMHAQuantMode.bfloat16
+    if fp_bits == 8:
+        return common.GEMMQuantMode.fp8, common.KVCacheQuantMode.fp8, common.FMHAQuantMode.bfloat16
+    raise InputError(f"the aiconfigurator perf model has measurements for --fp 16 and --fp 8, not --fp {fp_bits}")
+
+
+class AIConfiguratorProvider(PerfProvider):
+    """Layer latencies from aiconfigurator-core's measured per-operator data of one GPU."""
+
+    def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int) -> None:
+        super().__init__()
+        self.model = model
+        self.spec = hardware_spec(hardware.system or hardware.name)
+        self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(fp_bits)
+        self._database = load_database(self.spec.system)
+        self._engine = engine_for(self.spec.system)
+        self.table = f"{self._database.backend} {self._database.version}"
+        self._ops_json: dict[tuple[str, int, bool], str] = {}
+        self._decode_grid: dict[tuple[int, int], float] = {}
+        self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
+        self._check_measured()
+
+    def _check_measured(self) -> None:
+        """Fail at construction, not mid-run, when this GPU lacks data for the quant modes."""
+        for layer, tokens in (("q_proj", 128), ("attn", 128), ("attn", 1)):
+            self._latency_ns(layer, tokens, 128, 1)
+
+    # --- operations -------------------------------------------------------------------------
+
+    def _attention_op(self, tp: int, prefill: bool):
+        """Attention of this shard's heads, on the kernel lane the serving framework picks by default."""
+        heads, kv_heads = shard(self.model, tp).heads, shard(self.model, tp).kv_heads
+        shape = {"head_size": self.model.head_dim, "use_qk_norm": self.model.qk_norm}
+        if prefill:
+            op = aic_ops.ContextAttention("attn", 1, heads, kv_heads, self.kv_quant, self.fmha_quant, **shape)
+            table = "_context_attention_data"
+        else:
+            op = aic_ops.GenerationAttention("attn", 1, heads, kv_heads, self.kv_quant, **shape)
+            table = "_generation_attention_data"
+        op._lane_order = resolved_lane_order_for_op(self._database, table)
+        return op
+
+    def _elementwise_op(self, layer: str, tp: int):
+        """Memory-bound op moving (dim_in + dim_out) bf16 values per token."""
+        h = self.model.hidden_size
+        if layer == "embedding":
+            return aic_ops.Embedding(layer, 1, self.model.vocab_size, h)
+        if layer in NORMS:
+            # vLLM fuses the residual add into RMSNorm: reads x and residual, writes both.
+            return aic_ops.ElementWise(layer, 1, 2 * h, 2 * h)
+        if layer == "act_fn":
+            inter = shard(self.model, tp).intermediate
+            return aic_ops.ElementWise(layer, 1, (2 if self.model.gated_mlp else 1) * inter, inter)
+        # rope on one decode token: rotate q and k of this shard in place.
+        rotated = (shard(self.model, tp).heads + shard(self.model, tp).kv_heads) * self.model.head_dim
+        return aic_ops.ElementWise(layer, 1, rotated, rotated)
+
+    def _operation(self, layer: str, tp: int, prefill: bool):
+        """The aiconfigurator operation that models `layer` on one tensor-parallel shard."""
+        if layer in PROJECTIONS:
+            k, n = shard(self.model, tp).linear(layer)
+            return aic_ops.GEMM(layer, 1, n, k, self.gemm_quant)
+        if layer == "attn":
+            return self._attention_op(tp, prefill)
+        if layer == "allreduce":
+            # One bf16 value per "token": the message of `x` tokens is 2 * x bytes.
+            return aic_ops.CustomAllReduce(layer, 1, 1, tp)
+        return self._elementwise_op(layer, tp)
+
+    def _op_json(self, layer: str, tp: int, prefill: bool) -> str:
+        key = (layer, tp, prefill)
+        if key not in self._ops_json:
+            self._ops_json[key] = build_ops_json([self._operation(layer, tp, prefill)])
+        return self._ops_json[key]
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def _evaluate_ms(
+        self, layer: str, tp: int, *, prefill: bool, s: int, prefix: int = 0, x: int | None = None, batch: int = 1
+    ) -> float:
+        """The engine's latency in ms of `layer` at sequence length `s` (`x` tokens for token-wise ops)."""
+        ops_json = self._op_json(layer, tp, prefill)
+        try:
+            ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(
+                ops_json, is_context=prefill, batch_size=batch, s=s, prefix=prefix, x=x
+            )
+        except Exception as error:  # the engine raises several types; all mean "no answer"
+            raise InputError(
+                f"aiconfigurator ({self.spec.system}, {self.table}) cannot evaluate {layer} "
+                f"(s={s}, prefix={prefix}, tp={tp}): {str(error).splitlines()[0]}"
+            ) from None
+        return latency_ms
+
+    def _attention_ms(self, tokens: int, kv_cache: int, tp: int) -> float:
+        """Attention of one request: prefill of `tokens` after `kv_cache` cached, or one decode step."""
+        if tokens == 1:
+            return self._decode_attention_ms(kv_cache + 1, tp)
+        fresh = self._evaluate_ms("attn", tp, prefill=True, s=tokens)
+        if kv_cache == 0:
+            return fresh
+        # The engine scales the full-prompt kernel time by the new tokens' share of the causal
+        # work, which drops the kernel's fixed cost for short chunks; more keys never cost less.
+        return max(fresh, self._evaluate_ms("attn", tp, prefill=True, s=tokens, prefix=kv_cache))
+
+    def _decode_attention_ms(self, kv_len: int, tp: int) -> float:
+        """Decode attention over `kv_len` keys; long contexts go through the interpolation grid."""
+        if kv_len <= DECODE_GRID_FROM:
+            return self._evaluate_ms("attn", tp, prefill=False, s=kv_len)
+        spacing = 1 << (kv_len.bit_length() - 1 - GRID_BITS)
+        below = kv_len - kv_len % spacing
+        weight = (kv_len - below) / spacing
+        low = self._decode_grid_ms(below, tp)
+        return low if weight == 0 else (1 - weight) * low + weight * self._decode_grid_ms(below + spacing, tp)
+
+    def _decode_grid_ms(self, kv_len: int, tp: int) -> float:
+        key = (kv_len, tp)
+        if key not in self._decode_grid:
+            self._decode_grid[key] = self._evaluate_ms("attn", tp, prefill=False, s=kv_len)
+        return self._decode_grid[key]
+
+    def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:
+        if layer not in LAYERS:
+            raise InputError(
+                f"unknown layer '{layer}' for the aiconfigurator perf model; known: {', '.join(sorted(LAYERS))}"
+            )
+        if tokens == 0:
+            return 0.0
+        if layer == "attn":
+            return self._attention_ms(tokens, kv_cache, tp) * MS_TO_NS
+        if layer == "rope" and tokens > 1:
+            return 0.0  # the engine's context attention already includes applying RoPE and the KV write
+        return self._evaluate_ms(layer, tp, prefill=True, s=tokens, x=tokens) * MS_TO_NS
+
+    def decode_attention_ns(self, kv_caches: list[int], tp: int, overlap_ns: int = 0) -> int:
+        """The batch's decode attention as one kernel plus one rotary-embedding pass over its tokens.
+
+        The table measures batches whose requests share one context length; a real batch is
+        ragged. We take the table at the batch's mean context and scale it by
+        `ragged_slowdown`: the same bytes take longer when short requests finish early and too few
+        long ones are left to keep every SM streaming. Prefill attention of the same step
+        (`overlap_ns`) runs in the same kernel and fills that idle tail."""
+        if not kv_caches:
+            return 0
+        batch = len(kv_caches)
+        contexts = [kv + 1 for kv in kv_caches]
+        mean_context = round(sum(contexts) / batch)
+        key = (batch, mean_context, tp)
+        if key not in self._batched_decode:
+            attention = self._evaluate_ms("attn", tp, prefill=False, s=mean_context, batch=batch)
+            rope = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch)
+            self._batched_decode[key] = (attention * MS_TO_NS, rope * MS_TO_NS)
+        attention_ns, rope_ns = self._batched_decode[key]
+        slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, SM_COUNT.get(self.spec.system))
+        return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
+
+    def allreduce_ns(self, num_bytes: int, tp: int) -> float:
+        """All-reduce of `num_bytes` bf16 data over `tp` GPUs, from the backend's measured all-reduce table."""
+        if tp == 1 or num_bytes == 0:
+            return 0.0
+        values = math.ceil(num_bytes / 2)
+        return self._evaluate_ms("allreduce", tp, prefill=True, s=values, x=values) * MS_TO_NS

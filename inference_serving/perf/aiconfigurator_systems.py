@@ -1,0 +1,161 @@
+"""The GPUs aiconfigurator-core has measured: its system files, measurement databases and engines.
+
+The package ships latency tables measured on real GPUs (GEMM, context and generation attention,
+all-reduce) per system, serving framework and version, and a compiled engine that interpolates
+between measured shapes.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import aiconfigurator_core
+import yaml
+from aiconfigurator_core.sdk import attention_lanes, perf_database
+from aiconfigurator_core.sdk.engine import EngineHandle
+
+from ..errors import InputError
+from ..inputs.hardware import Hardware
+
+SYSTEMS_DIR = Path(aiconfigurator_core.__file__).resolve().parent / "systems"
+
+# User-facing hardware names of the package's systems (SXM / server variants).
+HARDWARE_ALIASES = {
+    "A100": "a100_sxm",
+    "H100": "h100_sxm",
+    "H200": "h200_sxm",
+    "B200": "b200_sxm",
+    "B300": "b300_sxm",
+    "GB200": "gb200",
+    "GB300": "gb300",
+    "L40S": "l40s",
+    "RTXPRO6000": "rtx_pro_6000_server",
+    "B60": "b60",
+}
+
+# vLLM first: the serving system we validate against.
+BACKEND_PREFERENCE = ("vllm", "sglang", "trtllm")
+
+
+def _not_package_notice(record: logging.LogRecord) -> bool:
+    """Drop two one-off package notices: MLA/DSA fallback tables (no layer here reads them) and
+    attention-lane defaults missing for a GPU (the engine then takes the table's first lane)."""
+    return not str(record.msg).startswith(("Loading low-fidelity fallback rows", "resolve_attention_lane_order:"))
+
+
+logging.getLogger(perf_database.__name__).addFilter(_not_package_notice)
+logging.getLogger(attention_lanes.__name__).addFilter(_not_package_notice)
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    """One GPU of a package system, as its system YAML describes it."""
+
+    name: str                 # user-facing name, e.g. "H100"
+    system: str               # package system name, e.g. "h100_sxm"
+    memory_bytes: int         # device memory
+    memory_gb: float          # device memory in GiB (2**30 bytes): 80.0 for an H100 80GB
+    memory_bw_gbps: float     # device memory bandwidth, GB/s (1e9 bytes/s)
+    link_bw_gbps: float       # intra-node interconnect per GPU, one direction, GB/s
+    num_gpus_per_node: int
+    bf16_tflops: float        # dense tensor-core peak, TFLOP/s
+    fp8_tflops: float | None  # None where the GPU has no FP8 tensor cores
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _system_yaml(system: str) -> dict:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load((SYSTEMS_DIR / f"{system}.yaml").read_text(), Loader=loader)
+
+
+@lru_cache(maxsize=1)
+def _measured_systems() -> tuple[str, ...]:
+    """Package systems whose data folder holds GEMM and attention measurements."""
+    systems = []
+    for path in sorted(SYSTEMS_DIR.glob("*.yaml")):
+        if not (SYSTEMS_DIR / "data" / path.stem).is_dir():
+            continue  # the package's non-system YAMLs (version slots, lane defaults, ...)
+        data_dir = SYSTEMS_DIR / _system_yaml(path.stem)["data_dir"]
+        if (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir():
+            systems.append(path.stem)
+    return tuple(systems)
+
+
+def _display_name(system: str) -> str:
+    for alias, target in HARDWARE_ALIASES.items():
+        if target == system:
+            return alias
+    return system
+
+
+def supported_hardware() -> list[str]:
+    """User-facing names of every system with measured data (package names also accepted)."""
+    return [_display_name(system) for system in _measured_systems()]
+
+
+def _resolve_system(hardware: str) -> str:
+    """Package system name for a user-facing or package hardware name (case-insensitive)."""
+    wanted = _normalize(hardware)
+    for system in _measured_systems():
+        if wanted in (_normalize(system), _normalize(_display_name(system))):
+            return system
+    raise InputError(
+        f"unknown hardware '{hardware}' for the aiconfigurator perf model; "
+        f"supported: {', '.join(supported_hardware())}"
+    )
+
+
+def hardware_spec(hardware: str) -> HardwareSpec:
+    """Memory, bandwidths and peak FLOPs of one GPU from the package's system YAML."""
+    system = _resolve_system(hardware)
+    spec = _system_yaml(system)
+    gpu, node = spec["gpu"], spec["node"]
+    fp8_flops = gpu.get("fp8_tc_flops")
+    return HardwareSpec(
+        name=_display_name(system),
+        system=system,
+        memory_bytes=int(gpu["mem_capacity"]),
+        memory_gb=gpu["mem_capacity"] / 2**30,
+        memory_bw_gbps=gpu["mem_bw"] / 1e9,
+        link_bw_gbps=node["intra_node_bw"] / 1e9,
+        num_gpus_per_node=int(node["num_gpus_per_node"]),
+        bf16_tflops=gpu["bfloat16_tc_flops"] / 1e12,
+        fp8_tflops=fp8_flops / 1e12 if fp8_flops else None,
+    )
+
+
+@lru_cache(maxsize=None)
+def load_database(system: str) -> perf_database.PerfDatabase:
+    """The measurement database of the first backend in BACKEND_PREFERENCE that has one."""
+    for backend in BACKEND_PREFERENCE:
+        if perf_database.get_version_slots(system, backend) is None:
+            continue
+        database = perf_database.get_database(system, backend, "current")
+        if database is not None:
+            return database
+    raise InputError(f"aiconfigurator-core has no measurement table for system '{system}'")
+
+
+@lru_cache(maxsize=None)
+def engine_for(system: str) -> EngineHandle:
+    """A model-less engine bound to the system's tables; evaluates ad-hoc operation lists."""
+    database = load_database(system)
+    return EngineHandle.for_database(database, systems_path=database.systems_root)
+
+
+def measured_hardware(name: str) -> Hardware | None:
+    """A Hardware for a measured system's name without a hardware file (None if not measured)."""
+    try:
+        spec = hardware_spec(name)
+    except InputError:
+        return None
+    peaks = {"bf16": spec.bf16_tflops, **({"fp8": spec.fp8_tflops} if spec.fp8_tflops else {})}
+    return Hardware(name=spec.name, provider="aiconfigurator", memory_gib=spec.memory_gb,
+                    memory_bw_gbps=spec.memory_bw_gbps, link_bw_gbps=spec.link_bw_gbps, peak_tflops=peaks,
+                    source=f"aiconfigurator-core system {spec.system}", system=spec.system)

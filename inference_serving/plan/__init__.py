@@ -1,0 +1,1 @@
+"""The iteration plan (objects), its text-trace export and the Chakra writer."""

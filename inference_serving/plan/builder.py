@@ -1,0 +1,150 @@
+"""Trace generator: one iteration's batch as a plan of layers priced by the performance provider.
+
+Each request's attention rows form an AttentionGroup (the graph builder may give them to one NPU of
+the group: selective batching). KV-cache swaps come first as rows whose weight_size is the bytes
+moved by each NPU; then the per-step engine overhead, the embedding, the decoder block, the head.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..inputs.model import ModelConfig
+from ..perf.provider import PerfProvider
+from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
+                        Row, Trace)
+
+
+@dataclass
+class TraceBuilder:
+    """Builds iteration traces for one model on one parallel layout."""
+
+    model: ModelConfig
+    perf: PerfProvider
+    fp_bits: int
+    tp: int = 1
+    pp: int = 1
+    selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
+    engine_overhead_ns: int = 0
+    sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
+    _attention_cache: dict = field(default_factory=dict)
+
+    @property
+    def elem(self) -> int:
+        return self.fp_bits // 8
+
+    def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0) -> Trace:
+        tokens = sum(e.new_tokens for e in entries)
+        overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
+        return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=self._embedding(tokens),
+                     block=self._decoder_block(entries, tokens),
+                     stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
+                     head=self._head(tokens, len(entries)), tp=self.tp, batch_requests=len(entries),
+                     kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED, overhead=overhead)
+
+    def _stage_layer_count(self, stage: int) -> int:
+        layers = self.model.num_layers
+        return (stage + 1) * layers // self.pp - stage * layers // self.pp
+
+    def _swap_rows(self, evict_bytes: int, load_bytes: int) -> list[Row]:
+        rows = []
+        if evict_bytes:
+            rows.append(Row(EVICT_ROW, weight_size=evict_bytes, weight_loc="REMOTE"))
+        if load_bytes:
+            rows.append(Row(LOAD_ROW, weight_size=load_bytes, weight_loc="REMOTE"))
+        return rows
+
+    def _latency(self, layer: str, tokens: int, kv_cache: int = 0, tp: int | None = None) -> int:
+        return self.perf.latency_ns(layer, tokens, kv_cache, self.tp if tp is None else tp)
+
+    def _embedding(self, tokens: int) -> Row:
+        h, e = self.model.hidden_size, self.elem
+        return Row("embedding", self._latency("embedding", tokens), tokens * TOKEN_ID_BYTES,
+                   self.model.embedding_parameters() * e, tokens * h * e, input_loc="REMOTE")
+
+    def _elementwise(self, name: str, tokens: int, features: int, weight: int = 0) -> Row:
+        size = tokens * features * self.elem
+        return Row(name, self._latency(name, tokens), size, weight * self.elem, size)
+
+    def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
+        fan_in, fan_out = self.model.linear_shapes()[name]
+        e = self.elem
+        weight = self.model.projection_parameters(name) * e
+        output = tokens * fan_out * e
+        comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
+        return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
+
+    def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> tuple[Row, Row]:
+        m, e, t = self.model, self.elem, entry.new_tokens
+        qk = t * (m.q_size + m.kv_size) * e
+        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * e
+        return (Row("rope", rope_ns, qk, 0, qk),
+                Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
+
+    def _attention(self, entry: BatchEntry) -> AttentionGroup:
+        """rope and attention of one request: whole heads on one NPU (selective batching), or this
+        rank's share of the heads."""
+        tp = 1 if self.selective_attention else self.tp
+        key = (entry.new_tokens, entry.cached_tokens, tp)
+        rows = self._attention_cache.get(key)
+        if rows is None:
+            rows = self._attention_cache[key] = self._attention_rows(
+                entry, self._latency("rope", entry.new_tokens, entry.cached_tokens, tp),
+                self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
+        return AttentionGroup(entry.request_id, rows)
+
+    def _batched_decode_attention(self, decodes: list[BatchEntry], prefill_ns: int) -> list[AttentionGroup]:
+        """One decode attention kernel for all decoding requests (sharing the kernel with
+        `prefill_ns` of prefill attention), its time shared out in proportion to each request's
+        context (rows of one request still separate)."""
+        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp, prefill_ns)
+        weights = [d.cached_tokens + 1 for d in decodes]
+        groups, spent, seen = [], 0, 0
+        for entry, weight in zip(decodes, weights):
+            seen += weight
+            share = total * seen // sum(weights) - spent
+            spent += share
+            groups.append(AttentionGroup(entry.request_id, self._attention_rows(entry, 0, share)))
+        return groups
+
+    def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row | AttentionGroup]:
+        m = self.model
+        norm_weight = m.norm_parameters
+        rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
+                self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
+        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1]
+        prefill_ns = 0
+        for entry in entries:
+            if not decodes or entry.new_tokens > 1:
+                attention = self._attention(entry)
+                prefill_ns += attention.attention_ns
+                rows.append(attention)
+        if decodes:
+            rows.extend(self._batched_decode_attention(decodes, prefill_ns))
+        rows.append(self._linear("o_proj", tokens, all_reduce=True))
+        rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
+        for name in m.mlp_layers():
+            if name == "act_fn":
+                rows.append(self._elementwise("act_fn", tokens, m.intermediate_size))
+            else:
+                rows.append(self._linear(name, tokens, all_reduce=name in ("down_proj", "fc2")))
+        return rows
+
+    def _head(self, tokens: int, requests: int) -> list[Row]:
+        m, e = self.model, self.elem
+        norm_weight = m.norm_parameters
+        lm_weight = m.vocab_size * m.hidden_size * e
+        # Only the last token of each request reaches the LM head.
+        rows = [self._elementwise("final_layernorm", tokens, m.hidden_size, norm_weight),
+                Row("lm_head", self._latency("lm_head", requests), requests * m.hidden_size * e, lm_weight,
+                    requests * m.vocab_size * e)]
+        if self.sampler_bw_gbps:
+            rows.append(self._sampler(requests))
+        return rows
+
+    def _sampler(self, requests: int) -> Row:
+        """Sampling from the logits, memory bound: the logits are converted to fp32, turned into
+        probabilities and sampled, three passes that each read and write requests x vocab fp32
+        values (bytes / GB/s = ns)."""
+        logits = requests * self.model.vocab_size
+        return Row("sampler", round(3 * 2 * 4 * logits / self.sampler_bw_gbps), logits * self.elem, 0,
+                   requests * TOKEN_ID_BYTES)

@@ -1,0 +1,95 @@
+"""The iteration plan: one batch's layers as objects, handed from the trace builder to the graph builder.
+
+A plan keeps the repeated decoder block once (the paper's computation reuse). Its items are `Row`s
+(one layer: compute ns on one NPU of its tensor-parallel group, already sharded by the provider;
+sizes in bytes of the whole, unsharded layer; a collective after it) and `AttentionGroup`s (one
+request's attention rows, which the graph builder may hand to one NPU of the group: selective
+batching). text_trace.py writes a plan in the original tool's 11-column text format.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
+EVICT_ROW = "vllm_evict_kv"     # KV moved to host memory (weight_size: bytes per NPU)
+LOAD_ROW = "vllm_load_kv"       # KV brought back from host memory
+OVERHEAD_ROW = "engine_overhead"
+
+
+class Comm(str, Enum):
+    """The collective that follows a row (its text-format spelling as the value)."""
+
+    NONE = "NONE"
+    ALL_REDUCE = "ALLREDUCE"
+
+
+class Kind(str, Enum):
+    """How attention is laid out over a tensor-parallel group (the text format's first word)."""
+
+    SELECTIVE = "ORCA"    # each request's attention, all heads, on one rank
+    SHARDED = "VLLM"      # every rank runs its share of the heads of every request
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    comp_ns: int = 0
+    input_size: int = 0
+    weight_size: int = 0
+    output_size: int = 0
+    comm: Comm = Comm.NONE
+    comm_size: int = 0
+    input_loc: str = "LOCAL"
+    weight_loc: str = "LOCAL"
+    output_loc: str = "LOCAL"
+
+
+@dataclass(frozen=True)
+class AttentionGroup:
+    """The rope and attention rows of one request."""
+
+    request_id: int
+    rows: tuple[Row, ...]
+
+    @property
+    def attention_ns(self) -> int:
+        return sum(r.comp_ns for r in self.rows if r.name == "attn")
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`."""
+
+    request_id: int
+    new_tokens: int
+    cached_tokens: int
+
+
+@dataclass
+class Trace:
+    """An iteration's plan: KV swaps, engine overhead, embedding, the decoder block (repeated once per
+    layer), head. Stage s of the pipeline runs `stage_layers[s]` layers; the embedding belongs to the
+    first stage, the head to the last."""
+
+    swaps: list[Row]
+    embedding: Row
+    block: list[Row | AttentionGroup]
+    stage_layers: list[int]
+    head: list[Row]
+    tp: int
+    batch_requests: int
+    kind: Kind = Kind.SELECTIVE
+    overhead: Row | None = None  # per-step engine work outside the model, before the first layer
+
+    @property
+    def selective_attention(self) -> bool:
+        return self.kind is Kind.SELECTIVE
+
+    @property
+    def pp(self) -> int:
+        return len(self.stage_layers)
+
+    @property
+    def leading(self) -> list[Row]:
+        return [*self.swaps, *([self.overhead] if self.overhead else [])]

@@ -1,0 +1,1 @@
+"""KV-cache managers over one block pool, the memory layout and KV sizing."""

@@ -1,0 +1,91 @@
+"""vLLM's block pool (recompute on preemption): full prompt blocks are identified by the hash of all
+tokens up to their end and shared between requests; a freed hashed block stays cached (least
+recently freed is reused first) until its space is needed."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ...inputs.workload import Request
+from .layout import MemoryLayout
+from .pool import KVManager
+
+
+class PrefixCacheKV(KVManager):
+    def __init__(self, layout: MemoryLayout, total_blocks: int, caching: bool = True) -> None:
+        super().__init__(layout, total_blocks)
+        self.caching = caching
+        self.refs: dict = {}                       # block key -> requests holding it
+        self.cached_free: OrderedDict = OrderedDict()  # hashed blocks with no holder, LRU first
+        self.owned: dict[int, list] = {}           # request id -> its block keys
+        self._next_unique = 0
+        self._hashes: dict[int, list[int]] = {}    # request id -> its prompt's block hashes
+
+    def prompt_hashes(self, request: Request) -> list[int]:
+        """Chained hashes of the full blocks of a prompt with known token ids (computed once)."""
+        if not self.caching or request.token_ids is None:
+            return []
+        hashes = self._hashes.get(request.id)
+        if hashes is None:
+            size, hashes, previous = self.layout.block_size, [], 0
+            for start in range(0, len(request.token_ids) - size + 1, size):
+                previous = hash((previous, request.token_ids[start:start + size]))
+                hashes.append(previous)
+            self._hashes[request.id] = hashes
+        return hashes
+
+    def cached_prefix(self, request: Request, tokens: int) -> list[int]:
+        """Leading prompt blocks found in the cache; at least one token is always left to compute."""
+        usable = (tokens - 1) // self.layout.block_size
+        found = []
+        for key in self.prompt_hashes(request)[:usable]:
+            if key not in self.refs and key not in self.cached_free:
+                break
+            found.append(key)
+        self.prefix_queries += 1
+        self.prefix_hits += bool(found)
+        return found
+
+    def can_allocate(self, request: Request, tokens: int, reuse: list = ()) -> bool:
+        held = len(self.owned.get(request.id, ())) + len(reuse)
+        fresh = max(0, self.blocks_for(tokens) - held)
+        reused_from_free = sum(1 for key in reuse if key in self.cached_free)
+        return fresh + reused_from_free <= self.free_blocks
+
+    def allocate(self, request: Request, tokens: int, reuse: list = ()) -> None:
+        blocks = self.owned.setdefault(request.id, [])
+        for key in reuse:
+            self._hold(key)
+            blocks.append(key)
+        hashes = self.prompt_hashes(request)
+        while len(blocks) < self.blocks_for(tokens):
+            index = len(blocks)
+            key = hashes[index] if index < len(hashes) and hashes[index] not in self.refs else None
+            if key is None:
+                key, self._next_unique = ("unique", self._next_unique), self._next_unique + 1
+            self._make_room()
+            self.cached_free.pop(key, None)
+            self.refs[key] = 1
+            self.used_blocks += 1
+            blocks.append(key)
+
+    def _hold(self, key) -> None:
+        if key in self.refs:
+            self.refs[key] += 1
+            return
+        del self.cached_free[key]
+        self.refs[key] = 1
+        self.used_blocks += 1
+
+    def _make_room(self) -> None:
+        """Evicts the least recently freed cached block when every free block holds cached data."""
+        if self.used_blocks + len(self.cached_free) >= self.total_blocks and self.cached_free:
+            self.cached_free.popitem(last=False)
+
+    def free(self, request_id: int) -> None:
+        for key in reversed(self.owned.pop(request_id, [])):
+            self.refs[key] -= 1
+            if self.refs[key] == 0:
+                del self.refs[key]
+                self.used_blocks -= 1
+                if not isinstance(key, tuple):
+                    self.cached_free[key] = None

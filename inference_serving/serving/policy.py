@@ -1,0 +1,112 @@
+"""The scheduling-policy interface: which requests run in the next iteration.
+
+A policy owns the request queues (pending = not yet arrived, waiting, running) and its KV manager;
+the serving loop calls `schedule(now)` for the next batch, `complete(batch, now)` when its
+iteration ends and `next_arrival()` to know when to wake up. A policy declares its traits, which
+the run assembles around it: how attention is laid out over a tensor-parallel group, its default
+block size, whether it runs pipeline stages and `--gen`, and the flags only it reads. New
+policies are one file and one line in POLICIES.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from typing import ClassVar
+
+from ..config.run_config import RunConfig
+from ..inputs.model import ModelConfig
+from ..inputs.workload import Request
+from ..plan.iteration import BatchEntry
+from ..registry import Registry
+from .kv.layout import MemoryLayout
+from .kv.pool import KVManager
+from .request import Batch, RequestState
+
+POLICIES = Registry("scheduler", "--scheduler", {
+    "orca": ".serving.orca:OrcaPolicy",
+    "vllm": ".serving.vllm:VllmPolicy",
+})
+
+
+class SchedulingPolicy(ABC):
+    selective_attention: ClassVar[bool]      # True: each request's attention on one rank of the group
+    default_block_size: ClassVar[int]
+    supports_pipeline: ClassVar[bool]
+    supports_skip_prefill: ClassVar[bool]    # --gen
+    own_flags: ClassVar[tuple[str, ...]]     # flags that only this policy reads
+    kv: KVManager
+
+    def __init__(self, requests: list[Request], kv: KVManager) -> None:
+        self.states = [RequestState(r) for r in requests]
+        self.pending = deque(sorted(self.states, key=lambda s: (s.request.arrival_ns, s.id)))
+        self.waiting: deque[RequestState] = deque()
+        self.running: list[RequestState] = []
+        self.kv = kv
+        self.batches = 0
+        self.admissions = 0
+        self.unfinished = len(requests)
+
+    @classmethod
+    @abstractmethod
+    def build(cls, requests: list[Request], model: ModelConfig, layout: MemoryLayout,
+              config: RunConfig) -> "SchedulingPolicy":
+        """The policy with its KV manager, sized for this run."""
+
+    def next_arrival(self) -> int | None:
+        return self.pending[0].request.arrival_ns if self.pending else None
+
+    def schedule(self, now: int) -> Batch | None:
+        """The next batch, or None when nothing can run now."""
+        while self.pending and self.pending[0].request.arrival_ns <= now:
+            self.waiting.append(self.pending.popleft())
+        batch = Batch(self.batches, [], [], start_ns=now)
+        self._fill(batch, now)
+        if not batch.entries:
+            return None
+        self.batches += 1
+        for state in batch.states:
+            state.in_flight = True
+        return batch
+
+    @abstractmethod
+    def _fill(self, batch: Batch, now: int) -> None:
+        """Adds this iteration's requests to `batch` (allocating their KV blocks)."""
+
+    def complete(self, batch: Batch, now: int) -> list[RequestState]:
+        """Applies a finished iteration; returns the requests that finished with it."""
+        finished: list[RequestState] = []
+        for state, entry in zip(batch.states, batch.entries):
+            state.in_flight = False
+            state.cached = entry.cached_tokens + entry.new_tokens
+            if self._samples(state, entry):
+                self._sample_token(batch, state, now, finished)
+        return finished
+
+    def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
+        """Whether the step produced a token for the request (a prompt chunk short of its end does not)."""
+        return True
+
+    def _admit(self, state: RequestState, now: int) -> None:
+        """A request's first admission: its queuing delay ends."""
+        if state.admitted_ns is None:
+            state.admitted_ns, state.admission = now, self.admissions
+            self.admissions += 1
+        self.running.append(state)
+
+    def _sample_token(self, batch: Batch, state: RequestState, now: int, finished: list[RequestState]) -> None:
+        """One token for `state`: its first-token time, and on its last token the request ends and
+        its KV blocks are freed."""
+        batch.sampled += 1
+        state.generated += 1
+        if state.first_token_ns is None:
+            state.first_token_ns = now
+        if state.generated >= state.request.output_tokens:
+            state.end_ns = now
+            self.kv.free(state.id)
+            self.running.remove(state)
+            self.unfinished -= 1
+            finished.append(state)
+
+
+def policy_class(name: str) -> type[SchedulingPolicy]:
+    return POLICIES.get(name)

@@ -1,0 +1,107 @@
+"""Scheduler policy of vLLM's V1 engine (as of vLLM 0.19): token budget, chunked prefill,
+preemption by recompute, prefix caching.
+
+Each step (`schedule`):
+  1. running requests, in order (decodes and unfinished prefill chunks alike), each take
+     min(tokens still to compute, budget left) tokens; when their KV blocks cannot be allocated,
+     the last request of the running list (the most recently admitted) is preempted: its blocks
+     are freed and it goes back to the front of the waiting queue, to be recomputed from scratch;
+     if that request is the one being scheduled, the loop stops;
+  2. if nobody was preempted, waiting requests join first-come-first-served while budget, blocks
+     and `max_num_seqs` allow; their prompt may be cut into a chunk that fits the budget, and
+     full prompt blocks already in the prefix cache count as computed.
+A request samples a token in a step that computes its last known token (the end of its prompt,
+or its latest output token).
+"""
+from __future__ import annotations
+
+from ..config.run_config import RunConfig
+from ..inputs.model import ModelConfig
+from ..inputs.workload import Request
+from ..plan.iteration import BatchEntry
+from .kv.layout import MemoryLayout
+from .kv.prefix_cache import PrefixCacheKV
+from .kv.sizing import activation_reserve_bytes, vllm_kv_blocks
+from .policy import SchedulingPolicy
+from .request import Batch, RequestState
+
+
+class VllmPolicy(SchedulingPolicy):
+    """vLLM V1: token budget, chunked prefill, preemption by recompute, prefix caching."""
+
+    selective_attention = False
+    default_block_size = 16
+    supports_pipeline = False
+    supports_skip_prefill = False
+    own_flags = ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "num_gpu_blocks")
+    kv: PrefixCacheKV
+
+    def __init__(self, requests: list[Request], kv: PrefixCacheKV, max_num_seqs: int,
+                 max_num_batched_tokens: int) -> None:
+        super().__init__(requests, kv)
+        self.max_num_seqs = max_num_seqs
+        self.budget = max_num_batched_tokens
+        self.preemptions = 0
+
+    @classmethod
+    def build(cls, requests: list[Request], model: ModelConfig, layout: MemoryLayout,
+              config: RunConfig) -> "VllmPolicy":
+        blocks = config.num_gpu_blocks or vllm_kv_blocks(
+            layout, config.gpu_memory_utilization,
+            activation_reserve_bytes(model, config.fp_bits, config.tp, config.max_num_batched_tokens,
+                                     config.max_num_seqs))
+        caching = any(r.token_ids is not None for r in requests)
+        return cls(requests, PrefixCacheKV(layout, blocks, caching), config.max_num_seqs,
+                   config.max_num_batched_tokens)
+
+    @staticmethod
+    def _known_tokens(state: RequestState) -> int:
+        return state.request.input_tokens + state.generated
+
+    def _fill(self, batch: Batch, now: int) -> None:
+        budget = self._schedule_running(batch, self.budget)
+        if not batch.preempted:
+            self._schedule_waiting(batch, budget, now)
+
+    def _schedule_running(self, batch: Batch, budget: int) -> int:
+        index = 0
+        while index < len(self.running) and budget > 0:
+            state = self.running[index]
+            tokens = min(self._known_tokens(state) - state.cached, budget)
+            while not self.kv.can_allocate(state.request, state.cached + tokens):
+                victim = self.running.pop()
+                self._preempt(batch, victim)
+                if victim is state:
+                    return budget
+            self.kv.allocate(state.request, state.cached + tokens)
+            batch.add(state, tokens)
+            budget -= tokens
+            index += 1
+        return budget
+
+    def _preempt(self, batch: Batch, state: RequestState) -> None:
+        """Recompute policy: the KV is dropped and rebuilt later from the prompt and outputs so far."""
+        self.kv.free(state.id)
+        state.cached = 0
+        self.waiting.appendleft(state)
+        batch.preempted.append(state.id)
+        self.preemptions += 1
+
+    def _schedule_waiting(self, batch: Batch, budget: int, now: int) -> None:
+        while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
+            state = self.waiting[0]
+            known = self._known_tokens(state)
+            prefix = self.kv.cached_prefix(state.request, known)
+            computed = len(prefix) * self.kv.layout.block_size
+            tokens = min(known - computed, budget)
+            if not self.kv.can_allocate(state.request, computed + tokens, prefix):
+                return
+            self.waiting.popleft()
+            self.kv.allocate(state.request, computed + tokens, prefix)
+            state.cached = computed
+            self._admit(state, now)
+            batch.add(state, tokens)
+            budget -= tokens
+
+    def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
+        return state.cached >= self._known_tokens(state)

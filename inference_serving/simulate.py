@@ -1,0 +1,168 @@
+"""Assembles a run from its configuration: builds every stage, runs the serving loop, reports.
+
+The stages are chosen by name from their registries: the performance provider (the hardware file's
+`provider`, or --perf-model), the scheduling policy (--scheduler, with its KV manager) and the engine
+backend (our step protocol, or ASTRA-sim's interactive one for --astra-sim).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .backend.engine_config import SystemConfig
+from .config.run_config import RunConfig
+from .errors import EngineError, InputError
+from .inputs.hardware import Hardware, fallback_hardware, load_hardware
+from .inputs.model import ModelConfig, load_model
+from .inputs.workload import Request, load_dataset
+from .paths import DEFAULT_ENGINE
+from .perf.provider import PROVIDERS, PerfProvider, build_provider
+from .perf.shard import check_tensor_parallel
+from .plan.builder import TraceBuilder
+from .report.metrics import Metrics
+from .report.outputs import check_outputs, write_outputs
+from .report.progress import Progress
+from .serving.kv.layout import memory_layout
+from .serving.kv.sizing import check_fits
+from .serving.loop import RunOptions, Simulation
+from .serving.policy import SchedulingPolicy, policy_class
+
+
+def run_hardware(config: RunConfig) -> Hardware:
+    """The --hardware name or file, with --perf-model's provider; with a profiled CSV any name goes,
+    and a name without a file gets the fallback defaults (README "Hardware files")."""
+    choice = config.perf_model
+    csv_override = choice is not None and choice not in PROVIDERS.names()
+    try:
+        hardware = load_hardware(config.hardware)
+    except InputError:
+        if csv_override and not config.hardware.endswith((".yaml", ".yml")):
+            hardware = fallback_hardware(config.hardware)
+        else:
+            raise
+    if csv_override:
+        if not Path(choice).is_file():
+            raise InputError(f"--perf-model {choice}: neither a provider ({', '.join(PROVIDERS.names())}) "
+                             f"nor a profiled CSV file")
+        return hardware.model_copy(update={"provider": "csv", "csv": Path(choice)})
+    return hardware.model_copy(update={"provider": choice}) if choice else hardware
+
+
+def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig, npu_mem: float) -> SchedulingPolicy:
+    """The scheduling policy and its KV manager, after the flags it cannot take are refused."""
+    cls = policy_class(config.scheduler)
+    if config.pp > 1 and not cls.supports_pipeline:
+        raise InputError(f"--scheduler {config.scheduler} runs without pipeline stages (--npu_group 1)")
+    if config.gen and not cls.supports_skip_prefill:
+        raise InputError(f"--scheduler {config.scheduler} does not take --gen")
+    block_size = config.block_size or cls.default_block_size
+    layout = memory_layout(model, config.fp_bits, config.tp, config.pp, npu_mem, block_size)
+    return cls.build(requests, model, layout, config)
+
+
+def engine_backend(config: RunConfig) -> tuple[Path, str]:
+    """The engine binary and the backend that speaks its protocol."""
+    if config.astra_sim is None:
+        binary, backend = DEFAULT_ENGINE, "step"
+    else:
+        binary = config.astra_sim.resolve()
+        if not binary.is_file():
+            raise InputError(f"--astra-sim {config.astra_sim}: no such file")
+        backend = "step" if binary == DEFAULT_ENGINE.resolve() else "astra-sim"
+    if not binary.is_file():
+        raise EngineError(f"engine {binary} not built; run: bash astra-sim/build.sh")
+    return binary, backend
+
+
+def system_config(config: RunConfig, defaults: dict) -> SystemConfig:
+    def pick(name: str) -> float:
+        value = getattr(config, name)
+        return value if value is not None else defaults[name]
+    return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=pick("link_bw"), link_latency_ns=pick("link_latency"),
+                        local_bw_gbps=pick("local_bw"), remote_bw_gbps=config.remote_bw)
+
+
+def effective_config(config: RunConfig, defaults: dict, block_size: int, overhead: float) -> dict:
+    """Every flag after defaults were applied (the hardware's included), JSON-ready."""
+    values = config.as_dict()
+    for name in ("npu_mem", "local_bw", "link_bw", "link_latency"):
+        if values.get(name) is None:
+            values[name] = defaults[name]
+    values.update(block_size=block_size, engine_overhead=overhead, tp=config.tp, pp=config.pp)
+    return values
+
+
+def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, PerfProvider]:
+    config.check()
+    check_outputs(config)
+    model = load_model(config.model_name)
+    check_tensor_parallel(model, config.tp)
+    requests = load_dataset(config.dataset, config.req_num)
+    if not requests:
+        raise InputError(f"--dataset {config.dataset}: no requests")
+    hardware = run_hardware(config)
+    return model, requests, hardware, build_provider(model, hardware, config.fp_bits)
+
+
+def simulate(config: RunConfig, log=print) -> Metrics:
+    model, requests, hardware, perf = _inputs(config)
+    defaults = hardware.defaults()
+    npu_mem = config.npu_mem if config.npu_mem is not None else defaults["npu_mem"]
+    scheduler = build_policy(config, requests, model, npu_mem)
+    kv = scheduler.kv
+    check_fits(requests, model, kv.layout, kv.total_blocks, npu_mem)
+    binary, backend = engine_backend(config)
+    if backend != "step" and config.chrome_trace is not None:
+        raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
+    system = system_config(config, defaults)
+    options = RunOptions(tp=config.tp, pp=config.pp, system=system, engine_binary=binary, backend=backend,
+                         engine_timeout_s=config.engine_timeout, keep_traces=config.keep_traces,
+                         reuse=not config.no_reuse, verbose=config.verbose)
+    overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
+    selective = scheduler.selective_attention
+    builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
+                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps)
+    log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}), "
+        f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
+        f"{kv.layout.block_size} tokens per NPU")
+    metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
+    metrics.attach(kv, [r.arrival_ns for r in requests])
+    metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
+    return _run(config, scheduler, builder, options, metrics, perf, log)
+
+
+def _run(config: RunConfig, scheduler: SchedulingPolicy, builder: TraceBuilder, options: RunOptions,
+         metrics: Metrics, perf: PerfProvider, log) -> Metrics:
+    progress = Progress(len(scheduler.states)) if Progress.wanted(quiet=config.quiet) else None
+    if progress is not None:
+        metrics.listeners.append(progress)
+        if sys.stdout.isatty():
+            log = progress.around(log)
+    if config.chrome_trace is not None:
+        handle, span_name = tempfile.mkstemp(prefix="llmservingsim-spans-", suffix=".txt")
+        os.close(handle)
+        options.span_file = Path(span_name)
+    try:
+        simulation = Simulation(scheduler, builder, options, metrics, log)
+        simulation.run()
+        metrics.end_ns = simulation.now
+        if progress is not None:
+            progress.close(len(metrics.finished), simulation.now)
+        for line in metrics.summary_lines(simulation.now):
+            log(line)
+        if config.verbose:
+            log(_reuse_line(perf, simulation, metrics, scheduler))
+        write_outputs(config, metrics, scheduler.states, options.span_file)
+    finally:
+        if options.span_file is not None:
+            options.span_file.unlink(missing_ok=True)
+    return metrics
+
+
+def _reuse_line(perf: PerfProvider, simulation: Simulation, metrics: Metrics, scheduler: SchedulingPolicy) -> str:
+    kv = scheduler.kv
+    line = (f"computation reuse: layer shapes {perf.hits}/{perf.lookups} looked up again, "
+            f"iterations {simulation.graph_hits}/{metrics.iterations} reused")
+    return line + (f"; prefix cache: {kv.prefix_hits}/{kv.prefix_queries} lookups hit" if kv.prefix_queries else "")
