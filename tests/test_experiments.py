@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from inference_serving import search as search_mod
-from inference_serving import sweep as sweep_mod
-from inference_serving.experiment import ConfigError, main_command, run_request
-from inference_serving.launcher import simulate
-from inference_serving.progress import Progress
+from inference_serving.cli import search as search_mod
+from inference_serving.cli import sweep as sweep_mod
+from inference_serving.cli.run import run as run_command
+from inference_serving.config.options import config_from_mapping as run_request
+from inference_serving.errors import InputError
+from inference_serving.simulate import simulate
+from inference_serving.report.progress import Progress
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -159,7 +161,7 @@ def test_config_file_with_command_line_overrides(tmp_path, dataset):
     config = write_yaml(tmp_path / "c.yaml", "".join(f"{k}: {v}\n" for k, v in TINY.items()) +
                         f"dataset: {dataset}\nnpu_num: 4\nnpu-group: 2\nfp: 16\nquiet: true\n")
     summary = tmp_path / "s.json"
-    result = CliRunner().invoke(main_command(), ["--config", str(config), "--npu_num", "2",
+    result = CliRunner().invoke(run_command, ["--config", str(config), "--npu_num", "2",
                                                  "--summary-json", str(summary)])
     assert result.exit_code == 0, result.output
     cfg = json.loads(summary.read_text())["config"]
@@ -173,7 +175,7 @@ def test_config_file_unknown_key_is_one_line_and_exit_2(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0 and "unknown key 'npus'" in result.stderr
-    with pytest.raises(ConfigError, match="unknown key 'bogus'"):
+    with pytest.raises(InputError, match="unknown key 'bogus'"):
         run_request({"bogus": 1})
 
 
@@ -211,7 +213,7 @@ def test_parallel_and_serial_sweeps_give_identical_tables(tmp_path, dataset):
 
 def test_sweep_command_writes_csv(tmp_path, dataset):
     out = tmp_path / "sweep.csv"
-    result = subprocess.run([sys.executable, "-m", "inference_serving.sweep", str(grid_file(tmp_path, dataset)),
+    result = subprocess.run([sys.executable, "-m", "inference_serving", "sweep", str(grid_file(tmp_path, dataset)),
                              "--jobs", "2", "--output", str(out)], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
@@ -220,7 +222,7 @@ def test_sweep_command_writes_csv(tmp_path, dataset):
     assert len(rows) == 8 and list(rows[0])[:3] == ["npu_num", "npu_group", "max_batch"]
     assert list(rows[0])[-1] == "error" and "ttft_p99_ms" in rows[0]
     bad = write_yaml(tmp_path / "bad.yaml", "grid:\n  npus: [1]\n")
-    result = subprocess.run([sys.executable, "-m", "inference_serving.sweep", str(bad)], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "inference_serving", "sweep", str(bad)], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown key 'npus'" in result.stderr
 
@@ -252,7 +254,7 @@ def test_search_finds_the_cheapest_deployment(tmp_path, dataset):
 
 def test_search_command(tmp_path, dataset):
     config = write_yaml(tmp_path / "c.yaml", "".join(f"{k}: {v}\n" for k, v in TINY.items()))
-    result = subprocess.run([sys.executable, "-m", "inference_serving.search", "--config", str(config),
+    result = subprocess.run([sys.executable, "-m", "inference_serving", "search", "--config", str(config),
                              "--rate", "50", "--requests", "8", "--workdir", str(tmp_path), "--ttft-p99", "1000",
                              "--tpot-mean", "1000", "--max-npus", "2", "-o", str(tmp_path / "frontier.csv")],
                             cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from inference_serving.model import MODEL_CONFIG_DIR, ModelError, available_models, load_model
+from inference_serving.errors import InputError
+from inference_serving.inputs.model import available_models, load_model
+from inference_serving.paths import MODEL_CONFIG_DIR
 
 
 def llama_style_parameters(vocab, hidden, layers, heads, kv_heads, head_dim, inter, qk_norm=False):
@@ -132,13 +134,13 @@ def write_config(tmp_path, **overrides):
 
 def test_missing_field_names_file_and_field(tmp_path):
     path = write_config(tmp_path, num_hidden_layers=None)
-    with pytest.raises(ModelError, match=r"bad\.json: missing 'num_hidden_layers'"):
+    with pytest.raises(InputError, match=r"bad\.json: missing 'num_hidden_layers'"):
         load_model(str(path))
 
 
 def test_non_dividing_kv_heads_rejected(tmp_path):
     path = write_config(tmp_path, num_key_value_heads=5)
-    with pytest.raises(ModelError, match=r"bad\.json: num_key_value_heads 5 must divide num_attention_heads 32"):
+    with pytest.raises(InputError, match=r"bad\.json: num_key_value_heads 5 must divide num_attention_heads 32"):
         load_model(str(path))
 
 
@@ -146,19 +148,19 @@ def test_non_dividing_kv_heads_rejected(tmp_path):
                                           ("num_attention_heads", True), ("head_dim", 0)])
 def test_non_positive_integer_field_rejected(tmp_path, field, value):
     path = write_config(tmp_path, **{field: value})
-    with pytest.raises(ModelError, match=rf"bad\.json: '{field}' must be a positive integer"):
+    with pytest.raises(InputError, match=rf"bad\.json: '{field}' must be a positive integer"):
         load_model(str(path))
 
 
 def test_unknown_name_lists_known_models():
-    with pytest.raises(ModelError, match=r"unknown model 'nope/Model-1B'.*meta-llama/Llama-3.1-8B"):
+    with pytest.raises(InputError, match=r"unknown model 'nope/Model-1B'.*meta-llama/Llama-3.1-8B"):
         load_model("nope/Model-1B")
 
 
 def test_invalid_json_names_file(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text("{not json")
-    with pytest.raises(ModelError, match=r"broken\.json: not a readable JSON model config"):
+    with pytest.raises(InputError, match=r"broken\.json: not a readable JSON model config"):
         load_model(str(path))
 
 
@@ -167,7 +169,7 @@ def test_unsupported_embedding_projection_rejected(tmp_path):
     cfg["word_embed_proj_dim"] = 512
     path = tmp_path / "opt-350m.json"
     path.write_text(json.dumps(cfg))
-    with pytest.raises(ModelError, match=r"opt-350m\.json: word_embed_proj_dim 512 differs from hidden_size"):
+    with pytest.raises(InputError, match=r"opt-350m\.json: word_embed_proj_dim 512 differs from hidden_size"):
         load_model(str(path))
 
 

@@ -11,8 +11,9 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from inference_serving.model import ModelError, load_model
-from inference_serving.onnx_model import build_decoder_onnx
+from inference_serving.errors import InputError
+from inference_serving.inputs.model import load_model
+from inference_serving.inputs.onnx_export import build_decoder_onnx
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -80,7 +81,7 @@ def test_not_a_decoder(tmp_path):
     graph = helper.make_graph([helper.make_node("Conv", ["image", "conv.weight"], ["features"])], "cnn",
                               [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
                               [helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["n"])], [weight])
-    with pytest.raises(ModelError, match="no token embedding.*not a decoder LLM"):
+    with pytest.raises(InputError, match="no token embedding.*not a decoder LLM"):
         load_model(save(tmp_path, helper.make_model(graph), "cnn.onnx"))
     # an embedding followed by one projection: no q/k/v
     table = numpy_helper.from_array(np.zeros((100, 64), dtype=np.float32), "embed")
@@ -89,26 +90,26 @@ def test_not_a_decoder(tmp_path):
                                helper.make_node("MatMul", ["x", "classifier"], ["y"])], "cls",
                               [helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, [1, 8])],
                               [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n"])], [table, proj])
-    with pytest.raises(ModelError, match="no attention projections"):
+    with pytest.raises(InputError, match="no attention projections"):
         load_model(save(tmp_path, helper.make_model(graph), "cls.onnx"))
 
 
 def test_unreadable_and_missing_files_and_unknown_heads(tmp_path):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00\x01not a protobuf at all\xff" * 10)
-    with pytest.raises(ModelError, match="junk.onnx"):
+    with pytest.raises(InputError, match="junk.onnx"):
         load_model(str(junk))
-    with pytest.raises(ModelError, match="no such ONNX file"):
+    with pytest.raises(InputError, match="no such ONNX file"):
         load_model(str(tmp_path / "missing.onnx"))
-    with pytest.raises(ModelError, match="num_attention_heads"):
+    with pytest.raises(InputError, match="num_attention_heads"):
         load_model(save(tmp_path, build_decoder_onnx(TINY, naming="none", reshape="none")))
-    with pytest.raises(ModelError, match="do not match"):
+    with pytest.raises(InputError, match="do not match"):
         load_model(save(tmp_path, build_decoder_onnx(TINY, reshape="none", metadata={"num_attention_heads": "5"})))
 
 
 def test_onnx_model_runs_end_to_end(tmp_path):
     out = tmp_path / "tiny.onnx"
-    done = subprocess.run([sys.executable, "-m", "inference_serving.onnx_model", str(DATA / "tiny_model.json"),
+    done = subprocess.run([sys.executable, "-m", "inference_serving", "onnx", str(DATA / "tiny_model.json"),
                            str(out)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     done = subprocess.run([sys.executable, "main.py", "--model_name", str(out), "--hardware", "NPU", "--npu_num", "2",

@@ -1,17 +1,18 @@
-"""AIConfiguratorPerfModel against first-principles bounds, on the real aiconfigurator-core data."""
+"""AIConfiguratorProvider against first-principles bounds, on the real aiconfigurator-core data."""
 import pytest
 import yaml
 
-from inference_serving.model import load_model
-from inference_serving.perf_aiconfigurator import (
-    SYSTEMS_DIR,
-    AIConfiguratorPerfModel,
-    hardware_spec,
-    supported_hardware,
-)
-from inference_serving.perf_model import PerfModelError
+from inference_serving.inputs.model import load_model
+from inference_serving.inputs.hardware import load_hardware
+from inference_serving.perf.aiconfigurator import AIConfiguratorProvider
+from inference_serving.perf.aiconfigurator_systems import SYSTEMS_DIR, hardware_spec, supported_hardware
+from inference_serving.errors import InputError
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def AIConfiguratorPerfModel(model, hardware: str, fp_bits: int) -> AIConfiguratorProvider:
+    return AIConfiguratorProvider(model, load_hardware(hardware), fp_bits)
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +59,21 @@ def test_h100_spec_matches_the_system_yaml():
 
 
 def test_unknown_hardware_names_the_supported_ones():
-    with pytest.raises(PerfModelError) as err:
+    with pytest.raises(InputError) as err:
         hardware_spec("TPUv5")
     message = str(err.value)
     assert "TPUv5" in message and "H100" in message and "\n" not in message
 
 
 def test_unknown_layer_is_named(h100):
-    with pytest.raises(PerfModelError, match="'mlp_fused'"):
+    with pytest.raises(InputError, match="'mlp_fused'"):
         h100.latency_ns("mlp_fused", 16)
 
 
 def test_unsupported_precision_fails_at_construction(llama):
-    with pytest.raises(PerfModelError, match="--fp 32"):
+    with pytest.raises(InputError, match="--fp 32"):
         AIConfiguratorPerfModel(llama, "H100", 32)
-    with pytest.raises(PerfModelError, match="a100_sxm"):  # Ampere has no FP8 tensor cores
+    with pytest.raises(InputError, match="a100_sxm"):  # Ampere has no FP8 tensor cores
         AIConfiguratorPerfModel(llama, "A100", 8)
 
 

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from inference_serving.hardware import Hardware, load_hardware
-from inference_serving.model import load_model
-from inference_serving.perf_model import PerfModelError
-from inference_serving.perf_npu import NpuPerfModel
+from inference_serving.inputs.hardware import Hardware, load_hardware
+from inference_serving.inputs.model import load_model
+from inference_serving.errors import InputError
+from inference_serving.perf.npu import NpuProvider
 
 DATA = Path(__file__).resolve().parent / "data"
 SMALL = Hardware(name="SMALL", provider="npu", memory_gib=1, memory_bw_gbps=1000.0, link_bw_gbps=10,
                  array_rows=8, array_cols=4, clock_ghz=2.0, vector_lanes=4)
 
 
-def npu(bandwidth: float = 1000.0, model: str = "tiny_model.json", hardware: Hardware = SMALL) -> NpuPerfModel:
-    return NpuPerfModel(load_model(str(DATA / model)), dataclasses.replace(hardware, memory_bw_gbps=bandwidth), 16)
+def npu(bandwidth: float = 1000.0, model: str = "tiny_model.json", hardware: Hardware = SMALL) -> NpuProvider:
+    return NpuProvider(load_model(str(DATA / model)), hardware.model_copy(update=dict(memory_bw_gbps=bandwidth)), 16)
 
 
 def test_gemm_tiling_compute_bound():
@@ -84,7 +84,7 @@ def test_layernorm_biases_and_no_rope_for_learned_positions(tmp_path):
     opt = tmp_path / "tiny_opt.json"
     opt.write_text('{"model_type": "opt", "hidden_size": 64, "ffn_dim": 128, "num_hidden_layers": 2, '
                    '"num_attention_heads": 4, "vocab_size": 100, "max_position_embeddings": 512}')
-    perf = NpuPerfModel(load_model(str(opt)), dataclasses.replace(SMALL, memory_bw_gbps=1.0), 16)
+    perf = NpuProvider(load_model(str(opt)), SMALL.model_copy(update=dict(memory_bw_gbps=1.0)), 16)
     assert perf.latency_ns("rope", 5) == 0
     # LayerNorm: 7 ops per element; memory (2 * 2 * 64 + 2 * 64 weights) * 2 B = 768 ns at 1 GB/s
     assert perf.latency_ns("post_layernorm", 2) == max(7 * 2 * 64 / 4 / 2, (2 * 2 * 64 + 128) * 2) == 768
@@ -98,21 +98,21 @@ def test_paper_npu_file_and_fp_width():
     hw = load_hardware("NPU")
     assert (hw.array_rows, hw.array_cols, hw.clock_ghz, hw.memory_bw_gbps, hw.link_bw_gbps) == (128, 128, 1.0, 936, 64)
     assert hw.array_peak_tflops == pytest.approx(32.768)
-    perf = NpuPerfModel(load_model("meta-llama/Llama-3.1-8B"), hw, 16)
+    perf = NpuProvider(load_model("meta-llama/Llama-3.1-8B"), hw, 16)
     # decode q_proj of Llama-3.1-8B: 32 x 32 tiles of (256 + 128 + 1 - 2) = 383 cycles at 1 GHz; its
     # 4096 x 4096 weights take 33.6 MB / 936 GB/s = 35.9 us: compute-bound by filling the array
     assert perf.latency_ns("q_proj", 1) == 32 * 32 * 383
     # a 2048-token prefill is compute-bound too: 1024 tiles x (382 + 2048)
     assert perf.latency_ns("q_proj", 2048) == 1024 * (382 + 2048)
-    fp32 = NpuPerfModel(load_model("meta-llama/Llama-3.1-8B"), hw, 32)
+    fp32 = NpuProvider(load_model("meta-llama/Llama-3.1-8B"), hw, 32)
     assert fp32.latency_ns("embedding", 1) == pytest.approx((2 * 4096 * 4 + 4) / 936, abs=1)
 
 
 def test_unknown_layer_and_zero_tokens():
     perf = npu()
     assert perf.latency_ns("q_proj", 0) == 0
-    with pytest.raises(PerfModelError, match="unknown layer 'conv'"):
+    with pytest.raises(InputError, match="unknown layer 'conv'"):
         perf.latency_ns("conv", 1)
-    with pytest.raises(PerfModelError, match="systolic array"):
-        NpuPerfModel(load_model(str(DATA / "tiny_model.json")),
-                     dataclasses.replace(SMALL, array_rows=None), 16)
+    with pytest.raises(InputError, match="systolic array"):
+        NpuProvider(load_model(str(DATA / "tiny_model.json")),
+                     SMALL.model_copy(update=dict(array_rows=None)), 16)

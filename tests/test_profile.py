@@ -13,10 +13,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from inference_serving.launcher import RunRequest, simulate  # noqa: E402
-from inference_serving.model import load_model  # noqa: E402
-from inference_serving.perf_model import CSV_COLUMNS, CsvPerfModel  # noqa: E402
-from inference_serving.profile import Profiler, write_rows  # noqa: E402
+from inference_serving.config.run_config import RunConfig
+from inference_serving.simulate import simulate  # noqa: E402
+from inference_serving.inputs.model import load_model  # noqa: E402
+from inference_serving.perf.csv_provider import CSV_COLUMNS, CsvProvider  # noqa: E402
+from inference_serving.perf.profiler import Profiler, write_rows  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -71,19 +72,19 @@ def test_write_rows_keeps_other_pairs(tmp_path):
 
 def test_profile_tiny_model_on_cpu_then_simulate(tmp_path):
     out = tmp_path / "cpu.csv"
-    done = subprocess.run([sys.executable, "-m", "inference_serving.profile", "--model", TINY, "--device", "cpu",
+    done = subprocess.run([sys.executable, "-m", "inference_serving", "profile", "--model", TINY, "--device", "cpu",
                            "--tp", "2", "--hardware", "TINYCPU", "--output", str(out), *SMALL_GRID],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = read(out)
     assert tuple(rows[0]) == CSV_COLUMNS and {r["model"] for r in rows} == {"tiny_model"}
     assert len(rows) == 13 * 2 + 2 * 2 * 2
-    perf = CsvPerfModel(str(out), "TINYCPU", "tiny_model")
+    perf = CsvProvider(str(out), "TINYCPU", "tiny_model")
     assert perf.latency_ns("attn", 4, 8) > 0 and perf.latency_ns("q_proj", 3, tp=2) > 0
     dataset = tmp_path / "requests.tsv"
     dataset.write_text("input_toks\toutput_toks\tarrival_time_ns\n6\t3\t0\n4\t2\t1000\n")
     lines: list[str] = []
-    metrics = simulate(RunRequest(model_name=TINY, hardware="TINYCPU", npu_num=2, max_batch=0, npu_group=1, npu_mem=1.0,
+    metrics = simulate(RunConfig(model_name=TINY, hardware="TINYCPU", npu_num=2, max_batch=0, npu_group=1, npu_mem=1.0,
                                   local_bw=None, remote_bw=1e6, link_bw=None, link_latency=None, fp="16", block_size=4,
                                   dataset=str(dataset), output=tmp_path / "run.csv", gen=False, req_num=10,
                                   log_interval=0.5, verbose=False, perf_model=str(out)), log=lines.append)
@@ -92,9 +93,9 @@ def test_profile_tiny_model_on_cpu_then_simulate(tmp_path):
 
 
 def test_bad_flags(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "inference_serving.profile", "--model", "nobody/none", "--device",
+    done = subprocess.run([sys.executable, "-m", "inference_serving", "profile", "--model", "nobody/none", "--device",
                            "cpu"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "nobody/none" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([sys.executable, "-m", "inference_serving.profile", "--model", TINY, "--device", "cpu",
+    done = subprocess.run([sys.executable, "-m", "inference_serving", "profile", "--model", TINY, "--device", "cpu",
                            "--tokens", "0,4"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "--tokens" in done.stderr

@@ -1,14 +1,15 @@
 """Orca scheduler and paged KV cache, without the engine: batches and block counts by hand."""
 from __future__ import annotations
 
-from inference_serving.memory import KVCache, MemoryLayout, memory_layout, stage_weight_bytes
-from inference_serving.model import load_model
-from inference_serving.scheduler import OrcaScheduler
-from inference_serving.workload import Request
+from inference_serving.serving.kv.host_swap import HostSwapKV
+from inference_serving.serving.kv.layout import MemoryLayout, memory_layout, stage_weight_bytes
+from inference_serving.inputs.model import load_model
+from inference_serving.serving.orca import OrcaPolicy
+from inference_serving.inputs.workload import Request
 
 
-def kv_with_blocks(blocks: int, block_size: int = 4) -> KVCache:
-    return KVCache(MemoryLayout(weight_bytes=1000, block_bytes=100, capacity_bytes=1000 + 100 * blocks,
+def kv_with_blocks(blocks: int, block_size: int = 4) -> HostSwapKV:
+    return HostSwapKV(MemoryLayout(weight_bytes=1000, block_bytes=100, capacity_bytes=1000 + 100 * blocks,
                                 block_size=block_size))
 
 
@@ -43,7 +44,7 @@ def test_kv_heads_fewer_than_ranks_are_replicated():
 
 def test_prefill_then_decode_and_completion():
     kv = kv_with_blocks(10)
-    s = OrcaScheduler(requests((5, 2, 0), (3, 1, 0)), kv)
+    s = OrcaPolicy(requests((5, 2, 0), (3, 1, 0)), kv)
     b0 = s.schedule(0)
     assert shapes(b0) == [(0, 5, 0), (1, 3, 0)] and kv.used_blocks == 2 + 1
     assert s.schedule(0) is None  # both in flight
@@ -55,7 +56,7 @@ def test_prefill_then_decode_and_completion():
 
 
 def test_arrivals_join_only_after_arriving():
-    s = OrcaScheduler(requests((2, 3, 0), (2, 3, 50)), kv_with_blocks(10))
+    s = OrcaPolicy(requests((2, 3, 0), (2, 3, 50)), kv_with_blocks(10))
     b0 = s.schedule(0)
     assert shapes(b0) == [(0, 2, 0)]
     s.complete(b0, 40)
@@ -64,19 +65,19 @@ def test_arrivals_join_only_after_arriving():
 
 
 def test_max_batch_caps_requests():
-    s = OrcaScheduler(requests((2, 3, 0), (2, 3, 0), (2, 3, 0)), kv_with_blocks(10), max_batch=2)
+    s = OrcaPolicy(requests((2, 3, 0), (2, 3, 0), (2, 3, 0)), kv_with_blocks(10), max_batch=2)
     assert [e.request_id for e in s.schedule(0).entries] == [0, 1]
 
 
 def test_new_request_waits_for_blocks_fcfs():
-    s = OrcaScheduler(requests((8, 2, 0), (9, 2, 0), (1, 2, 0)), kv_with_blocks(4))
+    s = OrcaPolicy(requests((8, 2, 0), (9, 2, 0), (1, 2, 0)), kv_with_blocks(4))
     b0 = s.schedule(0)
     assert shapes(b0) == [(0, 8, 0)]  # r1 needs 3 blocks, 2 are free; r2 may not overtake it
 
 
 def test_eviction_of_most_recent_and_reload():
     kv = kv_with_blocks(4)
-    s = OrcaScheduler(requests((6, 6, 0), (4, 5, 0)), kv)
+    s = OrcaPolicy(requests((6, 6, 0), (4, 5, 0)), kv)
     b = s.schedule(0)
     assert shapes(b) == [(0, 6, 0), (1, 4, 0)] and kv.used_blocks == 3
     s.complete(b, 1)
@@ -100,7 +101,7 @@ def test_eviction_of_most_recent_and_reload():
 
 def test_request_evicts_itself_when_alone_too_big():
     kv = kv_with_blocks(2)
-    s = OrcaScheduler(requests((8, 3, 0)), kv)
+    s = OrcaPolicy(requests((8, 3, 0)), kv)
     s.complete(s.schedule(0), 1)
     b = s.schedule(1)  # needs a third block: nobody else to evict
     assert b is None and kv.host == {0: 2}
@@ -108,6 +109,6 @@ def test_request_evicts_itself_when_alone_too_big():
 
 def test_gen_skips_prefill():
     kv = kv_with_blocks(10)
-    s = OrcaScheduler(requests((5, 2, 0)), kv, skip_prefill=True)
+    s = OrcaPolicy(requests((5, 2, 0)), kv, skip_prefill=True)
     b = s.schedule(0)
     assert shapes(b) == [(0, 1, 5)] and kv.used_blocks == 2 and b.prompt_tokens == 0

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from inference_serving.launcher import RunRequest, simulate
+from inference_serving.config.run_config import RunConfig
+from inference_serving.simulate import simulate
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -41,7 +42,7 @@ def run(tmp_path: Path, rows, **overrides) -> tuple[list[dict], list[str]]:
                  perf_model=str(DATA / "tiny_perf.csv"))
     flags.update(overrides)
     lines: list[str] = []
-    simulate(RunRequest(**flags), log=lines.append)
+    simulate(RunConfig(**flags), log=lines.append)
     with open(flags["output"]) as handle:
         return list(csv.DictReader(handle)), lines
 
@@ -214,7 +215,7 @@ def test_bad_input_one_line_exit_2(args, words):
 def test_compat_protocol_driver_matches_step_protocol_up_to_idle_ticks(tmp_path):
     """Another binary path is driven with ASTRA-sim's interactive protocol: same batches, each
     started at the engine's next timestamp (here the 100 ns idle tick) instead of at once."""
-    from inference_serving.engine import DEFAULT_ENGINE
+    from inference_serving.paths import DEFAULT_ENGINE
     copy = tmp_path / "other-astra"
     copy.write_bytes(DEFAULT_ENGINE.read_bytes())
     copy.chmod(0o755)

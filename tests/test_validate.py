@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from inference_serving.launcher import RunRequest, simulate
-from inference_serving.metrics import RequestTimes
+from inference_serving.config.run_config import RunConfig
+from inference_serving.simulate import simulate
+from inference_serving.report.metrics import RequestTimes
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -34,7 +35,7 @@ def measured_folder(root: Path) -> Path:
 def simulated_directly(tmp_path: Path) -> dict[str, list[float]]:
     dataset = tmp_path / "direct.tsv"
     dataset.write_text("input_toks\toutput_toks\tarrival_time_ns\n4\t3\t0\n6\t2\t1000000\n5\t1\t2000000\n")
-    run = RunRequest(model_name=str(DATA / "tiny_model.json"), hardware="TINY", npu_num=1, max_batch=0, npu_group=1,
+    run = RunConfig(model_name=str(DATA / "tiny_model.json"), hardware="TINY", npu_num=1, max_batch=0, npu_group=1,
                      npu_mem=1.0, local_bw=None, remote_bw=512.0, link_bw=None, link_latency=0.0, fp="16",
                      block_size=16, dataset=str(dataset), output=None, gen=False, req_num=3, log_interval=1.0,
                      verbose=False, scheduler="vllm", max_num_seqs=4, max_num_batched_tokens=16,

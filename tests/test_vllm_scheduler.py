@@ -1,20 +1,22 @@
 """The vLLM V1 policy on small scenarios worked out by hand (block size 4 tokens)."""
 from __future__ import annotations
 
-from inference_serving.memory import MemoryLayout
-from inference_serving.perf_aiconfigurator import ragged_slowdown
-from inference_serving.vllm_scheduler import PrefixCachingBlocks, VllmScheduler, kv_blocks_from_memory
-from inference_serving.workload import Request
+from inference_serving.serving.kv.layout import MemoryLayout
+from inference_serving.perf.ragged import ragged_slowdown
+from inference_serving.serving.kv.prefix_cache import PrefixCacheKV
+from inference_serving.serving.kv.sizing import vllm_kv_blocks
+from inference_serving.serving.vllm import VllmPolicy
+from inference_serving.inputs.workload import Request
 
 
-def scheduler(shapes, blocks=100, budget=8, max_seqs=16, token_ids=None) -> VllmScheduler:
+def scheduler(shapes, blocks=100, budget=8, max_seqs=16, token_ids=None) -> VllmPolicy:
     requests = [Request(i, inp, out, arr, token_ids[i] if token_ids else None) for i, (inp, out, arr) in enumerate(shapes)]
     layout = MemoryLayout(weight_bytes=0, block_bytes=1, capacity_bytes=blocks, block_size=4)
-    pool = PrefixCachingBlocks(layout, blocks, caching=token_ids is not None)
-    return VllmScheduler(requests, pool, max_seqs, budget)
+    pool = PrefixCacheKV(layout, blocks, caching=token_ids is not None)
+    return VllmPolicy(requests, pool, max_seqs, budget)
 
 
-def step(s: VllmScheduler, now: int = 0):
+def step(s: VllmPolicy, now: int = 0):
     batch = s.schedule(now)
     shapes = [(e.request_id, e.new_tokens, e.cached_tokens) for e in batch.entries]
     s.complete(batch, now + 1)
@@ -77,7 +79,7 @@ def test_prefix_cache_hits_skip_shared_prompt_blocks():
     # r1 arrives; its first two blocks (tokens 0..7) are cached by r0: only 3 tokens computed
     shapes, _ = step(s, 5)
     assert (1, 3, 8) in shapes
-    assert s.kv.hits == 1
+    assert s.kv.prefix_hits == 1
 
 
 def test_freed_prefix_blocks_stay_cached_until_space_is_needed():
@@ -90,7 +92,7 @@ def test_freed_prefix_blocks_stay_cached_until_space_is_needed():
 
 def test_kv_capacity_from_memory_utilisation():
     layout = MemoryLayout(weight_bytes=1000, block_bytes=10, capacity_bytes=10_000, block_size=16)
-    assert kv_blocks_from_memory(layout, 0.9, activation_bytes=500) == (9000 - 1000 - 500) // 10
+    assert vllm_kv_blocks(layout, 0.9, activation_bytes=500) == (9000 - 1000 - 500) // 10
 
 
 def test_ragged_slowdown_by_hand():

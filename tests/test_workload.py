@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from inference_serving.workload import (Request, WorkloadError, generate_requests, load_dataset, main,
+from inference_serving.cli.workload import main
+from inference_serving.errors import InputError
+from inference_serving.inputs.generator import generate_requests
+from inference_serving.inputs.workload import (Request, load_dataset,
                                         write_dataset)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +77,7 @@ def test_req_num_ignores_rows_after_the_first_n(tmp_path):
 # ---------------------------------------------------------------- loading errors
 
 def assert_one_line_error(path, pattern, req_num=None):
-    with pytest.raises(WorkloadError) as err:
+    with pytest.raises(InputError) as err:
         load_dataset(path, req_num)
     message = str(err.value)
     assert "\n" not in message
@@ -226,7 +229,7 @@ def test_bad_generator_options(tmp_path, args, pattern):
 
 def test_unknown_output_extension(tmp_path):
     result = run_generator("--num", 5, "--rate", 1, "--output", tmp_path / "x.csv")
-    assert result.exit_code == 1 and "unknown dataset extension '.csv'" in result.output
+    assert result.exit_code == 2 and "unknown dataset extension '.csv'" in result.output
 
 
 # ---------------------------------------------------------------- committed datasets
@@ -234,8 +237,8 @@ def test_unknown_output_extension(tmp_path):
 def readme_commands():
     """The generator commands written in dataset/README.md."""
     text = (REPO_ROOT / "dataset" / "README.md").read_text()
-    return [shlex.split(line)[3:] for line in text.splitlines()
-            if line.startswith("python -m inference_serving.workload ")]
+    return [shlex.split(line)[4:] for line in text.splitlines()
+            if line.startswith("python -m inference_serving workload ")]
 
 
 def test_dataset_readme_lists_every_generated_file():

@@ -4,15 +4,17 @@ from __future__ import annotations
 import click
 
 from .list import list_command
-from .onnx import onnx
-from .profile import main as profile
-from .run import CONTEXT, run
-from .search import main as search
-from .sweep import main as sweep
-from .validate import main as validate
-from .workload import main as workload
+from .onnx import onnx as onnx_command
+from .profile import main as profile_command
+from .run import CONTEXT
+from .run import run as run_command
+from .search import main as search_command
+from .sweep import main as sweep_command
+from .validate import main as validate_command
+from .workload import main as workload_command
 
-COMMANDS = [run, validate, sweep, search, profile, workload, onnx, list_command]
+COMMANDS = [run_command, validate_command, sweep_command, search_command, profile_command, workload_command,
+            onnx_command, list_command]
 
 
 class RunByDefault(click.Group):

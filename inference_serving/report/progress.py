@@ -13,7 +13,7 @@ class Progress:
     def __init__(self, total: int, stream=None, every_s: float = 0.1) -> None:
         self.stream = stream or sys.stderr
         self.bar = tqdm(total=total, unit="req", file=self.stream, mininterval=every_s, dynamic_ncols=True,
-                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} requests, {postfix} [{elapsed}, {rate_fmt}]")
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} requests{postfix} [{elapsed}, {rate_fmt}]")
 
     @staticmethod
     def wanted(stream=None, quiet: bool = False) -> bool:
