@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh Debian/Ubuntu machine; safe to run again.
 #   1. Debian packages the engine needs (C++ compiler, CMake, protobuf, JSON/YAML/flag libraries)
-#   2. a virtual environment in .venv with the Python dependencies
+#   2. a virtual environment in .venv with the package (editable, `llmservingsim` command) and its dependencies
 #   3. the engine build (astra-sim/build/bin/astra-analytical)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,7 +25,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt
+.venv/bin/python -m pip install -q -e '.[test]'
 # mlc-chakra's own requirements pull in a notebook stack we do not use: install it alone.
 .venv/bin/python -m pip install -q --no-deps mlc-chakra==1.0.0
 
