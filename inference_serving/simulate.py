@@ -147,6 +147,7 @@ def _run(config: RunConfig, scheduler: SchedulingPolicy, builder: TraceBuilder, 
     try:
         simulation = Simulation(scheduler, builder, options, metrics, log)
         simulation.run()
+        perf.persist()
         metrics.end_ns = simulation.now
         if progress is not None:
             progress.close(len(metrics.finished), simulation.now)

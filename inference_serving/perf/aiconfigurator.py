@@ -2,27 +2,28 @@
 
 This provider builds one aiconfigurator operation per (layer, tp) and asks the package's engine
 for its latency at the requested shape. See docs/perf_aiconfigurator.md for the layer-to-operation
-mapping and the measured call cost.
+mapping and the measured call cost. Every answer of the engine is kept in an answer cache on disk
+(answer_cache.py); the package's tables are loaded only for a question the cache cannot answer.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from aiconfigurator_core.sdk import common
-from aiconfigurator_core.sdk import operations as aic_ops
-from aiconfigurator_core.sdk.engine import build_ops_json
-from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for_op
+import aiconfigurator_core
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
 from ..inputs.model import ModelConfig
-from .aiconfigurator_systems import engine_for, hardware_spec, load_database
+from .aiconfigurator_systems import hardware_spec
+from .answer_cache import AnswerCache, source_digest
 from .layers import LAYERS, NORMS, PROJECTIONS
 from .provider import PerfProvider
 from .ragged import SM_COUNT, ragged_slowdown
 from .shard import shard
 
 MS_TO_NS = 1e6
+MEASURED_FP_BITS = (16, 8)
 
 # Beyond this KV length one engine call for decode attention takes 0.1-0.3 ms instead of ~5 us;
 # there the engine is sampled on a grid of 2**GRID_BITS points per octave and interpolated.
@@ -30,13 +31,18 @@ DECODE_GRID_FROM = 32768
 GRID_BITS = 8
 
 
-def _quant_modes(fp_bits: int) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
+def _quant_modes(fp_bits: int):
     """(GEMM, KV-cache, attention-math) quant modes for `--fp`; attention math is measured in bf16 only."""
+    from aiconfigurator_core.sdk import common
     if fp_bits == 16:
         return common.GEMMQuantMode.bfloat16, common.KVCacheQuantMode.bfloat16, common.FMHAQuantMode.bfloat16
-    if fp_bits == 8:
-        return common.GEMMQuantMode.fp8, common.KVCacheQuantMode.fp8, common.FMHAQuantMode.bfloat16
-    raise InputError(f"the aiconfigurator perf model has measurements for --fp 16 and --fp 8, not --fp {fp_bits}")
+    return common.GEMMQuantMode.fp8, common.KVCacheQuantMode.fp8, common.FMHAQuantMode.bfloat16
+
+
+def _package_version() -> str:
+    """aiconfigurator-core's installed version, from its dist-info folder's name (no metadata import)."""
+    site = Path(aiconfigurator_core.__file__).resolve().parent.parent
+    return ",".join(sorted(p.name for p in site.glob("aiconfigurator_core-*.dist-info"))) or "unknown"
 
 
 class AIConfiguratorProvider(PerfProvider):
@@ -44,16 +50,29 @@ class AIConfiguratorProvider(PerfProvider):
 
     def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int) -> None:
         super().__init__()
-        self.model = model
+        if fp_bits not in MEASURED_FP_BITS:
+            raise InputError(f"the aiconfigurator perf model has measurements for --fp 16 and --fp 8, "
+                             f"not --fp {fp_bits}")
+        self.model, self.fp_bits = model, fp_bits
         self.spec = hardware_spec(hardware.system or hardware.name)
-        self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(fp_bits)
-        self._database = load_database(self.spec.system)
-        self._engine = engine_for(self.spec.system)
-        self.table = f"{self._database.backend} {self._database.version}"
+        code = source_digest(*Path(__file__).parent.glob("*.py"))
+        self._answers = AnswerCache("aiconfigurator", (_package_version(), code, self.spec.system, repr(model),
+                                                       fp_bits))
         self._ops_json: dict[tuple[str, int, bool], str] = {}
-        self._decode_grid: dict[tuple[int, int], float] = {}
-        self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
         self._check_measured()
+
+    @property
+    def table(self) -> str:
+        """The measurement table in use, e.g. 'vllm 0.24.0'."""
+        database = self._database()
+        return f"{database.backend} {database.version}"
+
+    def _database(self):
+        from .aiconfigurator_tables import load_database
+        return load_database(self.spec.system)
+
+    def persist(self) -> None:
+        self._answers.save()
 
     def _check_measured(self) -> None:
         """Fail at construction, not mid-run, when this GPU lacks data for the quant modes."""
@@ -64,19 +83,23 @@ class AIConfiguratorProvider(PerfProvider):
 
     def _attention_op(self, tp: int, prefill: bool):
         """Attention of this shard's heads, on the kernel lane the serving framework picks by default."""
+        from aiconfigurator_core.sdk import operations as aic_ops
+        from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for_op
+        kv_quant, fmha_quant = _quant_modes(self.fp_bits)[1:]
         heads, kv_heads = shard(self.model, tp).heads, shard(self.model, tp).kv_heads
         shape = {"head_size": self.model.head_dim, "use_qk_norm": self.model.qk_norm}
         if prefill:
-            op = aic_ops.ContextAttention("attn", 1, heads, kv_heads, self.kv_quant, self.fmha_quant, **shape)
+            op = aic_ops.ContextAttention("attn", 1, heads, kv_heads, kv_quant, fmha_quant, **shape)
             table = "_context_attention_data"
         else:
-            op = aic_ops.GenerationAttention("attn", 1, heads, kv_heads, self.kv_quant, **shape)
+            op = aic_ops.GenerationAttention("attn", 1, heads, kv_heads, kv_quant, **shape)
             table = "_generation_attention_data"
-        op._lane_order = resolved_lane_order_for_op(self._database, table)
+        op._lane_order = resolved_lane_order_for_op(self._database(), table)
         return op
 
     def _elementwise_op(self, layer: str, tp: int):
         """Memory-bound op moving (dim_in + dim_out) bf16 values per token."""
+        from aiconfigurator_core.sdk import operations as aic_ops
         h = self.model.hidden_size
         if layer == "embedding":
             return aic_ops.Embedding(layer, 1, self.model.vocab_size, h)
@@ -92,9 +115,10 @@ class AIConfiguratorProvider(PerfProvider):
 
     def _operation(self, layer: str, tp: int, prefill: bool):
         """The aiconfigurator operation that models `layer` on one tensor-parallel shard."""
+        from aiconfigurator_core.sdk import operations as aic_ops
         if layer in PROJECTIONS:
             k, n = shard(self.model, tp).linear(layer)
-            return aic_ops.GEMM(layer, 1, n, k, self.gemm_quant)
+            return aic_ops.GEMM(layer, 1, n, k, _quant_modes(self.fp_bits)[0])
         if layer == "attn":
             return self._attention_op(tp, prefill)
         if layer == "allreduce":
@@ -103,6 +127,7 @@ class AIConfiguratorProvider(PerfProvider):
         return self._elementwise_op(layer, tp)
 
     def _op_json(self, layer: str, tp: int, prefill: bool) -> str:
+        from aiconfigurator_core.sdk.engine import build_ops_json
         key = (layer, tp, prefill)
         if key not in self._ops_json:
             self._ops_json[key] = build_ops_json([self._operation(layer, tp, prefill)])
@@ -113,10 +138,20 @@ class AIConfiguratorProvider(PerfProvider):
     def _evaluate_ms(
         self, layer: str, tp: int, *, prefill: bool, s: int, prefix: int = 0, x: int | None = None, batch: int = 1
     ) -> float:
-        """The engine's latency in ms of `layer` at sequence length `s` (`x` tokens for token-wise ops)."""
+        """The engine's latency in ms of `layer` at sequence length `s` (`x` tokens for token-wise ops),
+        from the answer cache when it has been asked before."""
+        question = (layer, tp, prefill, s, prefix, x, batch)
+        answer = self._answers.get(question)
+        if answer is None:
+            answer = self._engine_ms(layer, tp, prefill, s, prefix, x, batch)
+            self._answers.put(question, answer)
+        return answer
+
+    def _engine_ms(self, layer: str, tp: int, prefill: bool, s: int, prefix: int, x: int | None, batch: int) -> float:
+        from .aiconfigurator_tables import engine_for
         ops_json = self._op_json(layer, tp, prefill)
         try:
-            ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(
+            ((_, latency_ms, _, _),) = engine_for(self.spec.system).evaluate_ops_json(
                 ops_json, is_context=prefill, batch_size=batch, s=s, prefix=prefix, x=x
             )
         except Exception as error:  # the engine raises several types; all mean "no answer"
@@ -148,10 +183,7 @@ class AIConfiguratorProvider(PerfProvider):
         return low if weight == 0 else (1 - weight) * low + weight * self._decode_grid_ms(below + spacing, tp)
 
     def _decode_grid_ms(self, kv_len: int, tp: int) -> float:
-        key = (kv_len, tp)
-        if key not in self._decode_grid:
-            self._decode_grid[key] = self._evaluate_ms("attn", tp, prefill=False, s=kv_len)
-        return self._decode_grid[key]
+        return self._evaluate_ms("attn", tp, prefill=False, s=kv_len)
 
     def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:
         if layer not in LAYERS:
@@ -179,12 +211,8 @@ class AIConfiguratorProvider(PerfProvider):
         batch = len(kv_caches)
         contexts = [kv + 1 for kv in kv_caches]
         mean_context = round(sum(contexts) / batch)
-        key = (batch, mean_context, tp)
-        if key not in self._batched_decode:
-            attention = self._evaluate_ms("attn", tp, prefill=False, s=mean_context, batch=batch)
-            rope = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch)
-            self._batched_decode[key] = (attention * MS_TO_NS, rope * MS_TO_NS)
-        attention_ns, rope_ns = self._batched_decode[key]
+        attention_ns = self._evaluate_ms("attn", tp, prefill=False, s=mean_context, batch=batch) * MS_TO_NS
+        rope_ns = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch) * MS_TO_NS
         slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, SM_COUNT.get(self.spec.system))
         return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
 

@@ -1,12 +1,11 @@
-"""The GPUs aiconfigurator-core has measured: its system files, measurement databases and engines.
+"""The GPUs aiconfigurator-core has measured: its system files (names, memory, bandwidths, peaks).
 
 The package ships latency tables measured on real GPUs (GEMM, context and generation attention,
 all-reduce) per system, serving framework and version, and a compiled engine that interpolates
-between measured shapes.
+between measured shapes; aiconfigurator_tables.py loads those.
 """
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,8 +13,6 @@ from pathlib import Path
 
 import aiconfigurator_core
 import yaml
-from aiconfigurator_core.sdk import attention_lanes, perf_database
-from aiconfigurator_core.sdk.engine import EngineHandle
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
@@ -35,20 +32,6 @@ HARDWARE_ALIASES = {
     "RTXPRO6000": "rtx_pro_6000_server",
     "B60": "b60",
 }
-
-# vLLM first: the serving system we validate against.
-BACKEND_PREFERENCE = ("vllm", "sglang", "trtllm")
-
-
-def _not_package_notice(record: logging.LogRecord) -> bool:
-    """Drop two one-off package notices: MLA/DSA fallback tables (no layer here reads them) and
-    attention-lane defaults missing for a GPU (the engine then takes the table's first lane)."""
-    return not str(record.msg).startswith(("Loading low-fidelity fallback rows", "resolve_attention_lane_order:"))
-
-
-logging.getLogger(perf_database.__name__).addFilter(_not_package_notice)
-logging.getLogger(attention_lanes.__name__).addFilter(_not_package_notice)
-
 
 @dataclass(frozen=True)
 class HardwareSpec:
@@ -128,25 +111,6 @@ def hardware_spec(hardware: str) -> HardwareSpec:
         bf16_tflops=gpu["bfloat16_tc_flops"] / 1e12,
         fp8_tflops=fp8_flops / 1e12 if fp8_flops else None,
     )
-
-
-@lru_cache(maxsize=None)
-def load_database(system: str) -> perf_database.PerfDatabase:
-    """The measurement database of the first backend in BACKEND_PREFERENCE that has one."""
-    for backend in BACKEND_PREFERENCE:
-        if perf_database.get_version_slots(system, backend) is None:
-            continue
-        database = perf_database.get_database(system, backend, "current")
-        if database is not None:
-            return database
-    raise InputError(f"aiconfigurator-core has no measurement table for system '{system}'")
-
-
-@lru_cache(maxsize=None)
-def engine_for(system: str) -> EngineHandle:
-    """A model-less engine bound to the system's tables; evaluates ad-hoc operation lists."""
-    database = load_database(system)
-    return EngineHandle.for_database(database, systems_path=database.systems_root)
 
 
 def measured_hardware(name: str) -> Hardware | None:

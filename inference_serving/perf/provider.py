@@ -53,6 +53,9 @@ class PerfProvider(ABC):
         self._cache[key] = value
         return value
 
+    def persist(self) -> None:
+        """Keeps what this run computed for later runs (providers with an on-disk answer cache)."""
+
     @abstractmethod
     def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:
         """Latency in ns of `layer` for this shape on one NPU."""

@@ -18,6 +18,14 @@ CSV_HEADER = ["request id", "model", "input", "output", "arrival", "end_time", "
               "TTFT", "TPOT"]
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median's value (the middle element, or the mean of the two middle ones: (a + b) / 2 in
+    float64, the same operations) without its import of numpy.ma, a twentieth of a second."""
+    ordered = np.sort(values)
+    middle = len(ordered) // 2
+    return float(ordered[middle]) if len(ordered) % 2 else float((ordered[middle - 1] + ordered[middle]) / 2)
+
+
 @dataclass(frozen=True)
 class RequestTimes:
     """All in ns."""
@@ -139,7 +147,7 @@ class Metrics:
         for key, attr in SUMMARY_TIMES:
             values = np.array([getattr(t, attr) for t in times], dtype=float) / 1e6
             if len(values):
-                stats = (values.mean(), np.median(values), np.percentile(values, 99))
+                stats = (values.mean(), _median(values), np.percentile(values, 99))
             else:
                 stats = (float("nan"),) * 3
             for stat, value in zip(("mean", "median", "p99"), stats):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from tqdm import tqdm
-
 
 class Progress:
     """A Metrics listener around one tqdm bar (tqdm limits its own redraw rate)."""
 
     def __init__(self, total: int, stream=None, every_s: float = 0.1) -> None:
+        from tqdm import tqdm  # only runs with a terminal pay for the import
         self.stream = stream or sys.stderr
         self.bar = tqdm(total=total, unit="req", file=self.stream, mininterval=every_s, dynamic_ncols=True,
                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} requests{postfix} [{elapsed}, {rate_fmt}]")
