@@ -165,5 +165,6 @@ def _run(config: RunConfig, scheduler: SchedulingPolicy, builder: TraceBuilder, 
 def _reuse_line(perf: PerfProvider, simulation: Simulation, metrics: Metrics, scheduler: SchedulingPolicy) -> str:
     kv = scheduler.kv
     line = (f"computation reuse: layer shapes {perf.hits}/{perf.lookups} looked up again, "
-            f"iterations {simulation.graph_hits}/{metrics.iterations} reused")
+            f"iterations {simulation.graph_hits}/{metrics.iterations} reused, "
+            f"tensor-parallel groups folded {simulation.engine.folds}")
     return line + (f"; prefix cache: {kv.prefix_hits}/{kv.prefix_queries} lookups hit" if kv.prefix_queries else "")

@@ -46,14 +46,29 @@ class StepSession {
   explicit StepSession(Simulator& sim) : sim_(sim) {}
 
   void load(const std::string& command, const std::string& prefix, const std::string& npuList) {
-    std::vector<int> ids = parseNpuList(command, npuList, sim_.npuCount());
-    for (int id : ids) {
-      if (sim_.npu(id).workload().active()) protocolError(command, "NPU " + std::to_string(id) + " is still running " + sim_.npu(id).workload().path());
-    }
+    std::vector<int> ids = idleNpus(command, npuList);
     for (int id : ids) sim_.load(id, prefix);
     for (int id : ids) sim_.start(id);
     collectFinished();
     reply("ok");
+  }
+
+  // `put <npus> <bytes> [fold]` and its payload: one trace for every listed NPU, or with `fold` run by
+  // the first for all of them where folding is exact (fold.h).
+  void put(const std::string& command, const std::string& npuList, const std::string& size, bool foldGroup) {
+    std::vector<int> ids = idleNpus(command, npuList);
+    std::string bytes(parseTick(command, size), '\0');
+    if (!std::cin.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
+      protocolError(command, "stdin ended inside the trace's " + size + " bytes");
+    }
+    std::string name = "put#" + std::to_string(++puts_);
+    std::vector<EtNode> nodes = parseEt(bytes, name, sim_.inputs().options.numbering);
+    sim_.load(ids.front(), name, nodes);
+    bool folded = foldGroup && sim_.fold(ids);
+    for (size_t i = 1; i < ids.size() && !folded; ++i) sim_.load(ids[i], name, nodes);
+    for (size_t i = 0; i < (folded ? 1 : ids.size()); ++i) sim_.start(ids[i]);
+    collectFinished();
+    reply(folded ? "ok folded" : "ok");
   }
 
   // Runs whole timestamps until a workload completes; with a limit, stops before events past it.
@@ -86,6 +101,16 @@ class StepSession {
   }
 
  private:
+  std::vector<int> idleNpus(const std::string& command, const std::string& npuList) {
+    std::vector<int> ids = parseNpuList(command, npuList, sim_.npuCount());
+    for (int id : ids) {
+      if (sim_.busy(id)) {
+        protocolError(command, "NPU " + std::to_string(id) + " is still running " + sim_.npu(sim_.runner(id)).workload().path());
+      }
+    }
+    return ids;
+  }
+
   void collectFinished() {
     for (int npu : sim_.takeFinished()) finished_.push_back(npu);
   }
@@ -100,6 +125,7 @@ class StepSession {
 
   Simulator& sim_;
   std::vector<int> finished_;  // completed since the last `done` reply
+  int puts_ = 0;               // traces received with `put`
 };
 
 }  // namespace
@@ -124,6 +150,8 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
     const std::string& command = words[0];
     if (command == "load" && words.size() == 3) {
       session.load(line, words[1], words[2]);
+    } else if (command == "put" && (words.size() == 3 || (words.size() == 4 && words[3] == "fold"))) {
+      session.put(line, words[1], words[2], words.size() == 4);
     } else if (command == "step" && words.size() <= 2) {
       session.step(words.size() == 2, words.size() == 2 ? parseTick(line, words[1]) : 0);
     } else if (command == "advance" && words.size() == 2) {
@@ -132,7 +160,7 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
       session.reply("bye " + std::to_string(sim.now()));
       return 0;
     } else {
-      protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, step [limit], advance <T>, exit)");
+      protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, put <npus> <bytes> [fold], step [limit], advance <T>, exit)");
     }
   }
   fail(kExitUsage, "step protocol: stdin closed without 'exit'");

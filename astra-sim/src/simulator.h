@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "fold.h"
 #include "npu.h"
 #include "sim_context.h"
 
@@ -32,7 +33,18 @@ class Simulator {
 
   // Reads `<prefix>.<npu>.et` into the (idle) NPU; start() issues its first nodes.
   void load(int npu, const std::string& prefix);
+  // The same for a trace already parsed; `name` stands for its path in messages.
+  void load(int npu, const std::string& name, std::vector<EtNode> nodes);
   void start(int npu) { npus_[npu]->workload().start(); }
+
+  // After load(group[0], ...): the other members of `group` (idle) run the same workload from now on,
+  // simulated once by group[0] (fold.h). False, and nothing changed, where folding would not be exact:
+  // a shared remote memory, several queues per dimension, point-to-point nodes, or a collective whose
+  // members would not finish together.
+  bool fold(const std::vector<int>& group);
+  // The NPU whose workload runs this NPU's part: itself, or the representative it follows.
+  int runner(int npu) const { return mirrorOf_[npu] >= 0 ? mirrorOf_[npu] : npu; }
+  bool busy(int npu) { return npus_[runner(npu)]->workload().active(); }
 
   bool finished(int npu) const { return npus_[npu]->workload().finished(); }
   bool anyActive() const;
@@ -44,12 +56,18 @@ class Simulator {
   std::string stuckDescription() const;
 
   const SimulatorInputs& inputs() const { return inputs_; }
+  const EventQueue& events() const { return context_.events; }
 
  private:
+  void workloadFinished(int npu);
+
   SimulatorInputs inputs_;
   SimContext context_;
   std::vector<std::unique_ptr<Npu>> npus_;
   std::vector<int> justFinished_;
+  CollectiveProbe probe_;
+  std::vector<Fold> folds_;      // per representative NPU: its fold (empty group: none)
+  std::vector<int> mirrorOf_;    // per NPU: the representative it follows, -1 if none
 };
 
 std::string workloadPath(const std::string& prefix, int npu);

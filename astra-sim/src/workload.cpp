@@ -24,6 +24,15 @@ CollectiveKind collectiveKindOf(int64_t type) {
 bool isMemory(const EtNode& node) { return node.kind == NodeKind::MemLoad || node.kind == NodeKind::MemStore; }
 bool runsAsCompute(const EtNode& node) { return node.isCpuOp || node.kind == NodeKind::Comp; }
 bool isSkipped(const EtNode& node) { return node.durationNs == 0 && node.numOps == 0; }
+bool simulatedAsCollective(const EtNode& node) {
+  return node.kind == NodeKind::Collective && !node.isCpuOp && node.commType != kBroadcast;
+}
+
+// A collective of a folded workload: its duration when every member of the group enters it together.
+std::optional<Tick> foldedTime(const Fold& fold, const EtNode& node) {
+  return fold.probe->duration(collectiveKindOf(node.commType), static_cast<uint64_t>(node.commSize), node.involvedDim,
+                              fold.group);
+}
 
 }  // namespace
 
@@ -62,6 +71,7 @@ void Workload::validate(const EtNode& node) const {
 
 void Workload::load(const std::string& path, std::vector<EtNode> nodes) {
   path_ = path;
+  fold_ = nullptr;
   nodes_ = std::move(nodes);
   std::unordered_map<uint64_t, uint32_t> indexOf;
   indexOf.reserve(nodes_.size() * 2);
@@ -94,6 +104,17 @@ void Workload::load(const std::string& path, std::vector<EtNode> nodes) {
 void Workload::start() {
   issueReadyNodes();
   checkFinished();
+}
+
+bool Workload::fold(const Fold* fold) {
+  fold_ = nullptr;
+  if (fold == nullptr) return true;
+  for (const EtNode& node : nodes_) {
+    if (node.kind == NodeKind::Send || node.kind == NodeKind::Recv) return false;
+    if (simulatedAsCollective(node) && !foldedTime(*fold, node)) return false;
+  }
+  fold_ = fold;
+  return true;
 }
 
 std::vector<std::pair<uint64_t, std::string>> Workload::remainingNodes() const {
@@ -194,6 +215,10 @@ void Workload::issueCollective(uint32_t index) {
     npu_.schedule(std::max<Tick>(1, node.durationNs), this, index);
     return;
   }
+  if (fold_) {
+    npu_.schedule(*foldedTime(*fold_, node), this, index);
+    return;
+  }
   std::string problem = npu_.startCollective(collectiveKindOf(node.commType), static_cast<uint64_t>(node.commSize),
                                              node.involvedDim, node.commPriority, Completion{this, index});
   if (!problem.empty()) failNode(node, problem);
@@ -235,8 +260,12 @@ void Workload::writeSpan(uint32_t index) {
   for (char& c : name) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  *npu_.context().spans << npu_.id() << ' ' << node.id << ' ' << kind << ' ' << issuedAt_[index] << ' '
-                        << npu_.context().events.now() << ' ' << name << '\n';
+  auto line = [&](int npu) {
+    *npu_.context().spans << npu << ' ' << node.id << ' ' << kind << ' ' << issuedAt_[index] << ' '
+                          << npu_.context().events.now() << ' ' << name << '\n';
+  };
+  if (!fold_) return line(npu_.id());
+  for (int member : fold_->group) line(member);  // every member ran the node at the same ticks
 }
 
 void Workload::checkFinished() {

@@ -10,6 +10,7 @@
 
 #include "et_reader.h"
 #include "event_queue.h"
+#include "fold.h"
 
 namespace engine {
 
@@ -23,6 +24,10 @@ class Workload : public EventHandler {
   void load(const std::string& path, std::vector<EtNode> nodes);
   // Issues the initially ready nodes (the finish check runs too: an empty workload finishes at once).
   void start();
+  // Runs the loaded workload for the whole of `fold->group` (fold.h), before start(); false (and not
+  // folded) when it has point-to-point nodes or a collective whose members would not finish together.
+  // fold(nullptr) ends folding.
+  bool fold(const Fold* fold);
 
   bool active() const { return active_; }      // loaded and not finished
   bool finished() const { return !active_; }   // nothing loaded counts as finished
@@ -56,6 +61,7 @@ class Workload : public EventHandler {
   Tick computeTime(const EtNode& node) const;
 
   Npu& npu_;
+  const Fold* fold_ = nullptr;
   std::string path_;
   bool active_ = false;
   std::vector<EtNode> nodes_;

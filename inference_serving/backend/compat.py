@@ -23,6 +23,7 @@ class CompatEngine(EngineBackend):
 
     supports_spans = False
     supports_reuse = False
+    supports_put = False
 
     def __init__(self, setup: EngineSetup) -> None:
         self.cwd, self.npus = setup.workdir, setup.npus

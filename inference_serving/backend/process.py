@@ -25,9 +25,10 @@ class EngineProcess:
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
 
-    def send(self, line: str) -> None:
+    def send(self, line: str, payload: bytes = b"") -> None:
+        """One command line, and the bytes that follow it (a `put`'s trace)."""
         try:
-            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.write(line.encode() + b"\n" + payload)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._failure("stopped accepting commands") from None

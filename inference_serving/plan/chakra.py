@@ -16,28 +16,24 @@ back anyway, so the finish times cannot change (tests check this against the unm
 from __future__ import annotations
 
 import hashlib
-import io
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from chakra.schema.protobuf import et_def_pb2 as et
-from chakra.src.third_party.utils.protolib import encodeMessage
-
+from . import et_encoding as wire
 from .iteration import EVICT_ROW, TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
-
-ET_VERSION = "0.0.4"
 
 
 class Op(NamedTuple):
     """One node of an NPU's chain before it is numbered: kind is comp, coll, send, recv, load, store.
-    (A named tuple: ops are hashed for the encoding caches, and tuples hash fast.)"""
+    (A named tuple: ops are hashed for the encoding cache, and tuples hash fast.)"""
 
     kind: str
     name: str
     value: int = 0          # ns for comp, bytes otherwise
-    peer: int = -1          # send/recv partner
+    src: int = -1           # send/recv: the sending and the receiving NPU
+    dst: int = -1
     tag: int = 0
 
 
@@ -97,109 +93,78 @@ def merge_compute(ops: list[Op]) -> list[Op]:
     return merged
 
 
-def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
-    """The whole chain of one NPU; the decoder block's ops are built once and repeated."""
+def stage_body(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
+    """The compute and collective ops of one NPU's stage; the decoder block's ops are built once and
+    repeated."""
+    tp = trace.tp
+    body = []
+    if stage == 0:
+        body = _rank_ops([trace.overhead, trace.embedding] if trace.overhead else [trace.embedding], rank, tp, merge)
+    # merge(A + B) == merge(merge(A) + merge(B)): merging the block once keeps this cheap
+    body += _rank_ops(trace.block, rank, tp, merge, trace.selective_attention) * trace.stage_layers[stage]
+    if stage == trace.pp - 1:
+        body += _rank_ops(trace.head, rank, tp, merge)
+    return merge_compute(body) if merge else body
+
+
+def stage_ops(trace: Trace, stage: int, rank: int, body: list[Op]) -> list[Op]:
+    """The whole chain of one NPU: KV swaps, the stage input, `body`, the stage output."""
     tp, hidden_bytes = trace.tp, trace.embedding.output_size
     npu = stage * tp + rank
     ops = [Op("store" if r.name == EVICT_ROW else "load", r.name, r.weight_size) for r in trace.swaps]
     if stage == 0:
         ops.append(Op("load", "input", trace.embedding.input_size))
-        body = _rank_ops([trace.overhead, trace.embedding] if trace.overhead else [trace.embedding], rank, tp, merge)
     else:
-        ops.append(Op("recv", "recv_hidden", hidden_bytes // tp, peer=npu - tp, tag=stage))
-        body = []
-    # merge(A + B) == merge(merge(A) + merge(B)): merging the block once keeps this cheap
-    body += _rank_ops(trace.block, rank, tp, merge, trace.selective_attention) * trace.stage_layers[stage]
-    last = stage == trace.pp - 1
-    if last:
-        body += _rank_ops(trace.head, rank, tp, merge)
-    ops += merge_compute(body) if merge else body
-    if last:
+        ops.append(Op("recv", "recv_hidden", hidden_bytes // tp, src=npu - tp, dst=npu, tag=stage))
+    ops += body
+    if stage == trace.pp - 1:
         ops.append(Op("store", "output", trace.batch_requests * TOKEN_ID_BYTES))
     else:
-        ops.append(Op("send", "send_hidden", hidden_bytes // tp, peer=npu + tp, tag=stage + 1))
+        ops.append(Op("send", "send_hidden", hidden_bytes // tp, src=npu, dst=npu + tp, tag=stage + 1))
     return ops
 
 
-def _attr(node: et.Node, name: str, field: str, value) -> None:
-    attr = node.attr.add()
-    attr.name = name
-    setattr(attr, field, value)
+_NOT_CPU = wire.attribute("is_cpu_op", wire.BOOL, 0)  # every node runs on the NPU, none on its host CPU
 
 
 @lru_cache(maxsize=1 << 16)
-def _op_bytes(op: Op, npu: int) -> bytes:
-    """A node's serialized fields except id and parents (the same op recurs in every layer)."""
-    return _node(op, npu).SerializeToString()
+def _op_fields(op: Op) -> bytes:
+    """A node's fields except id and parents (the same op recurs in every layer and iteration)."""
+    if op.kind == "comp":  # duration_micros holds ns: the engine reads ns there, as ASTRA-sim's casys fork does
+        return wire.node_fields(op.name, wire.COMP_NODE, op.value, _NOT_CPU)
+    if op.kind == "coll":
+        attributes = wire.attribute("comm_type", wire.INT64, wire.ALL_REDUCE) + wire.attribute("comm_size", wire.INT64, op.value)
+        return wire.node_fields(op.name, wire.COMM_COLL_NODE, 0, attributes + _NOT_CPU)
+    if op.kind in ("send", "recv"):
+        attributes = (wire.attribute("comm_src", wire.INT32, op.src) + wire.attribute("comm_dst", wire.INT32, op.dst)
+                      + wire.attribute("comm_tag", wire.INT32, op.tag) + wire.attribute("comm_size", wire.INT64, op.value))
+        kind = wire.COMM_SEND_NODE if op.kind == "send" else wire.COMM_RECV_NODE
+        return wire.node_fields(op.name, kind, 0, attributes + _NOT_CPU)
+    kind = wire.MEM_LOAD_NODE if op.kind == "load" else wire.MEM_STORE_NODE
+    return wire.node_fields(op.name, kind, 0, wire.attribute("tensor_size", wire.UINT64, op.value) + _NOT_CPU)
 
 
-@lru_cache(maxsize=1 << 16)
-def _link_bytes(index: int, parents: tuple[int, ...]) -> bytes:
-    return et.Node(id=index, data_deps=parents).SerializeToString()
+def _parents(index: int, swaps: int) -> tuple[int, ...]:
+    return (index - 1,) if index > swaps else tuple(range(swaps)) if index == swaps else ()
 
 
-def _varint(value: int) -> bytes:
-    """Base-128 length prefix of a record (the framing protolib.encodeMessage writes)."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _node(op: Op, npu: int) -> et.Node:
-    node = et.Node(name=op.name)
-    if op.kind == "comp":
-        node.type = et.COMP_NODE
-        node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
-    elif op.kind == "coll":
-        node.type = et.COMM_COLL_NODE
-        _attr(node, "comm_type", "int64_val", et.ALL_REDUCE)
-        _attr(node, "comm_size", "int64_val", op.value)
-    elif op.kind in ("send", "recv"):
-        node.type = et.COMM_SEND_NODE if op.kind == "send" else et.COMM_RECV_NODE
-        src, dst = (npu, op.peer) if op.kind == "send" else (op.peer, npu)
-        _attr(node, "comm_src", "int32_val", src)
-        _attr(node, "comm_dst", "int32_val", dst)
-        _attr(node, "comm_tag", "int32_val", op.tag)
-        _attr(node, "comm_size", "int64_val", op.value)
-    else:
-        node.type = et.MEM_LOAD_NODE if op.kind == "load" else et.MEM_STORE_NODE
-        _attr(node, "tensor_size", "uint64_val", op.value)
-    _attr(node, "is_cpu_op", "bool_val", False)  # every node runs on the NPU, none on its host CPU
-    return node
-
-
-def serialize_chain(ops: list[Op], npu: int, swaps: int = 0) -> bytes:
+def serialize_chain(ops: list[Op], swaps: int = 0) -> bytes:
     """ET bytes of a chain: the first `swaps` nodes have no parents, the next waits for all of
     them, every later node waits for the one before it."""
-    records = [_metadata_record()]
+    records = [wire.metadata_record()]
     for index, op in enumerate(ops):
-        parents = (index - 1,) if index > swaps else tuple(range(swaps)) if index == swaps else ()
-        records.append(_record(index, parents, op, npu))
+        records.append(wire.record(wire.link_fields(index, _parents(index, swaps)) + _op_fields(op)))
     return b"".join(records)
-
-
-@lru_cache(maxsize=1)
-def _metadata_record() -> bytes:
-    out = io.BytesIO()
-    encodeMessage(out, et.GlobalMetadata(version=ET_VERSION))
-    return out.getvalue()
-
-
-@lru_cache(maxsize=1 << 18)
-def _record(index: int, parents: tuple[int, ...], op: Op, npu: int) -> bytes:
-    """One length-prefixed node; concatenated encodings of one message type merge into one message."""
-    body = _link_bytes(index, parents) + _op_bytes(op, npu)
-    return _varint(len(body)) + body
 
 
 @dataclass
 class IterationGraph:
-    """The ET bytes of every NPU for one iteration, and a digest identifying the whole graph."""
+    """The ET bytes of every NPU for one iteration (NPUs with the same chain share one bytes object),
+    and a digest identifying the whole graph. `foldable`: a single stage whose ranks all run the same
+    chain, which the engine may simulate once for the group (engine `put ... fold`)."""
 
     files: dict[int, bytes]
+    foldable: bool = False
 
     @property
     def digest(self) -> str:
@@ -213,17 +178,32 @@ class IterationGraph:
         for npu, data in self.files.items():
             Path(f"{prefix}.{npu}.et").write_bytes(data)
 
+    def shared(self, npus: list[int]) -> list[tuple[list[int], bytes]]:
+        """`npus` grouped by the chain they run, in order of their first NPU."""
+        groups: dict[int, tuple[list[int], bytes]] = {}
+        for npu in npus:
+            data = self.files[npu]
+            groups.setdefault(id(data), ([], data))[0].append(npu)
+        return list(groups.values())
+
 
 def build_graph(trace: Trace, merge: bool = True) -> IterationGraph:
-    files = {}
+    ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
+    files: dict[int, bytes] = {}
     for stage in range(trace.pp):
+        bodies = [stage_body(trace, stage, rank, merge) for rank in range(trace.tp if ranks_differ else 1)]
+        encoded: dict[tuple, bytes] = {}
         for rank in range(trace.tp):
-            npu = stage * trace.tp + rank
-            files[npu] = serialize_chain(stage_ops(trace, stage, rank, merge), npu, len(trace.swaps))
-    return IterationGraph(files)
+            ops = stage_ops(trace, stage, rank, bodies[rank if ranks_differ else 0])
+            key = tuple(ops)
+            if key not in encoded:
+                encoded[key] = serialize_chain(ops, len(trace.swaps))
+            files[stage * trace.tp + rank] = encoded[key]
+    foldable = trace.pp == 1 and trace.tp > 1 and len({id(data) for data in files.values()}) == 1
+    return IterationGraph(files, foldable)
 
 
 def wait_graph(duration_ns: int, npus: int) -> IterationGraph:
     """One COMP per NPU lasting `duration_ns`: how an engine without `advance` lets time pass."""
-    op = Op("comp", "wait", duration_ns)
-    return IterationGraph({npu: serialize_chain([op], npu) for npu in range(npus)})
+    data = serialize_chain([Op("comp", "wait", duration_ns)])
+    return IterationGraph({npu: data for npu in range(npus)})

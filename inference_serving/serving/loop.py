@@ -18,7 +18,7 @@ from ..backend.base import BACKENDS, EngineSetup
 from ..backend.engine_config import SystemConfig, write_configs
 from ..errors import EngineError, InputError
 from ..plan.builder import TraceBuilder
-from ..plan.chakra import build_graph
+from ..plan.chakra import IterationGraph, build_graph
 from ..plan.text_trace import write_trace
 from ..report.metrics import Metrics
 from .policy import SchedulingPolicy
@@ -146,8 +146,8 @@ class Simulation:
             return True
         if self.engine_behind:
             self._sync_engine_clock()
-        prefix = self.workdir / f"batch{batch.id}"
-        graph.write(prefix)
+        if self._graph_files:
+            graph.write(self.workdir / f"batch{batch.id}")
         if self.opt.keep_traces:
             write_trace(trace, self.workdir / f"batch{batch.id}.txt")
         self.batches[batch.id] = batch
@@ -160,9 +160,23 @@ class Simulation:
                 queue.current = batch.id
                 ready.append(npu)
             else:
-                queue.queued.append((batch.id, prefix))
-        self.engine.load(prefix, ready)
+                queue.queued.append((batch.id, graph))
+        self._start(batch.id, graph, ready)
         return True
+
+    @property
+    def _graph_files(self) -> bool:
+        """Graphs go to the engine as files (--keep-traces keeps them; engines without `put`), else on the pipe."""
+        return bool(self.opt.keep_traces) or not self.engine.supports_put
+
+    def _start(self, batch_id: int, graph: IterationGraph, npus: list[int]) -> None:
+        """Starts the batch's chains on these idle NPUs; a whole foldable group is offered for folding."""
+        if self._graph_files:
+            self.engine.load(self.workdir / f"batch{batch_id}", npus)
+            return
+        fold = self.opt.reuse and graph.foldable and len(npus) == self.npus
+        for group, data in graph.shared(npus):
+            self.engine.put(data, group, fold)
 
     def _graph_reuse_possible(self) -> bool:
         """An iteration identical to an earlier one, alone on an idle cluster, takes the same time."""
@@ -191,21 +205,21 @@ class Simulation:
             if digest is not None:
                 self.graph_cache[digest] = self.now - batch.start_ns
             self._complete(batch)
-            if not self.opt.keep_traces:
+            if self._graph_files and not self.opt.keep_traces:
                 for npu in range(self.npus):
                     (self.workdir / f"batch{batch_id}.{npu}.et").unlink(missing_ok=True)
         self._start_queued(npus)
 
     def _start_queued(self, npus: tuple[int, ...]) -> None:
-        by_prefix: dict[Path, list[int]] = {}
+        by_batch: dict[int, tuple[IterationGraph, list[int]]] = {}
         for npu in npus:
             queue = self.queues[npu]
             if queue.current is None and queue.queued:
-                batch_id, prefix = queue.queued.popleft()
+                batch_id, graph = queue.queued.popleft()
                 queue.current = batch_id
-                by_prefix.setdefault(prefix, []).append(npu)
-        for prefix, ready in by_prefix.items():
-            self.engine.load(prefix, ready)
+                by_batch.setdefault(batch_id, (graph, []))[1].append(npu)
+        for batch_id, (graph, ready) in by_batch.items():
+            self._start(batch_id, graph, ready)
 
     def _complete(self, batch: Batch) -> None:
         finished = self.scheduler.complete(batch, self.now)

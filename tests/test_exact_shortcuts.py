@@ -1,0 +1,63 @@
+"""Every shortcut of the serving loop is exact: with them (merged compute, reused iterations, folded
+tensor-parallel groups, graphs on the pipe, the start-up cache) and without (--no-reuse) a run writes
+byte-identical per-request CSVs and the same per-iteration lines, on real models and the measured GPU
+tables, for each parallel layout and through KV eviction and preemption."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inference_serving.inputs.generator import generate_requests
+from inference_serving.inputs.workload import write_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+LLAMA8 = ["--model_name", "meta-llama/Llama-3.1-8B", "--hardware", "H100"]
+
+CASES = {
+    "orca TP1": ["--npu_num", "1"],
+    "orca TP8": ["--npu_num", "8"],
+    "orca PP4": ["--npu_num", "4", "--npu_group", "4"],
+    "orca TP4xPP2": ["--npu_num", "8", "--npu_group", "2"],
+    "orca eviction and reload": ["--npu_num", "1", "--npu_mem", "15.0", "--remote_bw", "64"],
+    "vllm TP1": ["--scheduler", "vllm", "--npu_num", "1"],
+    "vllm TP8": ["--scheduler", "vllm", "--npu_num", "8"],
+    "vllm preemption": ["--scheduler", "vllm", "--npu_num", "1", "--num_gpu_blocks", "20"],
+}
+# what must have happened in the run with shortcuts, so the comparison covers it
+EXPECT = {"orca eviction and reload": ["evict requests", "reload requests"], "vllm preemption": ["preempt requests"]}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("exact") / "requests.tsv"
+    write_dataset(generate_requests(16, 40.0, 7, input_mean=120, output_mean=24, max_tokens=300), path)
+    return path
+
+
+def run(args: list[str], out: Path) -> tuple[bytes, list[str]]:
+    done = subprocess.run([sys.executable, "main.py", "--quiet", "--verbose", *LLAMA8, *args, "--output", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return out.read_bytes(), done.stdout.splitlines()
+
+
+def iteration_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if " done in " in line]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_shortcuts_on_and_off_give_identical_results(tmp_path, dataset, case):
+    args = [*CASES[case], "--dataset", str(dataset)]
+    fast_csv, fast = run(args, tmp_path / "fast.csv")
+    slow_csv, slow = run([*args, "--no-reuse"], tmp_path / "slow.csv")
+    assert fast_csv == slow_csv
+    assert iteration_lines(fast) == iteration_lines(slow)
+    for words in EXPECT.get(case, []):
+        assert any(words in line for line in fast), words
+    reuse = next(line for line in fast if line.startswith("computation reuse"))
+    folded = int(re.search(r"groups folded (\d+)", reuse).group(1))
+    assert (folded > 0) == (case == "vllm TP8")
