@@ -14,12 +14,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 ASK = """
 import json, sys
+import numpy as np
 from inference_serving.inputs.hardware import load_hardware
 from inference_serving.inputs.model import load_model
 from inference_serving.perf.aiconfigurator import AIConfiguratorProvider
 perf = AIConfiguratorProvider(load_model("meta-llama/Llama-3.1-8B"), load_hardware("H100"), 16)
 answers = [perf.latency_ns("q_proj", 77, 0, 2), perf.latency_ns("attn", 1, 3000, 1),
-           perf.decode_attention_ns([10, 500, 2000], 1, 0)]
+           perf.decode_attention_ns(np.array([10, 500, 2000]), 1, 0)]
 perf.persist()
 print(json.dumps({"answers": answers, "tables": "inference_serving.perf.aiconfigurator_tables" in sys.modules}))
 """

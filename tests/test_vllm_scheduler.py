@@ -1,6 +1,8 @@
 """The vLLM V1 policy on small scenarios worked out by hand (block size 4 tokens)."""
 from __future__ import annotations
 
+import numpy as np
+
 from inference_serving.serving.kv.layout import MemoryLayout
 from inference_serving.perf.ragged import ragged_slowdown
 from inference_serving.serving.kv.prefix_cache import PrefixCacheKV
@@ -99,6 +101,6 @@ def test_ragged_slowdown_by_hand():
     # one stream per request, 4 SMs; contexts 1 and 3, mean 2
     # ragged: first 1 unit with 2 active streams (max(2, 4) = 4 shares) = 4, then 2 units alone = 8 -> 12
     # equal: 2 units with 2 active = 2 * 4 = 8  -> 12 / 8
-    assert ragged_slowdown([1, 3], 1, 4) == 12 / 8
-    assert ragged_slowdown([5, 5, 5], 8, 132) == 1.0
-    assert ragged_slowdown([1, 3], 1, None) == 1.0
+    assert ragged_slowdown(np.array([1, 3]), 1, 4) == 12 / 8
+    assert ragged_slowdown(np.array([5, 5, 5]), 8, 132) == 1.0
+    assert ragged_slowdown(np.array([1, 3]), 1, None) == 1.0

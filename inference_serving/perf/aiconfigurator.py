@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import aiconfigurator_core
+import numpy as np
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
@@ -198,7 +199,7 @@ class AIConfiguratorProvider(PerfProvider):
             return 0.0  # the engine's context attention already includes applying RoPE and the KV write
         return self._evaluate_ms(layer, tp, prefill=True, s=tokens, x=tokens) * MS_TO_NS
 
-    def decode_attention_ns(self, kv_caches: list[int], tp: int, overlap_ns: int = 0) -> int:
+    def decode_attention_ns(self, kv_caches: np.ndarray, tp: int, overlap_ns: int = 0) -> int:
         """The batch's decode attention as one kernel plus one rotary-embedding pass over its tokens.
 
         The table measures batches whose requests share one context length; a real batch is
@@ -206,11 +207,11 @@ class AIConfiguratorProvider(PerfProvider):
         `ragged_slowdown`: the same bytes take longer when short requests finish early and too few
         long ones are left to keep every SM streaming. Prefill attention of the same step
         (`overlap_ns`) runs in the same kernel and fills that idle tail."""
-        if not kv_caches:
+        if not len(kv_caches):
             return 0
         batch = len(kv_caches)
-        contexts = [kv + 1 for kv in kv_caches]
-        mean_context = round(sum(contexts) / batch)
+        contexts = kv_caches + 1
+        mean_context = round(int(contexts.sum()) / batch)
         attention_ns = self._evaluate_ms("attn", tp, prefill=False, s=mean_context, batch=batch) * MS_TO_NS
         rope_ns = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch) * MS_TO_NS
         slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, SM_COUNT.get(self.spec.system))

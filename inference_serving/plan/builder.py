@@ -1,17 +1,20 @@
 """Trace generator: one iteration's batch as a plan of layers priced by the performance provider.
 
-Each request's attention rows form an AttentionGroup (the graph builder may give them to one NPU of
-the group: selective batching). KV-cache swaps come first as rows whose weight_size is the bytes
-moved by each NPU; then the per-step engine overhead, the embedding, the decoder block, the head.
+Every request's attention rows form one Attention item, priced for the whole batch at once (the graph
+builder may give the k-th request's rows to one NPU of the group: selective batching). KV-cache swaps
+come first as rows whose weight_size is the bytes moved by each NPU; then the per-step engine
+overhead, the embedding, the decoder block, the head.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 from ..inputs.model import ModelConfig
 from ..perf.provider import PerfProvider
-from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
-                        Row, Trace)
+from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, Attention, BatchEntry, Comm, Kind, Row,
+                        Trace)
 
 
 @dataclass
@@ -26,7 +29,6 @@ class TraceBuilder:
     selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
     engine_overhead_ns: int = 0
     sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
-    _attention_cache: dict = field(default_factory=dict)
 
     @property
     def elem(self) -> int:
@@ -73,54 +75,41 @@ class TraceBuilder:
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
-    def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> tuple[Row, Row]:
-        m, e, t = self.model, self.elem, entry.new_tokens
-        qk = t * (m.q_size + m.kv_size) * e
-        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * e
-        return (Row("rope", rope_ns, qk, 0, qk),
-                Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
-
-    def _attention(self, entry: BatchEntry) -> AttentionGroup:
-        """rope and attention of one request: whole heads on one NPU (selective batching), or this
-        rank's share of the heads."""
-        tp = 1 if self.selective_attention else self.tp
-        key = (entry.new_tokens, entry.cached_tokens, tp)
-        rows = self._attention_cache.get(key)
-        if rows is None:
-            rows = self._attention_cache[key] = self._attention_rows(
-                entry, self._latency("rope", entry.new_tokens, entry.cached_tokens, tp),
-                self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
-        return AttentionGroup(entry.request_id, rows)
-
-    def _batched_decode_attention(self, decodes: list[BatchEntry], prefill_ns: int) -> list[AttentionGroup]:
-        """One decode attention kernel for all decoding requests (sharing the kernel with
-        `prefill_ns` of prefill attention), its time shared out in proportion to each request's
+    def _attention(self, entries: list[BatchEntry]) -> Attention:
+        """rope and attention of every request: whole heads on one NPU each (selective batching),
+        each request on its own; or this rank's share of the heads, the decoding requests in one
+        batched kernel after the others (vLLM), its time shared out in proportion to each request's
         context (rows of one request still separate)."""
-        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp, prefill_ns)
-        weights = [d.cached_tokens + 1 for d in decodes]
-        groups, spent, seen = [], 0, 0
-        for entry, weight in zip(decodes, weights):
-            seen += weight
-            share = total * seen // sum(weights) - spent
-            spent += share
-            groups.append(AttentionGroup(entry.request_id, self._attention_rows(entry, 0, share)))
-        return groups
+        ordered = entries
+        if not self.selective_attention:
+            ordered = [e for e in entries if e.new_tokens > 1] + [e for e in entries if e.new_tokens == 1]
+        ids, new_tokens, cached = zip(*ordered)
+        new_tokens, cached = np.array(new_tokens, np.int64), np.array(cached, np.int64)
+        if self.selective_attention:
+            rope, attn = self.perf.attention_ns(new_tokens, cached, 1)
+        else:
+            rope, attn = self._sharded_attention(new_tokens, cached)
+        m, e = self.model, self.elem
+        return Attention(ids, new_tokens, cached, rope, attn, (m.q_size + m.kv_size) * e, m.kv_size * e, m.q_size * e)
 
-    def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row | AttentionGroup]:
+    def _sharded_attention(self, new_tokens: np.ndarray, cached: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        decoding = int((new_tokens == 1).sum())
+        prefill = len(new_tokens) - decoding
+        rope, attn = self.perf.attention_ns(new_tokens[:prefill], cached[:prefill], self.tp)
+        if not decoding:
+            return rope, attn
+        contexts = cached[prefill:]
+        total = self.perf.decode_attention_ns(contexts, self.tp, int(attn.sum()))
+        weights = np.cumsum(contexts + 1)
+        shares = np.diff(total * weights // int(weights[-1]), prepend=0)
+        return np.concatenate([rope, np.zeros(decoding, np.int64)]), np.concatenate([attn, shares])
+
+    def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row | Attention]:
         m = self.model
         norm_weight = m.norm_parameters
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
-                self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
-        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1]
-        prefill_ns = 0
-        for entry in entries:
-            if not decodes or entry.new_tokens > 1:
-                attention = self._attention(entry)
-                prefill_ns += attention.attention_ns
-                rows.append(attention)
-        if decodes:
-            rows.extend(self._batched_decode_attention(decodes, prefill_ns))
-        rows.append(self._linear("o_proj", tokens, all_reduce=True))
+                self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens),
+                self._attention(entries), self._linear("o_proj", tokens, all_reduce=True)]
         rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
         for name in m.mlp_layers():
             if name == "act_fn":

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import et_encoding as wire
-from .iteration import EVICT_ROW, TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
+from .iteration import EVICT_ROW, TOKEN_ID_BYTES, Attention, Comm, Row, Trace
 
 
 class Op(NamedTuple):
@@ -45,17 +45,31 @@ class _ChainWriter:
         self.ops: list[Op] = []
         self.pending_name, self.pending_ns = "", 0
 
+    def compute(self, name: str, ns: int) -> None:
+        if not ns:
+            return
+        if not self.merge:
+            self.ops.append(Op("comp", name, ns))
+        elif self.pending_ns:
+            self.pending_ns += ns
+        else:
+            self.pending_name, self.pending_ns = name + "+", ns
+
     def row(self, row: Row) -> None:
-        if row.comp_ns:
-            if not self.merge:
-                self.ops.append(Op("comp", row.name, row.comp_ns))
-            elif self.pending_ns:
-                self.pending_ns += row.comp_ns
-            else:
-                self.pending_name, self.pending_ns = row.name + "+", row.comp_ns
+        self.compute(row.name, row.comp_ns)
         if row.comm is Comm.ALL_REDUCE and self.tp > 1:
             self.flush()
             self.ops.append(Op("coll", f"{row.name}_allreduce", row.comm_size))
+
+    def attention(self, attention: Attention, rank: int, tp: int) -> None:
+        """The rows of the requests on this rank (every `tp`-th from `rank`), summed when merging."""
+        if not self.merge:
+            for group in attention.groups()[rank::tp]:
+                for row in group.rows:
+                    self.row(row)
+        else:
+            ns = attention.rank_ns(rank, tp)
+            self.compute(attention.first_busy_row(rank, tp) if ns and not self.pending_ns else "", ns)
 
     def flush(self) -> list[Op]:
         if self.pending_ns:
@@ -64,17 +78,13 @@ class _ChainWriter:
         return self.ops
 
 
-def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
+def _rank_ops(items: list[Row | Attention], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
     """The compute and collective ops one rank runs for a run of plan items (compute runs summed
-    into one op with `merge`; with `selective` a request's attention group only on its rank)."""
+    into one op with `merge`; with `selective` the k-th request's attention only on rank k mod tp)."""
     writer = _ChainWriter(tp, merge)
-    group_index = -1
     for item in items:
-        if isinstance(item, AttentionGroup):
-            group_index += 1
-            if not selective or group_index % tp == rank:
-                for row in item.rows:
-                    writer.row(row)
+        if isinstance(item, Attention):
+            writer.attention(item, rank, tp) if selective else writer.attention(item, 0, 1)
         else:
             writer.row(item)
     return writer.flush()

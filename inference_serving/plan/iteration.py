@@ -2,14 +2,19 @@
 
 A plan keeps the repeated decoder block once (the paper's computation reuse). Its items are `Row`s
 (one layer: compute ns on one NPU of its tensor-parallel group, already sharded by the provider;
-sizes in bytes of the whole, unsharded layer; a collective after it) and `AttentionGroup`s (one
-request's attention rows, which the graph builder may hand to one NPU of the group: selective
-batching). text_trace.py writes a plan in the original tool's 11-column text format.
+sizes in bytes of the whole, unsharded layer; a collective after it) and one `Attention`: every
+request's attention rows as columns, which the graph builder sums per NPU (the k-th request may go to
+one NPU of the group: selective batching) and spells out as `AttentionGroup`s (one request's rows)
+where it needs them. text_trace.py writes a plan in the original tool's 11-column text format.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
+from typing import NamedTuple
+
+import numpy as np
 
 TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
 EVICT_ROW = "vllm_evict_kv"     # KV moved to host memory (weight_size: bytes per NPU)
@@ -52,13 +57,52 @@ class AttentionGroup:
     request_id: int
     rows: tuple[Row, ...]
 
-    @property
-    def attention_ns(self) -> int:
-        return sum(r.comp_ns for r in self.rows if r.name == "attn")
-
 
 @dataclass(frozen=True)
-class BatchEntry:
+class Attention:
+    """The rope and attention rows of every request in one layer, in plan order, as columns (int64
+    arrays but for the ids): pricing and summing a batch of hundreds of requests is a few array
+    operations. Sizes per token in bytes: `qk_bytes` of q and k together, `kv_bytes` of k (or v)."""
+
+    request_ids: tuple[int, ...]
+    new_tokens: np.ndarray
+    cached_tokens: np.ndarray
+    rope_ns: np.ndarray
+    attn_ns: np.ndarray
+    qk_bytes: int
+    kv_bytes: int
+    q_bytes: int
+    _rank_sums: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def request_ns(self) -> np.ndarray:
+        return self.rope_ns + self.attn_ns
+
+    def rank_ns(self, rank: int, tp: int) -> int:
+        """Compute of the requests one rank of `tp` runs (the k-th request on rank k mod tp)."""
+        key = (rank, tp)
+        if key not in self._rank_sums:
+            self._rank_sums[key] = int(self.request_ns[rank::tp].sum())
+        return self._rank_sums[key]
+
+    def first_busy_row(self, rank: int, tp: int) -> str:
+        """Name of the first row with compute among the rank's requests (names a merged node)."""
+        busy = np.flatnonzero(self.request_ns[rank::tp])
+        return "" if not len(busy) else "rope" if self.rope_ns[rank::tp][busy[0]] else "attn"
+
+    def groups(self) -> list[AttentionGroup]:
+        """Each request's rows: rope over its new q and k, attention reading its whole KV cache."""
+        out = []
+        for i, request_id in enumerate(self.request_ids):
+            t, cached = int(self.new_tokens[i]), int(self.cached_tokens[i])
+            qk, kv_cache = t * self.qk_bytes, (cached + t) * 2 * self.kv_bytes
+            out.append(AttentionGroup(request_id, (
+                Row("rope", int(self.rope_ns[i]), qk, 0, qk),
+                Row("attn", int(self.attn_ns[i]), qk + t * self.kv_bytes, kv_cache, t * self.q_bytes))))
+        return out
+
+
+class BatchEntry(NamedTuple):
     """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`."""
 
     request_id: int
@@ -74,7 +118,7 @@ class Trace:
 
     swaps: list[Row]
     embedding: Row
-    block: list[Row | AttentionGroup]
+    block: list[Row | Attention]
     stage_layers: list[int]
     head: list[Row]
     tp: int

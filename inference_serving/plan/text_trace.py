@@ -1,14 +1,14 @@
 """The original tool's per-layer text trace, written from an iteration plan (`--keep-traces`, trace_test/).
 
 Columns: `Layername comp_time input_loc input_size weight_loc weight_size output_loc output_size
-comm_type comm_size misc`. Each AttentionGroup is written between `ATTENTION <request id>` and
-`ATTENTION END` marker rows.
+comm_type comm_size misc`. Each request's attention rows (an AttentionGroup) are written between
+`ATTENTION <request id>` and `ATTENTION END` marker rows.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .iteration import AttentionGroup, Row, Trace
+from .iteration import Attention, Row, Trace
 
 ATTENTION_BEGIN = "ATTENTION"
 ATTENTION_END = "ATTENTION END"
@@ -22,11 +22,12 @@ Line = tuple[str, Row]  # (marker text or "", the row; a marker line's row is em
 def _block_lines(trace: Trace) -> list[Line]:
     lines: list[Line] = []
     for item in trace.block:
-        if isinstance(item, AttentionGroup):
-            begin = f"{ATTENTION_BEGIN} {item.request_id}"
-            lines += [(begin, Row(begin)), *(("", r) for r in item.rows), (ATTENTION_END, Row(ATTENTION_END))]
-        else:
+        if not isinstance(item, Attention):
             lines.append(("", item))
+            continue
+        for group in item.groups():
+            begin = f"{ATTENTION_BEGIN} {group.request_id}"
+            lines += [(begin, Row(begin)), *(("", r) for r in group.rows), (ATTENTION_END, Row(ATTENTION_END))]
     return lines
 
 
