@@ -128,7 +128,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
         f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
         f"{kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
-    metrics.attach(kv, [r.arrival_ns for r in requests])
+    metrics.attach(kv, [r.arrival_ns for r in requests], lambda: scheduler.admissions)
     metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
     return _run(config, scheduler, builder, options, metrics, perf, log)
 

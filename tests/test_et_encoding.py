@@ -4,7 +4,8 @@ import io
 from chakra.schema.protobuf import et_def_pb2 as et
 from chakra.src.third_party.utils.protolib import decodeMessage
 
-from inference_serving.plan.chakra import Op, _op_fields, serialize_chain
+from inference_serving.plan.chain import Op
+from inference_serving.plan.chakra import _op_fields, serialize_chain
 
 OPS = [Op("store", "vllm_evict_kv", 1 << 20), Op("load", "vllm_load_kv", 0), Op("load", "input", 4096),
        Op("recv", "recv_hidden", 8192, src=3, dst=7, tag=2), Op("comp", "q_proj+", 123456789),

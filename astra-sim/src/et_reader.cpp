@@ -82,10 +82,7 @@ size_t countRecords(const std::string& bytes) {
 }  // namespace
 
 std::vector<EtNode> readEtFile(const std::string& path, NodeTypeNumbering numbering) {
-  return parseEt(readTextFile(path, "workload file"), path, numbering);
-}
-
-std::vector<EtNode> parseEt(const std::string& bytes, const std::string& path, NodeTypeNumbering numbering) {
+  std::string bytes = readTextFile(path, "workload file");
   google::protobuf::io::ArrayInputStream raw(bytes.data(), static_cast<int>(bytes.size()));
   std::unique_ptr<google::protobuf::io::GzipInputStream> gzip;
   google::protobuf::io::ZeroCopyInputStream* source = &raw;

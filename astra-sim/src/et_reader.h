@@ -39,7 +39,5 @@ struct EtNode {
 
 // Throws SimError(kExitInput) when the file is missing, unreadable or not a valid trace.
 std::vector<EtNode> readEtFile(const std::string& path, NodeTypeNumbering numbering);
-// The same for the bytes of a trace held in memory; `path` names it in messages.
-std::vector<EtNode> parseEt(const std::string& bytes, const std::string& path, NodeTypeNumbering numbering);
 
 }  // namespace engine

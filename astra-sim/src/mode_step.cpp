@@ -3,6 +3,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "chain_reader.h"
 #include "modes.h"
 
 namespace engine {
@@ -53,16 +54,16 @@ class StepSession {
     reply("ok");
   }
 
-  // `put <npus> <bytes> [fold]` and its payload: one trace for every listed NPU, or with `fold` run by
+  // `chain <npus> <bytes> [fold]` and its payload: one chain for every listed NPU, or with `fold` run by
   // the first for all of them where folding is exact (fold.h).
-  void put(const std::string& command, const std::string& npuList, const std::string& size, bool foldGroup) {
+  void chain(const std::string& command, const std::string& npuList, const std::string& size, bool foldGroup) {
     std::vector<int> ids = idleNpus(command, npuList);
-    std::string bytes(parseTick(command, size), '\0');
-    if (!std::cin.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
-      protocolError(command, "stdin ended inside the trace's " + size + " bytes");
+    std::string text(parseTick(command, size), '\0');
+    if (!std::cin.read(text.data(), static_cast<std::streamsize>(text.size()))) {
+      protocolError(command, "stdin ended inside the chain's " + size + " bytes");
     }
-    std::string name = "put#" + std::to_string(++puts_);
-    std::vector<EtNode> nodes = parseEt(bytes, name, sim_.inputs().options.numbering);
+    std::string name = "chain#" + std::to_string(++chains_);
+    std::vector<EtNode> nodes = parseChain(text, name);
     sim_.load(ids.front(), name, nodes);
     bool folded = foldGroup && sim_.fold(ids);
     for (size_t i = 1; i < ids.size() && !folded; ++i) sim_.load(ids[i], name, nodes);
@@ -125,7 +126,7 @@ class StepSession {
 
   Simulator& sim_;
   std::vector<int> finished_;  // completed since the last `done` reply
-  int puts_ = 0;               // traces received with `put`
+  int chains_ = 0;             // chains received
 };
 
 }  // namespace
@@ -150,8 +151,8 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
     const std::string& command = words[0];
     if (command == "load" && words.size() == 3) {
       session.load(line, words[1], words[2]);
-    } else if (command == "put" && (words.size() == 3 || (words.size() == 4 && words[3] == "fold"))) {
-      session.put(line, words[1], words[2], words.size() == 4);
+    } else if (command == "chain" && (words.size() == 3 || (words.size() == 4 && words[3] == "fold"))) {
+      session.chain(line, words[1], words[2], words.size() == 4);
     } else if (command == "step" && words.size() <= 2) {
       session.step(words.size() == 2, words.size() == 2 ? parseTick(line, words[1]) : 0);
     } else if (command == "advance" && words.size() == 2) {
@@ -160,7 +161,7 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
       session.reply("bye " + std::to_string(sim.now()));
       return 0;
     } else {
-      protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, put <npus> <bytes> [fold], step [limit], advance <T>, exit)");
+      protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, chain <npus> <bytes> [fold], step [limit], advance <T>, exit)");
     }
   }
   fail(kExitUsage, "step protocol: stdin closed without 'exit'");

@@ -3,15 +3,15 @@
 Backends (BACKENDS) expose the same calls:
 
   load(prefix, npus)   start `<prefix>.<npu>.et` on idle NPUs at the current tick
-  put(graph, npus, fold)  start the ET bytes `graph` on idle NPUs (backends with `put`); with `fold`
-                       the engine may simulate the group once where that is exact (identical chains)
+  chain(chain, npus, fold)  start a chain (plan/chain.py) on idle NPUs (backends with `chain`); with
+                       `fold` the engine may simulate the group once where that is exact
   step(limit=None)     run until workloads complete -> Event("done", tick, npus);
                        with a limit, stop at it if nothing completes before -> Event("time", ...)
   advance(tick)        let an idle engine's clock jump forward
   close(), kill()
 
 and declare what they support (`spans`: per-node timings for --chrome-trace; `reuse`: a reused
-iteration may skip the engine, which then catches up with `advance`; `put`: graphs on the pipe
+iteration may skip the engine, which then catches up with `advance`; `chain`: graphs on the pipe
 instead of files). Every read has a timeout; an
 engine that exits, fails or stays silent raises EngineError.
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from ..plan.chain import Chain
 from ..registry import Registry
 
 BACKENDS = Registry("engine backend", "--astra-sim", {
@@ -52,13 +53,13 @@ class EngineSetup:
 class EngineBackend(ABC):
     supports_spans: ClassVar[bool]
     supports_reuse: ClassVar[bool]
-    supports_put: ClassVar[bool]
-    folds = 0  # groups the engine simulated once for all their members (put ... fold)
+    supports_chain: ClassVar[bool]
+    folds = 0  # groups the engine simulated once for all their members (chain ... fold)
 
     @abstractmethod
     def load(self, prefix: Path, npus: list[int]) -> None: ...
 
-    def put(self, graph: bytes, npus: list[int], fold: bool = False) -> None:
+    def chain(self, chain: Chain, npus: list[int], fold: bool = False) -> None:
         raise NotImplementedError(f"{type(self).__name__} reads graphs from files only")
 
     @abstractmethod

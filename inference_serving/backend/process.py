@@ -25,10 +25,13 @@ class EngineProcess:
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
 
-    def send(self, line: str, payload: bytes = b"") -> None:
-        """One command line, and the bytes that follow it (a `put`'s trace)."""
+    def send(self, line: str) -> None:
+        self.write(line.encode() + b"\n")
+
+    def write(self, data: bytes) -> None:
+        """Commands (and a `put`'s trace bytes) in one write."""
         try:
-            self.proc.stdin.write(line.encode() + b"\n" + payload)
+            self.proc.stdin.write(data)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._failure("stopped accepting commands") from None

@@ -1,16 +1,36 @@
 """Our engine's `--protocol=step` (one reply per command; astra-sim/README.md).
 
-Commands that only answer `ok` (load, put) are not waited for: their replies are read, in order, with
-the next command's, so an iteration costs one round trip to the engine instead of two.
+Commands that only answer `ok` (load, put) are not waited for: they are sent with the next command in
+one write and their replies read, in order, with its reply, so an iteration costs one round trip to
+the engine instead of two.
 """
 from __future__ import annotations
 
 from collections import deque
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import EngineError
+from ..plan.chain import Chain, Op
 from .base import EngineBackend, EngineSetup, Event, config_flags
 from .process import EngineProcess
+
+
+@lru_cache(maxsize=1 << 16)
+def _op_line(op: Op) -> str:
+    if op.kind in ("send", "recv"):
+        return f"{op.kind} {op.value} {op.src} {op.dst} {op.tag} {op.name}"
+    return f"{'allreduce' if op.kind == 'coll' else op.kind} {op.value} {op.name}"
+
+
+def chain_text(chain: Chain) -> bytes:
+    """The `chain` command's listing (astra-sim/README.md): the parallel count, then one op per line,
+    the repeated run once behind `repeat <times> <lines>`."""
+    lines = [str(chain.parallel), *map(_op_line, chain.leading)]
+    if chain.times:
+        lines += [f"repeat {chain.times} {len(chain.unit)}", *map(_op_line, chain.unit)]
+    lines += map(_op_line, chain.trailing)
+    return ("\n".join(lines) + "\n").encode()
 
 
 class StepEngine(EngineBackend):
@@ -18,10 +38,11 @@ class StepEngine(EngineBackend):
 
     supports_spans = True
     supports_reuse = True
-    supports_put = True
+    supports_chain = True
 
     def __init__(self, setup: EngineSetup) -> None:
         self.unanswered: deque[str] = deque()  # posted commands whose `ok` is still to be read
+        self.outgoing: list[bytes] = []         # posted commands not sent yet
         spans = [f"--span-file={setup.span_file}"] if setup.span_file is not None else []
         argv = [str(setup.binary), "--protocol=step", *config_flags(setup.configs), *spans]
         self.process = EngineProcess(argv, setup.workdir, setup.timeout_s)
@@ -43,20 +64,23 @@ class StepEngine(EngineBackend):
         return parts
 
     def _command(self, line: str, *replies: str) -> list[str]:
-        self.process.send(line)
+        self.outgoing.append(line.encode() + b"\n")
+        self.process.write(b"".join(self.outgoing))
+        self.outgoing = []
         while self.unanswered:
             self.folds += self._reply(self.unanswered.popleft(), ("ok",))[1:] == ["folded"]
         return self._reply(line, replies)
 
     def _post(self, line: str, payload: bytes = b"") -> None:
-        self.process.send(line, payload)
+        self.outgoing.append(line.encode() + b"\n" + payload)
         self.unanswered.append(line)
 
     def load(self, prefix: Path, npus: list[int]) -> None:
         self._post(f"load {prefix} {','.join(map(str, npus))}")
 
-    def put(self, graph: bytes, npus: list[int], fold: bool = False) -> None:
-        self._post(f"put {','.join(map(str, npus))} {len(graph)}" + (" fold" if fold else ""), graph)
+    def chain(self, chain: Chain, npus: list[int], fold: bool = False) -> None:
+        text = chain_text(chain)
+        self._post(f"chain {','.join(map(str, npus))} {len(text)}" + (" fold" if fold else ""), text)
 
     def step(self, limit: int | None = None) -> Event:
         parts = self._command("step" if limit is None else f"step {limit}", "done", "time", "idle")

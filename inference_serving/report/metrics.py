@@ -85,40 +85,40 @@ class Metrics:
         self._interval_end = self.log_interval_ns
         self._kv = None
         self._arrivals: list[int] = []
-        self._admitted: set[int] = set()
+        self._admitted: Callable[[], int] = lambda: 0
 
-    def attach(self, kv, arrivals_ns: list[int]) -> None:
-        """Turns on per-iteration samples: the KV cache to read and every request's arrival time."""
-        self._kv, self._arrivals = kv, sorted(arrivals_ns)
+    def attach(self, kv, arrivals_ns: list[int], admitted: Callable[[], int]) -> None:
+        """Turns on per-iteration samples: the KV cache to read, every request's arrival time and
+        how many requests have been admitted so far (the scheduling policy's count)."""
+        self._kv, self._arrivals, self._admitted = kv, sorted(arrivals_ns), admitted
 
     def batch_started(self, batch: Batch, now: int) -> None:
         self.iterations += 1
-        if self._kv is not None:
-            self._admitted.update(s.id for s in batch.states)
 
     def batch_finished(self, batch: Batch, finished: list[RequestState], now: int) -> list[str]:
         """Counts the batch in the log interval it ends in; returns the lines of intervals that ended before."""
         lines = []
         while now > self._interval_end:
             lines.append(self._interval_line())
-        self.prompt_tokens += batch.prompt_tokens
+        prompt = batch.prompt_tokens
+        self.prompt_tokens += prompt
         self.generated_tokens += batch.sampled
-        self._interval_prompt += batch.prompt_tokens
+        self._interval_prompt += prompt
         self._interval_generated += batch.sampled
         self.finished.extend(finished)
         if self._kv is not None:
-            self._sample(batch, now)
+            self._sample(batch, now, prompt)
         for listener in self.listeners:
             listener(self, now)
         return lines
 
-    def _sample(self, batch: Batch, now: int) -> None:
+    def _sample(self, batch: Batch, now: int, prompt_tokens: int) -> None:
         kv = self._kv
         swapped = kv.swapped_requests()
-        admitted = len(self._admitted)
+        admitted = self._admitted()
         self.samples.append(IterationSample(
             batch=batch.id, start_ns=batch.start_ns, end_ns=now, requests=len(batch.entries),
-            prompt_tokens=batch.prompt_tokens, generated_tokens=batch.sampled,
+            prompt_tokens=prompt_tokens, generated_tokens=batch.sampled,
             running=admitted - len(self.finished) - swapped,
             waiting=bisect.bisect_right(self._arrivals, now) - admitted, swapped=swapped,
             kv_used=kv.used_blocks, kv_total=kv.total_blocks))

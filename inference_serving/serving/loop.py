@@ -18,7 +18,8 @@ from ..backend.base import BACKENDS, EngineSetup
 from ..backend.engine_config import SystemConfig, write_configs
 from ..errors import EngineError, InputError
 from ..plan.builder import TraceBuilder
-from ..plan.chakra import IterationGraph, build_graph
+from ..plan.chain import IterationGraph, build_graph
+from ..plan.chakra import write_graph
 from ..plan.text_trace import write_trace
 from ..report.metrics import Metrics
 from .policy import SchedulingPolicy
@@ -66,8 +67,8 @@ class Simulation:
         self.queues = [NpuQueue() for _ in range(self.npus)]
         self.batches: dict[int, Batch] = {}
         self.unfinished_npus: dict[int, set[int]] = {}
-        self.graph_cache: dict[str, int] = {}
-        self.digests: dict[int, str | None] = {}
+        self.graph_cache: dict[bytes, int] = {}
+        self.digests: dict[int, bytes | None] = {}
         self.graph_hits = 0
         self.engine_behind = False
         self.now = 0
@@ -147,7 +148,7 @@ class Simulation:
         if self.engine_behind:
             self._sync_engine_clock()
         if self._graph_files:
-            graph.write(self.workdir / f"batch{batch.id}")
+            write_graph(graph, self.workdir / f"batch{batch.id}")
         if self.opt.keep_traces:
             write_trace(trace, self.workdir / f"batch{batch.id}.txt")
         self.batches[batch.id] = batch
@@ -166,8 +167,8 @@ class Simulation:
 
     @property
     def _graph_files(self) -> bool:
-        """Graphs go to the engine as files (--keep-traces keeps them; engines without `put`), else on the pipe."""
-        return bool(self.opt.keep_traces) or not self.engine.supports_put
+        """Graphs go to the engine as files (--keep-traces keeps them; engines without `chain`), else on the pipe."""
+        return bool(self.opt.keep_traces) or not self.engine.supports_chain
 
     def _start(self, batch_id: int, graph: IterationGraph, npus: list[int]) -> None:
         """Starts the batch's chains on these idle NPUs; a whole foldable group is offered for folding."""
@@ -175,8 +176,8 @@ class Simulation:
             self.engine.load(self.workdir / f"batch{batch_id}", npus)
             return
         fold = self.opt.reuse and graph.foldable and len(npus) == self.npus
-        for group, data in graph.shared(npus):
-            self.engine.put(data, group, fold)
+        for group, chain in graph.shared(npus):
+            self.engine.chain(chain, group, fold)
 
     def _graph_reuse_possible(self) -> bool:
         """An iteration identical to an earlier one, alone on an idle cluster, takes the same time."""

@@ -68,12 +68,13 @@ class VllmPolicy(SchedulingPolicy):
         while index < len(self.running) and budget > 0:
             state = self.running[index]
             tokens = min(self._known_tokens(state) - state.cached, budget)
-            while not self.kv.can_allocate(state.request, state.cached + tokens):
-                victim = self.running.pop()
-                self._preempt(batch, victim)
-                if victim is state:
-                    return budget
-            self.kv.allocate(state.request, state.cached + tokens)
+            if state.cached + tokens > self.kv.held_tokens(state.id):  # a new block (else nothing to allocate)
+                while not self.kv.can_allocate(state.request, state.cached + tokens):
+                    victim = self.running.pop()
+                    self._preempt(batch, victim)
+                    if victim is state:
+                        return budget
+                self.kv.allocate(state.request, state.cached + tokens)
             batch.add(state, tokens)
             budget -= tokens
             index += 1

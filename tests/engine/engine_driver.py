@@ -241,9 +241,9 @@ class Step(Process):
             return None
         return self.readline(timeout)
 
-    def put(self, npus, data, fold=False, timeout=TIMEOUT_S):
-        """`put <npus> <len> [fold]` followed by the trace's bytes; the reply line."""
-        self.proc.stdin.write(f"put {npus} {len(data)}" + (" fold" if fold else "") + "\n")
+    def chain(self, npus, data, fold=False, timeout=TIMEOUT_S):
+        """`chain <npus> <len> [fold]` followed by the chain's bytes; the reply line."""
+        self.proc.stdin.write(f"chain {npus} {len(data)}" + (" fold" if fold else "") + "\n")
         self.proc.stdin.flush()
         self.proc.stdin.buffer.write(data)
         self.proc.stdin.buffer.flush()

@@ -17,6 +17,9 @@ class HostSwapKV(KVManager):
     def _extra_blocks(self, request_id: int, tokens: int) -> int:
         return max(0, self.blocks_for(tokens) - self.device.get(request_id, 0))
 
+    def held_tokens(self, request_id: int) -> int:
+        return self.device.get(request_id, 0) * self.layout.block_size
+
     def can_allocate(self, request: Request, tokens: int, reuse: list = ()) -> bool:
         return self._extra_blocks(request.id, tokens) <= self.free_blocks
 

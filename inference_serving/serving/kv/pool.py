@@ -28,6 +28,10 @@ class KVManager(ABC):
     def device_bytes_in_use(self) -> int:
         return self.layout.weight_bytes + self.used_blocks * self.layout.block_bytes
 
+    @abstractmethod
+    def held_tokens(self, request_id: int) -> int:
+        """Tokens the request's device blocks hold now (growing within them needs no allocation)."""
+
     def cached_prefix(self, request: Request, tokens: int) -> list:
         """Keys of the request's leading blocks already in the cache (none without a prefix cache)."""
         return []

@@ -45,6 +45,9 @@ class PrefixCacheKV(KVManager):
         self.prefix_hits += bool(found)
         return found
 
+    def held_tokens(self, request_id: int) -> int:
+        return len(self.owned.get(request_id, ())) * self.layout.block_size
+
     def can_allocate(self, request: Request, tokens: int, reuse: list = ()) -> bool:
         held = len(self.owned.get(request.id, ())) + len(reuse)
         fresh = max(0, self.blocks_for(tokens) - held)

@@ -1,0 +1,211 @@
+"""Graph builder: an iteration trace becomes one chain of ops per NPU.
+
+Layout: stage s of the pipeline owns NPUs s*tp .. s*tp+tp-1. Every NPU of a stage runs the
+stage's part of the plan (iteration.py) as a chain: KV swap ops (store / load), then the stage input
+(load of the token ids on stage 0, recv of the hidden state from the previous stage otherwise), a
+comp op per row, an all-reduce after every row that carries one (tensor parallelism), and the stage
+output (store of the sampled token ids on the last stage, send to the next stage otherwise). In
+selective plans the attention of the k-th request of the batch runs only on rank k mod tp (selective
+batching); in sharded plans every rank runs its share of the heads of all requests. The per-step
+engine overhead, when there is one, is compute on the first stage. The swaps have no parents, the
+op after them waits for all of them, every later op for the one before it.
+
+With merging, consecutive comp ops of a chain become one op with the summed duration: in a chain
+nothing else waits for the inner ops and one NPU's compute slot runs them back to back anyway, so the
+finish times cannot change (tests check this against the unmerged graph).
+
+A chain keeps the decoder block's repetition: `leading`, then `unit` `times` times, then `trailing`
+(chakra.py writes it out as ET nodes; the engine's `chain` command expands it itself), so building
+and sending an iteration does not grow with the number of layers.
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .iteration import EVICT_ROW, TOKEN_ID_BYTES, Attention, Comm, Row, Trace
+
+
+class Op(NamedTuple):
+    """One node of an NPU's chain before it is numbered: kind is comp, coll (an all-reduce), send,
+    recv, load, store. (A named tuple: ops are hashed for the encoding cache, and tuples hash fast.)"""
+
+    kind: str
+    name: str
+    value: int = 0          # ns for comp, bytes otherwise
+    src: int = -1           # send/recv: the sending and the receiving NPU
+    dst: int = -1
+    tag: int = 0
+
+
+class Chain(NamedTuple):
+    """An NPU's ops: `leading`, `unit` repeated `times` times, `trailing`; the first `parallel` ops
+    (the KV swaps) have no parents."""
+
+    leading: tuple[Op, ...]
+    unit: tuple[Op, ...]
+    times: int
+    trailing: tuple[Op, ...]
+    parallel: int = 0
+
+    def ops(self) -> list[Op]:
+        return [*self.leading, *self.unit * self.times, *self.trailing]
+
+
+class _ChainWriter:
+    """Accumulates one rank's ops, summing consecutive compute into one op when merging."""
+
+    def __init__(self, tp: int, merge: bool) -> None:
+        self.tp, self.merge = tp, merge
+        self.ops: list[Op] = []
+        self.pending_name, self.pending_ns = "", 0
+
+    def compute(self, name: str, ns: int) -> None:
+        if not ns:
+            return
+        if not self.merge:
+            self.ops.append(Op("comp", name, ns))
+        elif self.pending_ns:
+            self.pending_ns += ns
+        else:
+            self.pending_name, self.pending_ns = name + "+", ns
+
+    def row(self, row: Row) -> None:
+        self.compute(row.name, row.comp_ns)
+        if row.comm is Comm.ALL_REDUCE and self.tp > 1:
+            self.flush()
+            self.ops.append(Op("coll", f"{row.name}_allreduce", row.comm_size))
+
+    def attention(self, attention: Attention, rank: int, tp: int) -> None:
+        """The rows of the requests on this rank (every `tp`-th from `rank`), summed when merging."""
+        if not self.merge:
+            for group in attention.groups()[rank::tp]:
+                for row in group.rows:
+                    self.row(row)
+        else:
+            ns = attention.rank_ns(rank, tp)
+            self.compute(attention.first_busy_row(rank, tp) if ns and not self.pending_ns else "", ns)
+
+    def flush(self) -> list[Op]:
+        if self.pending_ns:
+            self.ops.append(Op("comp", self.pending_name, self.pending_ns))
+            self.pending_ns = 0
+        return self.ops
+
+
+def _rank_ops(items: list[Row | Attention], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
+    """The compute and collective ops one rank runs for a run of plan items (compute runs summed
+    into one op with `merge`; with `selective` the k-th request's attention only on rank k mod tp)."""
+    writer = _ChainWriter(tp, merge)
+    for item in items:
+        if isinstance(item, Attention):
+            writer.attention(item, rank, tp) if selective else writer.attention(item, 0, 1)
+        else:
+            writer.row(item)
+    return writer.flush()
+
+
+def _merged(first: Op, second: Op) -> Op:
+    """Two consecutive comp ops as one (named after the first, with a '+')."""
+    name = first.name if first.name.endswith("+") else first.name + "+"
+    return Op("comp", name, first.value + second.value)
+
+
+def merge_compute(ops: list[Op]) -> list[Op]:
+    """Runs of consecutive comp ops become one op."""
+    merged: list[Op] = []
+    for op in ops:
+        if op.kind == "comp" and merged and merged[-1].kind == "comp":
+            merged[-1] = _merged(merged[-1], op)
+        else:
+            merged.append(op)
+    return merged
+
+
+def _join(first: list[Op], second: list[Op], merge: bool) -> list[Op]:
+    """Two merged runs one after the other, merged where they meet."""
+    if merge and first and second and first[-1].kind == "comp" and second[0].kind == "comp":
+        return [*first[:-1], _merged(first[-1], second[0]), *second[1:]]
+    return [*first, *second]
+
+
+def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[Op], int, list[Op]]:
+    """(leading, unit, count, trailing) spelling `block` repeated `times` times (merged where one
+    repetition meets the next); leading and trailing hold a repetition's ends, so what comes before
+    and after only meets them."""
+    if times < 3 or not block:
+        return merge_compute(block * times) if merge else block * times, [], 0, []
+    if merge and len(block) == 1 and block[0].kind == "comp":
+        return merge_compute(block * times), [], 0, []
+    if merge and block[0].kind == "comp" and block[-1].kind == "comp":
+        middle = block[1:-1]
+        return [block[0]], [*middle, _merged(block[-1], block[0])], times - 1, [*middle, block[-1]]
+    return block, block, times - 2, block
+
+
+def stage_body(trace: Trace, stage: int, rank: int, merge: bool) -> Chain:
+    """The compute and collective ops of one NPU's stage (merged with `merge`): the embedding on the
+    first stage, the decoder block once per layer, the head on the last."""
+    tp = trace.tp
+    first = []
+    if stage == 0:
+        first = _rank_ops([trace.overhead, trace.embedding] if trace.overhead else [trace.embedding], rank, tp, merge)
+    block = _rank_ops(trace.block, rank, tp, merge, trace.selective_attention)
+    last = _rank_ops(trace.head, rank, tp, merge) if stage == trace.pp - 1 else []
+    leading, unit, times, trailing = _repeated(block, trace.stage_layers[stage], merge)
+    if not times:
+        return Chain(tuple(_join(_join(first, leading, merge), last, merge)), (), 0, ())
+    return Chain(tuple(_join(first, leading, merge)), tuple(unit), times, tuple(_join(trailing, last, merge)))
+
+
+def stage_chain(trace: Trace, stage: int, rank: int, body: Chain) -> Chain:
+    """The whole chain of one NPU: KV swaps, the stage input, `body`, the stage output."""
+    tp, hidden_bytes = trace.tp, trace.embedding.output_size
+    npu = stage * tp + rank
+    before = [Op("store" if r.name == EVICT_ROW else "load", r.name, r.weight_size) for r in trace.swaps]
+    if stage == 0:
+        before.append(Op("load", "input", trace.embedding.input_size))
+    else:
+        before.append(Op("recv", "recv_hidden", hidden_bytes // tp, src=npu - tp, dst=npu, tag=stage))
+    if stage == trace.pp - 1:
+        after = Op("store", "output", trace.batch_requests * TOKEN_ID_BYTES)
+    else:
+        after = Op("send", "send_hidden", hidden_bytes // tp, src=npu, dst=npu + tp, tag=stage + 1)
+    return Chain((*before, *body.leading), body.unit, body.times, (*body.trailing, after), len(trace.swaps))
+
+
+@dataclass
+class IterationGraph:
+    """Every NPU's chain for one iteration (NPUs with the same chain share one object), and a digest
+    identifying the whole graph. `foldable`: a single stage whose ranks all run the same chain, which
+    the engine may simulate once for the group (engine `chain ... fold`)."""
+
+    chains: dict[int, Chain]
+    foldable: bool = False
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(pickle.dumps(sorted(self.chains.items()), protocol=5)).digest()
+
+    def shared(self, npus: list[int]) -> list[tuple[list[int], Chain]]:
+        """`npus` grouped by the chain they run, in order of their first NPU."""
+        groups: dict[int, tuple[list[int], Chain]] = {}
+        for npu in npus:
+            chain = self.chains[npu]
+            groups.setdefault(id(chain), ([], chain))[0].append(npu)
+        return list(groups.values())
+
+
+def build_graph(trace: Trace, merge: bool = True) -> IterationGraph:
+    ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
+    chains: dict[int, Chain] = {}
+    for stage in range(trace.pp):
+        bodies = [stage_body(trace, stage, rank, merge) for rank in range(trace.tp if ranks_differ else 1)]
+        same: dict[Chain, Chain] = {}
+        for rank in range(trace.tp):
+            chain = stage_chain(trace, stage, rank, bodies[rank if ranks_differ else 0])
+            chains[stage * trace.tp + rank] = same.setdefault(chain, chain)
+    foldable = trace.pp == 1 and trace.tp > 1 and len({id(chain) for chain in chains.values()}) == 1
+    return IterationGraph(chains, foldable)
