@@ -20,7 +20,7 @@ def scheduler(shapes, blocks=100, budget=8, max_seqs=16, token_ids=None) -> Vllm
 
 def step(s: VllmPolicy, now: int = 0):
     batch = s.schedule(now)
-    shapes = [(e.request_id, e.new_tokens, e.cached_tokens) for e in batch.entries]
+    shapes = list(zip(batch.request_ids, batch.new_tokens, batch.cached_tokens))
     s.complete(batch, now + 1)
     return shapes, batch
 

@@ -16,8 +16,10 @@ def _streaming_time(contexts: np.ndarray, streams_per_request: int, sms: int) ->
     the i-th shortest context streams its last part, the requests from the i-th on are active.
     Integer contexts give an exact integer."""
     ordered = np.sort(contexts)
+    steps = ordered.copy()
+    steps[1:] -= ordered[:-1]
     active = streams_per_request * np.arange(len(ordered), 0, -1, dtype=np.int64)
-    return int(np.dot(np.diff(ordered, prepend=0), np.maximum(active, sms)))
+    return int(np.dot(steps, np.maximum(active, sms)))
 
 
 def ragged_slowdown(contexts: np.ndarray, kv_heads: int, sms: int | None) -> float:

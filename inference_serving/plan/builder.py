@@ -7,14 +7,14 @@ overhead, the embedding, the decoder block, the head.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from ..inputs.model import ModelConfig
 from ..perf.provider import PerfProvider
-from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, Attention, BatchEntry, Comm, Kind, Row,
-                        Trace)
+from .iteration import EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, Attention, Comm, Kind, Row, Trace
 
 
 @dataclass
@@ -29,23 +29,40 @@ class TraceBuilder:
     selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
     engine_overhead_ns: int = 0
     sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
+    _layer_rows: dict = field(default_factory=dict)  # tokens -> (embedding, rows before attention, after)
+    _head_rows: dict = field(default_factory=dict)   # (tokens, requests) -> head rows
 
     @property
     def elem(self) -> int:
         return self.fp_bits // 8
 
-    def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0) -> Trace:
-        tokens = sum(e.new_tokens for e in entries)
-        overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
-        return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=self._embedding(tokens),
-                     block=self._decoder_block(entries, tokens),
-                     stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
-                     head=self._head(tokens, len(entries)), tp=self.tp, batch_requests=len(entries),
-                     kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED, overhead=overhead)
+    def build(self, request_ids: list[int], new_tokens: list[int], cached_tokens: list[int], evict_bytes: int = 0,
+              load_bytes: int = 0) -> Trace:
+        """The plan of an iteration in which request k processes new_tokens[k] tokens on top of
+        cached_tokens[k]; the rows that depend only on the batch's token and request counts are built
+        once per count (the paper's computation reuse)."""
+        tokens, requests = sum(new_tokens), len(request_ids)
+        if tokens not in self._layer_rows:
+            self._layer_rows[tokens] = (self._embedding(tokens), *self._layer(tokens))
+        embedding, before, after = self._layer_rows[tokens]
+        head = self._head_rows.get((tokens, requests))
+        if head is None:
+            head = self._head_rows[(tokens, requests)] = self._head(tokens, requests)
+        attention = self._attention(np.array(request_ids), np.array(new_tokens, np.int64),
+                                    np.array(cached_tokens, np.int64))
+        return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=embedding,
+                     block=[*before, attention, *after], stage_layers=self.stage_layers, head=head,
+                     tp=self.tp, batch_requests=requests,
+                     kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED, overhead=self._overhead)
 
-    def _stage_layer_count(self, stage: int) -> int:
+    @cached_property
+    def stage_layers(self) -> list[int]:
         layers = self.model.num_layers
-        return (stage + 1) * layers // self.pp - stage * layers // self.pp
+        return [(stage + 1) * layers // self.pp - stage * layers // self.pp for stage in range(self.pp)]
+
+    @cached_property
+    def _overhead(self) -> Row | None:
+        return Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
 
     def _swap_rows(self, evict_bytes: int, load_bytes: int) -> list[Row]:
         rows = []
@@ -75,48 +92,41 @@ class TraceBuilder:
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
-    def _attention(self, entries: list[BatchEntry]) -> Attention:
+    def _attention(self, request_ids: np.ndarray, new_tokens: np.ndarray, cached: np.ndarray) -> Attention:
         """rope and attention of every request: whole heads on one NPU each (selective batching),
         each request on its own; or this rank's share of the heads, the decoding requests in one
-        batched kernel after the others (vLLM), its time shared out in proportion to each request's
-        context (rows of one request still separate)."""
-        ordered = entries
-        if not self.selective_attention:
-            ordered = [e for e in entries if e.new_tokens > 1] + [e for e in entries if e.new_tokens == 1]
-        ids, new_tokens, cached = zip(*ordered)
-        new_tokens, cached = np.array(new_tokens, np.int64), np.array(cached, np.int64)
+        batched kernel after the others (vLLM)."""
         if self.selective_attention:
-            rope, attn = self.perf.attention_ns(new_tokens, cached, 1)
+            (rope, attn), batched = self.perf.attention_ns(new_tokens, cached, 1), 0
         else:
-            rope, attn = self._sharded_attention(new_tokens, cached)
+            order = np.argsort(new_tokens == 1, kind="stable")  # prefills (and chunks) first, in batch order
+            request_ids, new_tokens, cached = request_ids[order], new_tokens[order], cached[order]
+            rope, attn, batched = self._sharded_attention(new_tokens, cached)
         m, e = self.model, self.elem
-        return Attention(ids, new_tokens, cached, rope, attn, (m.q_size + m.kv_size) * e, m.kv_size * e, m.q_size * e)
+        return Attention(request_ids, new_tokens, cached, rope, attn, (m.q_size + m.kv_size) * e, m.kv_size * e,
+                         m.q_size * e, batched)
 
-    def _sharded_attention(self, new_tokens: np.ndarray, cached: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _sharded_attention(self, new_tokens: np.ndarray, cached: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         decoding = int((new_tokens == 1).sum())
         prefill = len(new_tokens) - decoding
         rope, attn = self.perf.attention_ns(new_tokens[:prefill], cached[:prefill], self.tp)
-        if not decoding:
-            return rope, attn
-        contexts = cached[prefill:]
-        total = self.perf.decode_attention_ns(contexts, self.tp, int(attn.sum()))
-        weights = np.cumsum(contexts + 1)
-        shares = np.diff(total * weights // int(weights[-1]), prepend=0)
-        return np.concatenate([rope, np.zeros(decoding, np.int64)]), np.concatenate([attn, shares])
+        batched = self.perf.decode_attention_ns(cached[prefill:], self.tp, int(attn.sum())) if decoding else 0
+        return rope, attn, batched
 
-    def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row | Attention]:
+    def _layer(self, tokens: int) -> tuple[tuple[Row, ...], tuple[Row, ...]]:
+        """A decoder layer's rows before and after its attention."""
         m = self.model
         norm_weight = m.norm_parameters
-        rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
-                self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens),
-                self._attention(entries), self._linear("o_proj", tokens, all_reduce=True)]
-        rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
+        before = (self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
+                  self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens))
+        after = [self._linear("o_proj", tokens, all_reduce=True),
+                 self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight)]
         for name in m.mlp_layers():
             if name == "act_fn":
-                rows.append(self._elementwise("act_fn", tokens, m.intermediate_size))
+                after.append(self._elementwise("act_fn", tokens, m.intermediate_size))
             else:
-                rows.append(self._linear(name, tokens, all_reduce=name in ("down_proj", "fc2")))
-        return rows
+                after.append(self._linear(name, tokens, all_reduce=name in ("down_proj", "fc2")))
+        return before, tuple(after)
 
     def _head(self, tokens: int, requests: int) -> list[Row]:
         m, e = self.model, self.elem

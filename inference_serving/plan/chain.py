@@ -135,10 +135,11 @@ def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[
     """(leading, unit, count, trailing) spelling `block` repeated `times` times (merged where one
     repetition meets the next); leading and trailing hold a repetition's ends, so what comes before
     and after only meets them."""
+    if merge and len(block) == 1 and block[0].kind == "comp" and times > 1:
+        op = block[0]
+        return [_merged(op, op._replace(value=op.value * (times - 1)))], [], 0, []
     if times < 3 or not block:
         return merge_compute(block * times) if merge else block * times, [], 0, []
-    if merge and len(block) == 1 and block[0].kind == "comp":
-        return merge_compute(block * times), [], 0, []
     if merge and block[0].kind == "comp" and block[-1].kind == "comp":
         middle = block[1:-1]
         return [block[0]], [*middle, _merged(block[-1], block[0])], times - 1, [*middle, block[-1]]

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
-from typing import NamedTuple
 
 import numpy as np
 
@@ -60,11 +59,14 @@ class AttentionGroup:
 
 @dataclass(frozen=True)
 class Attention:
-    """The rope and attention rows of every request in one layer, in plan order, as columns (int64
-    arrays but for the ids): pricing and summing a batch of hundreds of requests is a few array
-    operations. Sizes per token in bytes: `qk_bytes` of q and k together, `kv_bytes` of k (or v)."""
+    """The rope and attention rows of every request in one layer, in plan order, as columns (arrays):
+    pricing and summing a batch of hundreds of requests is a few array
+    operations. The first len(rope_ns) requests are priced on their own; the others decode in one
+    batched kernel of `batched_ns`, shared out in proportion to each one's context (cached + 1), each
+    request's rows still separate. Sizes per token in bytes: `qk_bytes` of q and k together,
+    `kv_bytes` of k (or v), `q_bytes` of q."""
 
-    request_ids: tuple[int, ...]
+    request_ids: np.ndarray
     new_tokens: np.ndarray
     cached_tokens: np.ndarray
     rope_ns: np.ndarray
@@ -72,42 +74,51 @@ class Attention:
     qk_bytes: int
     kv_bytes: int
     q_bytes: int
+    batched_ns: int = 0
     _rank_sums: dict = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
-    def request_ns(self) -> np.ndarray:
-        return self.rope_ns + self.attn_ns
+    def rows_ns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rope, attention) ns of every request, the batched kernel's share included."""
+        priced = len(self.rope_ns)
+        if priced == len(self.request_ids):
+            return self.rope_ns, self.attn_ns
+        weights = np.cumsum(self.cached_tokens[priced:] + 1)
+        cumulative = self.batched_ns * weights // int(weights[-1])
+        shares = cumulative.copy()
+        shares[1:] -= cumulative[:-1]
+        return (np.concatenate([self.rope_ns, np.zeros(len(shares), np.int64)]),
+                np.concatenate([self.attn_ns, shares]))
 
     def rank_ns(self, rank: int, tp: int) -> int:
         """Compute of the requests one rank of `tp` runs (the k-th request on rank k mod tp)."""
         key = (rank, tp)
         if key not in self._rank_sums:
-            self._rank_sums[key] = int(self.request_ns[rank::tp].sum())
+            if tp == 1:
+                total = int(self.rope_ns.sum()) + int(self.attn_ns.sum()) + self.batched_ns
+            else:
+                rope, attn = self.rows_ns
+                total = int(rope[rank::tp].sum()) + int(attn[rank::tp].sum())
+            self._rank_sums[key] = total
         return self._rank_sums[key]
 
     def first_busy_row(self, rank: int, tp: int) -> str:
         """Name of the first row with compute among the rank's requests (names a merged node)."""
-        busy = np.flatnonzero(self.request_ns[rank::tp])
-        return "" if not len(busy) else "rope" if self.rope_ns[rank::tp][busy[0]] else "attn"
+        rope, attn = (values[rank::tp] for values in self.rows_ns)
+        busy = np.flatnonzero(rope + attn)
+        return "" if not len(busy) else "rope" if rope[busy[0]] else "attn"
 
     def groups(self) -> list[AttentionGroup]:
         """Each request's rows: rope over its new q and k, attention reading its whole KV cache."""
         out = []
-        for i, request_id in enumerate(self.request_ids):
+        rope, attn = self.rows_ns
+        for i, request_id in enumerate(self.request_ids.tolist()):
             t, cached = int(self.new_tokens[i]), int(self.cached_tokens[i])
             qk, kv_cache = t * self.qk_bytes, (cached + t) * 2 * self.kv_bytes
             out.append(AttentionGroup(request_id, (
-                Row("rope", int(self.rope_ns[i]), qk, 0, qk),
-                Row("attn", int(self.attn_ns[i]), qk + t * self.kv_bytes, kv_cache, t * self.q_bytes))))
+                Row("rope", int(rope[i]), qk, 0, qk),
+                Row("attn", int(attn[i]), qk + t * self.kv_bytes, kv_cache, t * self.q_bytes))))
         return out
-
-
-class BatchEntry(NamedTuple):
-    """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`."""
-
-    request_id: int
-    new_tokens: int
-    cached_tokens: int
 
 
 @dataclass

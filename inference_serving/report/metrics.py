@@ -117,7 +117,7 @@ class Metrics:
         swapped = kv.swapped_requests()
         admitted = self._admitted()
         self.samples.append(IterationSample(
-            batch=batch.id, start_ns=batch.start_ns, end_ns=now, requests=len(batch.entries),
+            batch=batch.id, start_ns=batch.start_ns, end_ns=now, requests=len(batch.states),
             prompt_tokens=prompt_tokens, generated_tokens=batch.sampled,
             running=admitted - len(self.finished) - swapped,
             waiting=bisect.bisect_right(self._arrivals, now) - admitted, swapped=swapped,

@@ -137,7 +137,8 @@ class Simulation:
         batch = self.scheduler.schedule(self.now)
         if batch is None:
             return False
-        trace = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes)
+        trace = self.builder.build(batch.request_ids, batch.new_tokens, batch.cached_tokens, batch.evict_bytes,
+                                   batch.load_bytes)
         graph = build_graph(trace, merge=self.opt.reuse)
         self.metrics.batch_started(batch, self.now)
         self._log_batch_start(batch)

@@ -55,7 +55,7 @@ class OrcaPolicy(SchedulingPolicy):
     def _schedule_running(self, batch: Batch) -> bool:
         queue = deque(s for s in self.running if not s.in_flight)
         evicted_any = False
-        while queue and len(batch.entries) < self.max_batch:
+        while queue and len(batch.states) < self.max_batch:
             state = queue.popleft()
             if state.cached % self.kv.layout.block_size:  # the next token fits the last block
                 batch.add(state, 1)
@@ -79,7 +79,7 @@ class OrcaPolicy(SchedulingPolicy):
 
     def _schedule_swapped(self, batch: Batch) -> None:
         self.swapped.sort(key=lambda s: s.admission)
-        while self.swapped and len(batch.entries) < self.max_batch:
+        while self.swapped and len(batch.states) < self.max_batch:
             state = self.swapped[0]
             held = self.kv.swapped_blocks(state.id)
             growth = max(0, self.kv.blocks_for(state.cached + 1) - held)
@@ -93,7 +93,7 @@ class OrcaPolicy(SchedulingPolicy):
             batch.add(state, 1)
 
     def _schedule_waiting(self, batch: Batch, now: int) -> None:
-        while self.waiting and len(batch.entries) < self.max_batch:
+        while self.waiting and len(batch.states) < self.max_batch:
             state = self.waiting[0]
             prompt = state.request.input_tokens
             tokens = prompt + 1 if self.skip_prefill else prompt

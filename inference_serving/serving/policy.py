@@ -16,7 +16,6 @@ from typing import ClassVar
 from ..config.run_config import RunConfig
 from ..inputs.model import ModelConfig
 from ..inputs.workload import Request
-from ..plan.iteration import BatchEntry
 from ..registry import Registry
 from .kv.layout import MemoryLayout
 from .kv.pool import KVManager
@@ -59,9 +58,9 @@ class SchedulingPolicy(ABC):
         """The next batch, or None when nothing can run now."""
         while self.pending and self.pending[0].request.arrival_ns <= now:
             self.waiting.append(self.pending.popleft())
-        batch = Batch(self.batches, [], [], start_ns=now)
+        batch = Batch(self.batches, start_ns=now)
         self._fill(batch, now)
-        if not batch.entries:
+        if not batch.states:
             return None
         self.batches += 1
         for state in batch.states:
@@ -75,14 +74,14 @@ class SchedulingPolicy(ABC):
     def complete(self, batch: Batch, now: int) -> list[RequestState]:
         """Applies a finished iteration; returns the requests that finished with it."""
         finished: list[RequestState] = []
-        for state, entry in zip(batch.states, batch.entries):
+        for state, new, cached in zip(batch.states, batch.new_tokens, batch.cached_tokens):
             state.in_flight = False
-            state.cached = entry.cached_tokens + entry.new_tokens
-            if self._samples(state, entry):
+            state.cached = cached + new
+            if self._samples(state):
                 self._sample_token(batch, state, now, finished)
         return finished
 
-    def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
+    def _samples(self, state: RequestState) -> bool:
         """Whether the step produced a token for the request (a prompt chunk short of its end does not)."""
         return True
 

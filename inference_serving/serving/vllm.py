@@ -18,7 +18,6 @@ from __future__ import annotations
 from ..config.run_config import RunConfig
 from ..inputs.model import ModelConfig
 from ..inputs.workload import Request
-from ..plan.iteration import BatchEntry
 from .kv.layout import MemoryLayout
 from .kv.prefix_cache import PrefixCacheKV
 from .kv.sizing import activation_reserve_bytes, vllm_kv_blocks
@@ -67,7 +66,7 @@ class VllmPolicy(SchedulingPolicy):
         index = 0
         while index < len(self.running) and budget > 0:
             state = self.running[index]
-            tokens = min(self._known_tokens(state) - state.cached, budget)
+            tokens = min(state.request.input_tokens + state.generated - state.cached, budget)
             if state.cached + tokens > self.kv.held_tokens(state.id):  # a new block (else nothing to allocate)
                 while not self.kv.can_allocate(state.request, state.cached + tokens):
                     victim = self.running.pop()
@@ -104,5 +103,5 @@ class VllmPolicy(SchedulingPolicy):
             batch.add(state, tokens)
             budget -= tokens
 
-    def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
+    def _samples(self, state: RequestState) -> bool:
         return state.cached >= self._known_tokens(state)
