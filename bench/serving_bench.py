@@ -6,7 +6,7 @@ Every case is one `main.py` subprocess; the table gives its wall time (best and 
 runs), simulated iterations, iterations per wall-second and peak RSS (the largest process of the run,
 from wait4), against the target. Requests come from a ShareGPT-like trace (seed 0, 10 requests/s)
 written to a scratch folder; the start-up cache lives in a private XDG_CACHE_HOME there, filled by a
-first (cold) run. Derived rows: per-iteration cost ((wall - wall of a 1-request run) / extra
+first (cold) run; PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE are left out of the runs' environment. Derived rows: per-iteration cost ((wall - wall of a 1-request run) / extra
 iterations) of TP8 against TP1 and of pipeline stages against one stage, and the throughput of a
 sweep at --jobs 1 and 2. The commands are printed under the table.
 """
@@ -34,6 +34,9 @@ VALIDATION = Path(os.environ.get("LLMSERVINGSIM_VALIDATION",
                                  REPO.parent / "shared" / "validation" / "rtxpro6000-llama-3.1-8b"))
 TRACE_REQUESTS = 10_000
 SHORT_TRACE = "one_request.tsv"  # next to the trace: one request of 16 prompt tokens and 2 outputs
+# left out of the runs' environment, as in a default one: an unbuffered stdout writes every log line
+# on its own, and without bytecode files every module is compiled at every start
+ENVIRONMENT_OFF = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 LLAMA8 = ["--model_name", "meta-llama/Llama-3.1-8B", "--hardware", "H100"]
 LLAMA70_A100 = ["--model_name", "meta-llama/Llama-3.1-70B", "--hardware", "A100"]
 LLAMA70_H100 = ["--model_name", "meta-llama/Llama-3.1-70B", "--hardware", "H100"]
@@ -166,7 +169,8 @@ def main(repeat: int, only: str) -> None:
         trace = scratch / "sharegpt_rate10.tsv"
         write_dataset(generate_requests(TRACE_REQUESTS, 10.0, 0), trace)
         write_dataset([Request(0, 16, 2, 0)], scratch / SHORT_TRACE)
-        env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
+        env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT_OFF}
+        env["XDG_CACHE_HOME"] = str(scratch / "cache")
         run_cases = [c for c in cases() if selected(c.name)]
         if run_cases:
             cold = measure(main_py(cases()[1].flags, trace), env, 1)

@@ -52,22 +52,24 @@ def _normalize(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+@lru_cache(maxsize=None)
 def _system_yaml(system: str) -> dict:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load((SYSTEMS_DIR / f"{system}.yaml").read_text(), Loader=loader)
 
 
+def _is_measured(system: str) -> bool:
+    """A package system whose data folder holds GEMM and attention measurements (the package's
+    other YAMLs, version slots, lane defaults and so on, have no data folder)."""
+    if not (SYSTEMS_DIR / "data" / system).is_dir() or not (SYSTEMS_DIR / f"{system}.yaml").is_file():
+        return False
+    data_dir = SYSTEMS_DIR / _system_yaml(system)["data_dir"]
+    return (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir()
+
+
 @lru_cache(maxsize=1)
 def _measured_systems() -> tuple[str, ...]:
-    """Package systems whose data folder holds GEMM and attention measurements."""
-    systems = []
-    for path in sorted(SYSTEMS_DIR.glob("*.yaml")):
-        if not (SYSTEMS_DIR / "data" / path.stem).is_dir():
-            continue  # the package's non-system YAMLs (version slots, lane defaults, ...)
-        data_dir = SYSTEMS_DIR / _system_yaml(path.stem)["data_dir"]
-        if (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir():
-            systems.append(path.stem)
-    return tuple(systems)
+    return tuple(path.stem for path in sorted(SYSTEMS_DIR.glob("*.yaml")) if _is_measured(path.stem))
 
 
 def _display_name(system: str) -> str:
@@ -83,8 +85,12 @@ def supported_hardware() -> list[str]:
 
 
 def _resolve_system(hardware: str) -> str:
-    """Package system name for a user-facing or package hardware name (case-insensitive)."""
+    """Package system name for a user-facing or package hardware name (case-insensitive); the
+    names of HARDWARE_ALIASES without reading every system's YAML."""
     wanted = _normalize(hardware)
+    for alias, system in HARDWARE_ALIASES.items():
+        if wanted in (_normalize(alias), _normalize(system)) and _is_measured(system):
+            return system
     for system in _measured_systems():
         if wanted in (_normalize(system), _normalize(_display_name(system))):
             return system

@@ -89,7 +89,7 @@ class PerfProvider(ABC):
                 grown[:len(column)] = column
             column = self._decode_columns[(layer, tp)] = grown
         answers = column[kv_caches]
-        unknown = np.unique(kv_caches[answers < 0]).tolist()
+        unknown = sorted(set(kv_caches[answers < 0].tolist()))
         self.lookups += len(kv_caches) - len(unknown)
         self.hits += len(kv_caches) - len(unknown)
         for kv in unknown:
