@@ -3,8 +3,8 @@
 Backends (BACKENDS) expose the same calls:
 
   load(prefix, npus)   start `<prefix>.<npu>.et` on idle NPUs at the current tick
-  chain(chain, npus, fold)  start a chain (plan/chain.py) on idle NPUs (backends with `chain`); with
-                       `fold` the engine may simulate the group once where that is exact
+  chain(listing, npus, fold)  start a chain's listing (plan/chain.py) on idle NPUs (backends with
+                       `chain`); with `fold` the engine may simulate the group once where that is exact
   step(limit=None)     run until workloads complete -> Event("done", tick, npus);
                        with a limit, stop at it if nothing completes before -> Event("time", ...)
   advance(tick)        let an idle engine's clock jump forward
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ..plan.chain import Chain
 from ..registry import Registry
 
 BACKENDS = Registry("engine backend", "--astra-sim", {
@@ -59,7 +58,7 @@ class EngineBackend(ABC):
     @abstractmethod
     def load(self, prefix: Path, npus: list[int]) -> None: ...
 
-    def chain(self, chain: Chain, npus: list[int], fold: bool = False) -> None:
+    def chain(self, listing: bytes, npus: list[int], fold: bool = False) -> None:
         raise NotImplementedError(f"{type(self).__name__} reads graphs from files only")
 
     @abstractmethod

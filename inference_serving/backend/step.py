@@ -7,30 +7,11 @@ the engine instead of two.
 from __future__ import annotations
 
 from collections import deque
-from functools import lru_cache
 from pathlib import Path
 
 from ..errors import EngineError
-from ..plan.chain import Chain, Op
 from .base import EngineBackend, EngineSetup, Event, config_flags
 from .process import EngineProcess
-
-
-@lru_cache(maxsize=1 << 16)
-def _op_line(op: Op) -> str:
-    if op.kind in ("send", "recv"):
-        return f"{op.kind} {op.value} {op.src} {op.dst} {op.tag} {op.name}"
-    return f"{'allreduce' if op.kind == 'coll' else op.kind} {op.value} {op.name}"
-
-
-def chain_text(chain: Chain) -> bytes:
-    """The `chain` command's listing (astra-sim/README.md): the parallel count, then one op per line,
-    the repeated run once behind `repeat <times> <lines>`."""
-    lines = [str(chain.parallel), *map(_op_line, chain.leading)]
-    if chain.times:
-        lines += [f"repeat {chain.times} {len(chain.unit)}", *map(_op_line, chain.unit)]
-    lines += map(_op_line, chain.trailing)
-    return ("\n".join(lines) + "\n").encode()
 
 
 class StepEngine(EngineBackend):
@@ -78,9 +59,8 @@ class StepEngine(EngineBackend):
     def load(self, prefix: Path, npus: list[int]) -> None:
         self._post(f"load {prefix} {','.join(map(str, npus))}")
 
-    def chain(self, chain: Chain, npus: list[int], fold: bool = False) -> None:
-        text = chain_text(chain)
-        self._post(f"chain {','.join(map(str, npus))} {len(text)}" + (" fold" if fold else ""), text)
+    def chain(self, listing: bytes, npus: list[int], fold: bool = False) -> None:
+        self._post(f"chain {','.join(map(str, npus))} {len(listing)}" + (" fold" if fold else ""), listing)
 
     def step(self, limit: int | None = None) -> Event:
         parts = self._command("step" if limit is None else f"step {limit}", "done", "time", "idle")

@@ -17,6 +17,9 @@ from ..perf.provider import PerfProvider
 from .iteration import EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, Attention, Comm, Kind, Row, Trace
 
 
+NO_NS = np.zeros(0, np.int64)
+
+
 @dataclass
 class TraceBuilder:
     """Builds iteration traces for one model on one parallel layout."""
@@ -48,8 +51,7 @@ class TraceBuilder:
         head = self._head_rows.get((tokens, requests))
         if head is None:
             head = self._head_rows[(tokens, requests)] = self._head(tokens, requests)
-        attention = self._attention(np.array(request_ids), np.array(new_tokens, np.int64),
-                                    np.array(cached_tokens, np.int64))
+        attention = self._attention(request_ids, new_tokens, cached_tokens)
         return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=embedding,
                      block=[*before, attention, *after], stage_layers=self.stage_layers, head=head,
                      tp=self.tp, batch_requests=requests,
@@ -92,25 +94,30 @@ class TraceBuilder:
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
-    def _attention(self, request_ids: np.ndarray, new_tokens: np.ndarray, cached: np.ndarray) -> Attention:
+    def _attention(self, request_ids: list[int], new_tokens: list[int], cached: list[int]) -> Attention:
         """rope and attention of every request: whole heads on one NPU each (selective batching),
         each request on its own; or this rank's share of the heads, the decoding requests in one
         batched kernel after the others (vLLM)."""
+        decoding = new_tokens.count(1)
+        if not self.selective_attention and 0 < decoding < len(new_tokens):
+            # prefills (and prompt chunks) first, then the decoding requests, each in batch order
+            order = [k for k, n in enumerate(new_tokens) if n > 1] + [k for k, n in enumerate(new_tokens) if n == 1]
+            request_ids, new_tokens, cached = ([column[k] for k in order] for column in (request_ids, new_tokens, cached))
+        new, kv = np.array(new_tokens, np.int64), np.array(cached, np.int64)
         if self.selective_attention:
-            (rope, attn), batched = self.perf.attention_ns(new_tokens, cached, 1), 0
+            (rope, attn), batched = self.perf.attention_ns(new, kv, 1), 0
         else:
-            order = np.argsort(new_tokens == 1, kind="stable")  # prefills (and chunks) first, in batch order
-            request_ids, new_tokens, cached = request_ids[order], new_tokens[order], cached[order]
-            rope, attn, batched = self._sharded_attention(new_tokens, cached)
+            rope, attn, batched = self._sharded_attention(new, kv, decoding)
         m, e = self.model, self.elem
-        return Attention(request_ids, new_tokens, cached, rope, attn, (m.q_size + m.kv_size) * e, m.kv_size * e,
+        return Attention(tuple(request_ids), new, kv, rope, attn, (m.q_size + m.kv_size) * e, m.kv_size * e,
                          m.q_size * e, batched)
 
-    def _sharded_attention(self, new_tokens: np.ndarray, cached: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        decoding = int((new_tokens == 1).sum())
-        prefill = len(new_tokens) - decoding
-        rope, attn = self.perf.attention_ns(new_tokens[:prefill], cached[:prefill], self.tp)
-        batched = self.perf.decode_attention_ns(cached[prefill:], self.tp, int(attn.sum())) if decoding else 0
+    def _sharded_attention(self, new: np.ndarray, kv: np.ndarray, decoding: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The first requests (prompts) priced on their own, the last `decoding` in one batched kernel."""
+        prefill = len(new) - decoding
+        rope, attn = self.perf.attention_ns(new[:prefill], kv[:prefill], self.tp) if prefill else (NO_NS, NO_NS)
+        overlap = int(attn.sum()) if prefill else 0
+        batched = self.perf.decode_attention_ns(kv[prefill:], self.tp, overlap) if decoding else 0
         return rope, attn, batched
 
     def _layer(self, tokens: int) -> tuple[tuple[Row, ...], tuple[Row, ...]]:

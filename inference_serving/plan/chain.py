@@ -21,8 +21,8 @@ and sending an iteration does not grow with the number of layers.
 from __future__ import annotations
 
 import hashlib
-import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 from .iteration import EVICT_ROW, TOKEN_ID_BYTES, Attention, Comm, Row, Trace
@@ -177,6 +177,23 @@ def stage_chain(trace: Trace, stage: int, rank: int, body: Chain) -> Chain:
     return Chain((*before, *body.leading), body.unit, body.times, (*body.trailing, after), len(trace.swaps))
 
 
+@lru_cache(maxsize=1 << 16)
+def _op_line(op: Op) -> str:
+    if op.kind in ("send", "recv"):
+        return f"{op.kind} {op.value} {op.src} {op.dst} {op.tag} {op.name}"
+    return f"{'allreduce' if op.kind == 'coll' else op.kind} {op.value} {op.name}"
+
+
+def listing(chain: Chain) -> bytes:
+    """The chain as the engine's `chain` command reads it (astra-sim/README.md): the parallel count,
+    then one op per line, the repeated run once behind `repeat <times> <lines>`."""
+    lines = [str(chain.parallel), *map(_op_line, chain.leading)]
+    if chain.times:
+        lines += [f"repeat {chain.times} {len(chain.unit)}", *map(_op_line, chain.unit)]
+    lines += map(_op_line, chain.trailing)
+    return ("\n".join(lines) + "\n").encode()
+
+
 @dataclass
 class IterationGraph:
     """Every NPU's chain for one iteration (NPUs with the same chain share one object), and a digest
@@ -185,10 +202,22 @@ class IterationGraph:
 
     chains: dict[int, Chain]
     foldable: bool = False
+    _listings: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+    def listing(self, chain: Chain) -> bytes:
+        """listing(chain) of one of this graph's chains, written once per chain."""
+        if id(chain) not in self._listings:
+            self._listings[id(chain)] = listing(chain)
+        return self._listings[id(chain)]
 
     @property
     def digest(self) -> bytes:
-        return hashlib.sha256(pickle.dumps(sorted(self.chains.items()), protocol=5)).digest()
+        """sha256 of every NPU's listing: the listing determines the chain's nodes."""
+        h = hashlib.sha256()
+        for npu in sorted(self.chains):
+            h.update(npu.to_bytes(4, "little"))
+            h.update(self.listing(self.chains[npu]))
+        return h.digest()
 
     def shared(self, npus: list[int]) -> list[tuple[list[int], Chain]]:
         """`npus` grouped by the chain they run, in order of their first NPU."""

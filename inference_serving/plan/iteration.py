@@ -59,14 +59,14 @@ class AttentionGroup:
 
 @dataclass(frozen=True)
 class Attention:
-    """The rope and attention rows of every request in one layer, in plan order, as columns (arrays):
-    pricing and summing a batch of hundreds of requests is a few array
+    """The rope and attention rows of every request in one layer, in plan order, as columns (int64
+    arrays but for the ids): pricing and summing a batch of hundreds of requests is a few array
     operations. The first len(rope_ns) requests are priced on their own; the others decode in one
     batched kernel of `batched_ns`, shared out in proportion to each one's context (cached + 1), each
     request's rows still separate. Sizes per token in bytes: `qk_bytes` of q and k together,
     `kv_bytes` of k (or v), `q_bytes` of q."""
 
-    request_ids: np.ndarray
+    request_ids: tuple[int, ...]
     new_tokens: np.ndarray
     cached_tokens: np.ndarray
     rope_ns: np.ndarray
@@ -95,7 +95,8 @@ class Attention:
         key = (rank, tp)
         if key not in self._rank_sums:
             if tp == 1:
-                total = int(self.rope_ns.sum()) + int(self.attn_ns.sum()) + self.batched_ns
+                priced = int(self.rope_ns.sum()) + int(self.attn_ns.sum()) if len(self.rope_ns) else 0
+                total = priced + self.batched_ns
             else:
                 rope, attn = self.rows_ns
                 total = int(rope[rank::tp].sum()) + int(attn[rank::tp].sum())
@@ -112,7 +113,7 @@ class Attention:
         """Each request's rows: rope over its new q and k, attention reading its whole KV cache."""
         out = []
         rope, attn = self.rows_ns
-        for i, request_id in enumerate(self.request_ids.tolist()):
+        for i, request_id in enumerate(self.request_ids):
             t, cached = int(self.new_tokens[i]), int(self.cached_tokens[i])
             qk, kv_cache = t * self.qk_bytes, (cached + t) * 2 * self.kv_bytes
             out.append(AttentionGroup(request_id, (

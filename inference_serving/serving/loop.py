@@ -178,7 +178,7 @@ class Simulation:
             return
         fold = self.opt.reuse and graph.foldable and len(npus) == self.npus
         for group, chain in graph.shared(npus):
-            self.engine.chain(chain, group, fold)
+            self.engine.chain(graph.listing(chain), group, fold)
 
     def _graph_reuse_possible(self) -> bool:
         """An iteration identical to an earlier one, alone on an idle cluster, takes the same time."""
