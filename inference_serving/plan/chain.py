@@ -73,7 +73,8 @@ class _ChainWriter:
             self.pending_name, self.pending_ns = name + "+", ns
 
     def row(self, row: Row) -> None:
-        self.compute(row.name, row.comp_ns)
+        if row.comp_ns:
+            self.compute(row.name, row.comp_ns)
         if row.comm is Comm.ALL_REDUCE and self.tp > 1:
             self.flush()
             self.ops.append(Op("coll", f"{row.name}_allreduce", row.comm_size))

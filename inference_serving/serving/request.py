@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..inputs.workload import Request
 
@@ -52,14 +53,24 @@ class Batch:
     def request_ids(self) -> list[int]:
         return [s.request.id for s in self.states]
 
+    @cached_property
+    def _phases(self) -> tuple[list[int], list[int], int]:
+        """(ids of the requests in their prompt, ids of the decoding ones, prompt tokens processed)."""
+        prefill, decode, prompt = [], [], 0
+        for state, new, cached in zip(self.states, self.new_tokens, self.cached_tokens):
+            length = state.request.input_tokens
+            if cached < length:
+                prefill.append(state.request.id)
+                prompt += min(cached + new, length) - cached
+            else:
+                decode.append(state.request.id)
+        return prefill, decode, prompt
+
     @property
     def prompt_tokens(self) -> int:
         """Prompt tokens processed (chunks of a prompt included)."""
-        return sum(min(c + n, s.request.input_tokens) - min(c, s.request.input_tokens)
-                   for s, n, c in zip(self.states, self.new_tokens, self.cached_tokens))
+        return self._phases[2]
 
     def describe(self) -> str:
-        prefill, decode = [], []
-        for state, cached in zip(self.states, self.cached_tokens):
-            (prefill if cached < state.request.input_tokens else decode).append(state.request.id)
+        prefill, decode, _ = self._phases
         return f"prefill {prefill} decode {decode}"
