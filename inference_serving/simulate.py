@@ -15,7 +15,8 @@ from .backend.engine_config import SystemConfig
 from .config.run_config import RunConfig
 from .errors import EngineError, InputError
 from .inputs.hardware import Hardware, fallback_hardware, load_hardware
-from .inputs.model import ModelConfig, load_model
+from .inputs.model import load_model
+from .inputs.model_config import ModelConfig
 from .inputs.workload import Request, load_dataset
 from .paths import DEFAULT_ENGINE
 from .perf.provider import PROVIDERS, PerfProvider, build_provider
@@ -47,7 +48,9 @@ def run_hardware(config: RunConfig) -> Hardware:
             raise InputError(f"--perf-model {choice}: neither a provider ({', '.join(PROVIDERS.names())}) "
                              f"nor a profiled CSV file")
         return hardware.model_copy(update={"provider": "csv", "csv": Path(choice)})
-    return hardware.model_copy(update={"provider": choice}) if choice else hardware
+    if choice:
+        hardware = hardware.model_copy(update={"provider": choice, "source": f"{hardware.source} with --perf-model {choice}"})
+    return hardware
 
 
 def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig, npu_mem: float) -> SchedulingPolicy:

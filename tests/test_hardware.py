@@ -123,7 +123,7 @@ def test_providers_and_overrides(tmp_path):
     assert isinstance(perf, CsvProvider) and perf.latency_ns("q_proj", 1) == 110
     assert defaults["engine_overhead_ns"] == 250
     # --perf-model npu needs the array: a GPU file has none
-    with pytest.raises(Exception, match="systolic array"):
+    with pytest.raises(InputError, match="missing .array_rows. .required for provider npu"):
         build_perf_model(request(tmp_path, hardware="H100", perf_model="npu"), model)
 
 

@@ -16,6 +16,7 @@ from inference_serving.inputs.hardware import Hardware, load_hardware
 from inference_serving.inputs.model import load_model
 from inference_serving.errors import InputError
 from inference_serving.perf.npu import NpuProvider
+from inference_serving.perf.provider import build_provider
 
 DATA = Path(__file__).resolve().parent / "data"
 SMALL = Hardware(name="SMALL", provider="npu", memory_gib=1, memory_bw_gbps=1000.0, link_bw_gbps=10,
@@ -113,6 +114,5 @@ def test_unknown_layer_and_zero_tokens():
     assert perf.latency_ns("q_proj", 0) == 0
     with pytest.raises(InputError, match="unknown layer 'conv'"):
         perf.latency_ns("conv", 1)
-    with pytest.raises(InputError, match="systolic array"):
-        NpuProvider(load_model(str(DATA / "tiny_model.json")),
-                     SMALL.model_copy(update=dict(array_rows=None)), 16)
+    with pytest.raises(InputError, match="missing 'array_rows' .required for provider npu"):
+        build_provider(load_model(str(DATA / "tiny_model.json")), SMALL.model_copy(update=dict(array_rows=None)), 16)

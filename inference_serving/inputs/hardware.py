@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import InputError
 from ..paths import HARDWARE_DIR
+from ..perf.registry import PROVIDERS
 
 # Used for a hardware name that has no file, with a profiled CSV given by --perf-model.
 FALLBACK = {"memory_gib": 40.0, "memory_bw_gbps": 1024.0, "link_bw_gbps": 256.0}
@@ -104,12 +105,24 @@ def load_hardware(arg: str) -> Hardware:
     path = _find_file(arg)
     if path is not None:
         return read_hardware_file(path)
-    from ..perf.aiconfigurator_systems import measured_hardware
     measured = measured_hardware(arg)
     if measured is not None:
         return measured
     raise InputError(f"--hardware: unknown hardware '{arg}'; known: {', '.join(known_hardware())} "
                      f"(or a hardware YAML path, see README 'Hardware files')")
+
+
+def measured_hardware(name: str) -> Hardware | None:
+    """A Hardware for a name aiconfigurator-core has measured but no file describes (None otherwise)."""
+    from ..perf.aiconfigurator_systems import hardware_spec
+    try:
+        spec = hardware_spec(name)
+    except InputError:
+        return None
+    peaks = {"bf16": spec.bf16_tflops, **({"fp8": spec.fp8_tflops} if spec.fp8_tflops else {})}
+    return Hardware(name=spec.name, provider="aiconfigurator", memory_gib=spec.memory_gb,
+                    memory_bw_gbps=spec.memory_bw_gbps, link_bw_gbps=spec.link_bw_gbps, peak_tflops=peaks,
+                    source=f"aiconfigurator-core system {spec.system}", system=spec.system)
 
 
 def fallback_hardware(name: str) -> Hardware:
@@ -144,16 +157,12 @@ def _validation_message(path: Path, err: ValidationError) -> str:
 
 
 def _check_provider_keys(path: Path, data: dict) -> None:
-    from ..perf.provider import provider_names
     for key in ("provider", "memory_gib", "memory_bw_gbps", "link_bw_gbps"):
         if key not in data:
             raise InputError(f"{path}: missing '{key}'")
     provider = data["provider"]
-    if provider not in provider_names():
-        raise InputError(f"{path}: 'provider' must be one of {', '.join(provider_names())}, got {provider!r}")
-    for key in _PROVIDER_REQUIRED.get(provider, ()):
-        if key not in data:
-            raise InputError(f"{path}: missing '{key}' (required for provider {provider})")
+    if provider not in PROVIDERS.names():
+        raise InputError(f"{path}: 'provider' must be one of {', '.join(PROVIDERS.names())}, got {provider!r}")
 
 
 def _resolved_csv(path: Path, data: dict) -> Path:
@@ -174,7 +183,7 @@ def read_hardware_file(path: Path) -> Hardware:
     values = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) and k in _FLOAT_KEYS else v)
               for k, v in data.items()}
     values.setdefault("name", path.stem)
-    if values["provider"] == "csv":
+    if values["provider"] == "csv" and "csv" in data:
         values["csv"] = _resolved_csv(path, data)
     if values["provider"] == "npu" and isinstance(values.get("array_cols"), int):
         values.setdefault("vector_lanes", values["array_cols"])
@@ -184,9 +193,18 @@ def read_hardware_file(path: Path) -> Hardware:
         values["peak_tflops"] = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
                                  for k, v in values["peak_tflops"].items()}
     try:
-        return Hardware(source=str(path), **values)
+        hardware = Hardware(source=str(path), **values)
     except ValidationError as err:
         raise InputError(_validation_message(path, err)) from None
+    check_provider_fields(hardware)
+    return hardware
+
+
+def check_provider_fields(hardware: Hardware) -> None:
+    """The fields the hardware's provider reads are there (an NPU needs its array, a csv provider its file)."""
+    for key in _PROVIDER_REQUIRED.get(hardware.provider, ()):
+        if getattr(hardware, key) is None:
+            raise InputError(f"{hardware.source}: missing '{key}' (required for provider {hardware.provider})")
 
 
 _FLOAT_KEYS = {name for name, f in Hardware.model_fields.items() if f.annotation in (float, Optional[float])}

@@ -15,7 +15,7 @@ from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from .aiconfigurator_systems import engine_for, hardware_spec, load_database
 from .layers import LAYERS, NORMS, PROJECTIONS
 from .provider import PerfProvider

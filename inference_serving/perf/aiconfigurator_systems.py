@@ -18,7 +18,6 @@ from aiconfigurator_core.sdk import attention_lanes, perf_database
 from aiconfigurator_core.sdk.engine import EngineHandle
 
 from ..errors import InputError
-from ..inputs.hardware import Hardware
 
 SYSTEMS_DIR = Path(aiconfigurator_core.__file__).resolve().parent / "systems"
 
@@ -147,15 +146,3 @@ def engine_for(system: str) -> EngineHandle:
     """A model-less engine bound to the system's tables; evaluates ad-hoc operation lists."""
     database = load_database(system)
     return EngineHandle.for_database(database, systems_path=database.systems_root)
-
-
-def measured_hardware(name: str) -> Hardware | None:
-    """A Hardware for a measured system's name without a hardware file (None if not measured)."""
-    try:
-        spec = hardware_spec(name)
-    except InputError:
-        return None
-    peaks = {"bf16": spec.bf16_tflops, **({"fp8": spec.fp8_tflops} if spec.fp8_tflops else {})}
-    return Hardware(name=spec.name, provider="aiconfigurator", memory_gib=spec.memory_gb,
-                    memory_bw_gbps=spec.memory_bw_gbps, link_bw_gbps=spec.link_bw_gbps, peak_tflops=peaks,
-                    source=f"aiconfigurator-core system {spec.system}", system=spec.system)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from .layers import ATTENTION, SHARDED
 from .provider import PerfProvider
 

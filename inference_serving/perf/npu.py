@@ -35,7 +35,7 @@ import math
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from .layers import LAYERS, NORMS, PROJECTIONS
 from .provider import PerfProvider
 from .shard import shard
@@ -56,10 +56,6 @@ class NpuProvider(PerfProvider):
 
     def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int) -> None:
         super().__init__()
-        missing = [k for k in ("array_rows", "array_cols", "clock_ghz") if getattr(hardware, k) is None]
-        if missing:
-            raise InputError(f"hardware {hardware.name} ({hardware.source}) has no {', '.join(missing)}; "
-                                 f"the NPU model needs the systolic array shape and clock")
         self.model = model
         self.rows, self.cols = hardware.array_rows, hardware.array_cols
         self.clock_ghz = hardware.clock_ghz

@@ -1,7 +1,7 @@
 """The performance-provider interface: the latency of one layer on one NPU for a given shape.
 
 Providers are built from (model, hardware, precision) and registered under the name a hardware
-file's `provider` key uses (PROVIDERS); `PerfProvider.latency_ns` caches every answer per shape,
+file's `provider` key uses (registry.py); `PerfProvider.latency_ns` caches every answer per shape,
 the paper's computation reuse.
 
 Shape arguments (layer names in layers.py):
@@ -15,19 +15,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from ..inputs.hardware import Hardware
-from ..inputs.model import ModelConfig
-from ..registry import Registry
-
-PROVIDERS = Registry("performance provider", "--perf-model", {
-    "aiconfigurator": ".perf.aiconfigurator:AIConfiguratorProvider",
-    "npu": ".perf.npu:NpuProvider",
-    "csv": ".perf.csv_provider:CsvProvider",
-})
-
-
-def provider_names() -> list[str]:
-    return PROVIDERS.names()
+from ..inputs.hardware import Hardware, check_provider_fields
+from ..inputs.model_config import ModelConfig
+from .registry import PROVIDERS
 
 
 class PerfProvider(ABC):
@@ -67,4 +57,6 @@ class PerfProvider(ABC):
 
 def build_provider(model: ModelConfig, hardware: Hardware, fp_bits: int) -> PerfProvider:
     """The provider the hardware names, built for this model and precision."""
-    return PROVIDERS.get(hardware.provider).build(model, hardware, fp_bits)
+    cls = PROVIDERS.get(hardware.provider)
+    check_provider_fields(hardware)
+    return cls.build(model, hardware, fp_bits)

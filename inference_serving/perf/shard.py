@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import InputError
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from .layers import ROW_PARALLEL
 
 

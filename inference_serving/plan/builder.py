@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from ..perf.provider import PerfProvider
 from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
                         Row, Trace)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..config.run_config import RunConfig
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
 from .kv.host_swap import HostSwapKV
 from .kv.layout import MemoryLayout

@@ -14,7 +14,7 @@ from collections import deque
 from typing import ClassVar
 
 from ..config.run_config import RunConfig
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry
 from ..registry import Registry

@@ -16,7 +16,7 @@ or its latest output token).
 from __future__ import annotations
 
 from ..config.run_config import RunConfig
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry
 from .kv.layout import MemoryLayout

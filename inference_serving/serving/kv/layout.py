@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...inputs.model import ModelConfig
+from ...inputs.model_config import ModelConfig
 from ...perf.shard import ceil_div, shard
 
 GIB = 2**30

@@ -3,7 +3,7 @@ is decided (the policies pick which rule applies: the whole free memory, or vLLM
 from __future__ import annotations
 
 from ...errors import InputError
-from ...inputs.model import ModelConfig
+from ...inputs.model_config import ModelConfig
 from ...inputs.workload import Request
 from ...perf.shard import shard
 from .layout import MemoryLayout
