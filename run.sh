@@ -24,7 +24,7 @@ sweep_mem() {  # device memory per GPU: less room for KV blocks, more evictions 
 
 sweep_rate() { # request rate: traces generated on the fly with the workload generator
     for rate in 2 5 10 20; do
-        $PY -m inference_serving.workload --num 100 --rate "$rate" --seed 0 \
+        $PY -m inference_serving workload --num 100 --rate "$rate" --seed 0 \
             --output "output/rate${rate}.tsv" --force
         $PY main.py "${COMMON[@]}" --npu_num 1 \
             --dataset "output/rate${rate}.tsv" --output "output/rate${rate}.csv" | tail -12
@@ -39,7 +39,7 @@ sweep_npu() {  # the paper's NPU (hardware/NPU.yaml, analytical model) on 1..8 N
 }
 
 example_onnx() { # an ONNX decoder (the tiny test model with zero weights, written on the fly) on 2 NPUs
-    $PY -m inference_serving.onnx_model tests/data/tiny_model.json output/tiny_model.onnx
+    $PY -m inference_serving onnx tests/data/tiny_model.json output/tiny_model.onnx
     $PY main.py --model_name output/tiny_model.onnx --hardware NPU --npu_num 2 --npu_mem 1 --remote_bw 64 \
         --block_size 16 --req_num 20 --dataset dataset/sharegpt_like_100.tsv --output output/onnx_tiny.csv | tail -12
 }
@@ -48,7 +48,7 @@ example_profile() { # profile a model with PyTorch (GPU if present, else CPU), t
     if ! $PY -c "import torch" 2>/dev/null; then echo "profile: PyTorch not installed, skipped" >&2; return 0; fi
     local model=tests/data/tiny_model.json device=cpu
     if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then device=cuda; fi
-    $PY -m inference_serving.profile --model "$model" --device "$device" --tp 1 --hardware PROFILED \
+    $PY -m inference_serving profile --model "$model" --device "$device" --tp 1 --hardware PROFILED \
         --output output/profiled.csv
     $PY main.py --model_name "$model" --hardware PROFILED --perf-model output/profiled.csv --npu_num 1 \
         --npu_mem 1 --req_num 20 --dataset dataset/sharegpt_like_100.tsv --output output/profiled_run.csv | tail -12

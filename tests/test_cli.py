@@ -57,7 +57,7 @@ def test_module_forms(argv):
 
 @pytest.mark.parametrize("flag, value, words", [
     ("--scheduler", "fcfs", "--scheduler: unknown scheduler 'fcfs'; known: orca, vllm"),
-    ("--perf-model", "roofline", "--perf-model roofline: neither a provider (aiconfigurator, npu, csv)"),
+    ("--perf-model", "roofline", "--perf-model roofline: neither a provider (aiconfigurator, scaled, npu, csv)"),
 ])
 def test_unknown_registry_names_are_one_line(flag, value, words):
     done = subprocess.run([sys.executable, "main.py", flag, value, "--npu_num", "1", "--req_num", "1"], cwd=REPO,

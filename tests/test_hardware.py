@@ -82,7 +82,7 @@ def test_yaml_path_with_defaults(tmp_path):
     (NPU_KEYS.replace("array_cols: 128", "array_cols: 12.5"), ["'array_cols'", "integer"]),
     (NPU_KEYS.replace("memory_gib: 40", "memory_gib: -1"), ["'memory_gib'"]),
     (NPU_KEYS + "link_latency_ns: -5\n", ["'link_latency_ns'", "greater than or equal to 0"]),
-    (NPU_KEYS.replace("provider: npu", "provider: gpu"), ["'provider'", "aiconfigurator, npu, csv"]),
+    (NPU_KEYS.replace("provider: npu", "provider: gpu"), ["'provider'", "aiconfigurator, scaled, npu, csv"]),
     (NPU_KEYS.replace("provider: npu", "provider: csv"), ["missing 'csv'"]),
     (NPU_KEYS.replace("provider: npu", "provider: csv") + "csv: nowhere.csv\n", ["'csv'", "nowhere.csv"]),
     (NPU_KEYS + "peak_tflops: 5\n", ["'peak_tflops'"]),

@@ -11,7 +11,7 @@ from inference_serving.errors import InputError
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 
 
-def AIConfiguratorPerfModel(model, hardware: str, fp_bits: int) -> AIConfiguratorProvider:
+def measured_provider(model, hardware: str, fp_bits: int) -> AIConfiguratorProvider:
     return AIConfiguratorProvider(model, load_hardware(hardware), fp_bits)
 
 
@@ -22,12 +22,12 @@ def llama():
 
 @pytest.fixture(scope="module")
 def h100(llama):
-    return AIConfiguratorPerfModel(llama, "H100", 16)
+    return measured_provider(llama, "H100", 16)
 
 
 @pytest.fixture(scope="module")
 def h100_fp8(llama):
-    return AIConfiguratorPerfModel(llama, "H100", 8)
+    return measured_provider(llama, "H100", 8)
 
 
 def h100_yaml():
@@ -72,9 +72,9 @@ def test_unknown_layer_is_named(h100):
 
 def test_unsupported_precision_fails_at_construction(llama):
     with pytest.raises(InputError, match="--fp 32"):
-        AIConfiguratorPerfModel(llama, "H100", 32)
+        measured_provider(llama, "H100", 32)
     with pytest.raises(InputError, match="a100_sxm"):  # Ampere has no FP8 tensor cores
-        AIConfiguratorPerfModel(llama, "A100", 8)
+        measured_provider(llama, "A100", 8)
 
 
 def test_table_prefers_vllm(h100):
@@ -175,7 +175,7 @@ def test_allreduce_is_zero_alone_and_bounded_by_the_link(h100):
 
 @pytest.mark.parametrize("hardware", supported_hardware())
 def test_every_supported_gpu_answers_in_bf16(llama, hardware):
-    model = AIConfiguratorPerfModel(llama, hardware, 16)
+    model = measured_provider(llama, hardware, 16)
     assert model.latency_ns("q_proj", 1024) > 0
     assert model.latency_ns("attn", 1, 1024) > 0
 

@@ -1,4 +1,4 @@
-"""Checks a saved iteration trace (the 11-column text format, see inference_serving/trace.py).
+"""Checks a saved iteration trace (the 11-column text format, see inference_serving/plan/text_trace.py).
 
     python trace_test/check_trace.py TRACE.txt [TRACE.txt ...]
 

@@ -13,6 +13,8 @@ A hardware file is a flat YAML mapping (README "Hardware files"), checked by the
   peak_tflops         mapping dtype -> dense peak TFLOP/s, e.g. {bf16: 989, fp8: 1978}  [optional]
   provider npu:        array_rows, array_cols (systolic array), clock_ghz, vector_lanes [array_cols]
   provider aiconfigurator: system, the package's system name         [the name]
+  provider scaled:     sibling (a measured GPU of the same architecture, e.g. A100), sm_count,
+                       peak_tflops with the GEMM dtype's peak (perf/scaled.py)
   provider csv:        csv, the profile's path (relative paths are relative to the YAML file)
 
 A bad file is reported in one line naming the file and the key. Names without a file that
@@ -34,7 +36,8 @@ from ..perf.registry import PROVIDERS
 # Used for a hardware name that has no file, with a profiled CSV given by --perf-model.
 FALLBACK = {"memory_gib": 40.0, "memory_bw_gbps": 1024.0, "link_bw_gbps": 256.0}
 
-_PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"), "aiconfigurator": (), "csv": ("csv",)}
+_PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"),
+                      "scaled": ("sibling", "sm_count", "peak_tflops"), "csv": ("csv",)}
 
 
 class Hardware(BaseModel):
@@ -56,6 +59,8 @@ class Hardware(BaseModel):
     array_cols: Optional[int] = Field(None, gt=0)           # NPU: systolic array columns (output features)
     clock_ghz: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # NPU: clock
     vector_lanes: Optional[int] = Field(None, gt=0)         # NPU: element-wise operations per cycle
+    sibling: Optional[str] = Field(None, min_length=1)     # scaled: the measured GPU whose tables are scaled
+    sm_count: Optional[int] = Field(None, gt=0)             # scaled: streaming multiprocessors
     source: str = "built-in"                                # the YAML path, or where the numbers came from
 
     @model_validator(mode="after")
@@ -203,7 +208,7 @@ def read_hardware_file(path: Path) -> Hardware:
 def check_provider_fields(hardware: Hardware) -> None:
     """The fields the hardware's provider reads are there (an NPU needs its array, a csv provider its file)."""
     for key in _PROVIDER_REQUIRED.get(hardware.provider, ()):
-        if getattr(hardware, key) is None:
+        if getattr(hardware, key) in (None, {}):
             raise InputError(f"{hardware.source}: missing '{key}' (required for provider {hardware.provider})")
 
 

@@ -42,14 +42,16 @@ def _quant_modes(fp_bits: int) -> tuple[common.GEMMQuantMode, common.KVCacheQuan
 class AIConfiguratorProvider(PerfProvider):
     """Layer latencies from aiconfigurator-core's measured per-operator data of one GPU."""
 
-    def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int) -> None:
+    def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int, system: str | None = None) -> None:
+        """`system`: the package system whose tables price the layers [the hardware's own]."""
         super().__init__()
         self.model = model
-        self.spec = hardware_spec(hardware.system or hardware.name)
+        self.spec = hardware_spec(system or hardware.system or hardware.name)
         self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(fp_bits)
         self._database = load_database(self.spec.system)
         self._engine = engine_for(self.spec.system)
         self.table = f"{self._database.backend} {self._database.version}"
+        self.sm_count = SM_COUNT.get(self.spec.system)  # None: no ragged-batch correction
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
         self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
@@ -185,7 +187,7 @@ class AIConfiguratorProvider(PerfProvider):
             rope = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch)
             self._batched_decode[key] = (attention * MS_TO_NS, rope * MS_TO_NS)
         attention_ns, rope_ns = self._batched_decode[key]
-        slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, SM_COUNT.get(self.spec.system))
+        slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, self.sm_count)
         return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
 
     def allreduce_ns(self, num_bytes: int, tp: int) -> float:

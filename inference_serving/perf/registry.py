@@ -4,6 +4,7 @@ from ..registry import Registry
 
 PROVIDERS = Registry("performance provider", "--perf-model", {
     "aiconfigurator": ".perf.aiconfigurator:AIConfiguratorProvider",
+    "scaled": ".perf.scaled:ScaledProvider",
     "npu": ".perf.npu:NpuProvider",
     "csv": ".perf.csv_provider:CsvProvider",
 })
