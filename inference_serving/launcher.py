@@ -193,6 +193,14 @@ def engine_binary(req: RunRequest) -> tuple[Path, bool]:
     return req.astra_sim, req.astra_sim.resolve() != DEFAULT_ENGINE.resolve()
 
 
+def measured_collectives(req: RunRequest, perf: PerfModel, tp: int, compat: bool) -> dict | None:
+    """The provider's measured collective table; none for another engine (it would ignore it) or when
+    --link_bw / --link_latency ask for the link model."""
+    if compat or req.link_bw is not None or req.link_latency is not None:
+        return None
+    return perf.collective_table(tp)
+
+
 def simulate(req: RunRequest, log=print) -> Metrics:
     check_flags(req)
     model = load_model(req.model_name)
@@ -214,7 +222,7 @@ def simulate(req: RunRequest, log=print) -> Metrics:
                           link_bw_gbps=req.link_bw if req.link_bw is not None else defaults["link_bw"],
                           link_latency_ns=req.link_latency if req.link_latency is not None else defaults["link_latency"],
                           local_bw_gbps=req.local_bw if req.local_bw is not None else defaults["local_bw"],
-                          remote_bw_gbps=req.remote_bw)
+                          remote_bw_gbps=req.remote_bw, collective_table=measured_collectives(req, perf, tp, compat))
     options = RunOptions(tp=tp, pp=pp, system=system, engine_binary=binary, compat_engine=compat,
                          engine_timeout_s=req.engine_timeout, keep_traces=req.keep_traces, reuse=not req.no_reuse,
                          verbose=req.verbose)

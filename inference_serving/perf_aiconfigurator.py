@@ -366,6 +366,10 @@ class AIConfiguratorPerfModel(PerfModel):
         slowdown = ragged_slowdown(contexts, self._kv_heads(tp), SM_COUNT.get(self.spec.system))
         return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
 
+    def collective_table(self, tp: int) -> dict | None:
+        from .collectives import collective_table  # it imports this module
+        return collective_table(self.spec.system, tp)
+
     def allreduce_ns(self, num_bytes: int, tp: int) -> float:
         """All-reduce of `num_bytes` bf16 data over `tp` GPUs, from the backend's measured all-reduce table."""
         if tp == 1 or num_bytes == 0:

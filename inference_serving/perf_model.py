@@ -56,6 +56,11 @@ class PerfModel(ABC):
         requests' single-request latencies add up."""
         return sum(self.latency_ns("rope", 1, kv, tp) + self.latency_ns("attn", 1, kv, tp) for kv in kv_caches)
 
+    def collective_table(self, tp: int) -> dict | None:
+        """Measured collective times for the engine (astra-sim/README.md, "Measured collective table"),
+        or None: the engine times every collective on the nominal link."""
+        return None
+
 
 SHARDED_LAYERS = frozenset({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
                             "fc1", "fc2", "lm_head", "rope", "attn", "act_fn"})
