@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh Debian/Ubuntu machine; safe to run again.
-#   1. Debian packages the engine needs (C++ compiler, CMake, protobuf compiler and headers)
+#   1. Debian packages the engine needs (C++ compiler, CMake, protobuf compiler and headers, nlohmann-json)
 #   2. a virtual environment in .venv with the Python dependencies
 #   3. the engine build (astra-sim/build/bin/astra-analytical)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(g++ cmake make protobuf-compiler libprotobuf-dev python3-venv)
+APT_PACKAGES=(g++ cmake make protobuf-compiler libprotobuf-dev nlohmann-json3-dev python3-venv)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
