@@ -64,8 +64,11 @@ def nccl_allreduce_ms(database: perf_database.PerfDatabase, tp: int) -> dict[int
 
 def vllm_runs_nccl(node: dict, tp: int) -> bool:
     """Whether vLLM 0.19 all-reduces `tp` GPUs of this node with NCCL at every size: more than two
-    GPUs without NVLink (custom all-reduce and symmetric memory both need it). NVLink: the GPUs'
-    `intra_node_bw` exceeds `pcie_bw` in the system YAML (PCIe-only nodes list the same figure)."""
+    GPUs without NVLink. Source, vLLM 0.19.0 vllm/distributed/device_communicators/:
+    custom_all_reduce.py disables the custom all-reduce for more than two GPUs that are not fully
+    connected by NVLink, symm_mem.py disables torch symmetric memory without NVLink multicast, and
+    cuda_communicator.py then falls through to NCCL. NVLink: the GPUs' `intra_node_bw` exceeds
+    `pcie_bw` in the package's system YAML (its PCIe-only nodes list the same figure for both)."""
     return tp > 2 and node["intra_node_bw"] <= node["pcie_bw"]
 
 

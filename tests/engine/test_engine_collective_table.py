@@ -150,3 +150,10 @@ def test_missing_table_file_is_one_clear_error(make_case):
     result = run_batch(case.root, case.argv(case.same_workload([comp(1, 100)])))
     assert result.rc == 1 and result.stderr_lines == [
         'error: absent.json: cannot read the collective table ("collective-table" of the system configuration)']
+
+
+def test_a_member_that_never_issues_is_a_deadlock(make_case):
+    case = table_case(make_case, [TWO_POINTS])
+    result = run_batch(case.root, case.argv(case.workload({0: [coll(41, ALL_REDUCE, 2000)], 1: [comp(1, 100)]})))
+    assert result.rc == 3 and len(result.stderr_lines) == 1, result.stderr
+    assert re.search(r"NPU 0 \(workload\.0\.et\) stuck at node\(s\) 41", result.stderr_lines[0]), result.stderr_lines[0]
