@@ -79,12 +79,20 @@ def engine_backend(config: RunConfig) -> tuple[Path, str]:
     return binary, backend
 
 
-def system_config(config: RunConfig, defaults: dict) -> SystemConfig:
+def measured_collectives(config: RunConfig, perf: PerfProvider, backend: str) -> dict | None:
+    """The provider's measured collective table; none for another engine (it would ignore it) or when
+    --link_bw / --link_latency ask for the link model."""
+    if backend != "step" or config.link_bw is not None or config.link_latency is not None:
+        return None
+    return perf.collective_table(config.tp)
+
+
+def system_config(config: RunConfig, defaults: dict, collectives: dict | None) -> SystemConfig:
     def pick(name: str) -> float:
         value = getattr(config, name)
         return value if value is not None else defaults[name]
     return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=pick("link_bw"), link_latency_ns=pick("link_latency"),
-                        local_bw_gbps=pick("local_bw"), remote_bw_gbps=config.remote_bw)
+                        local_bw_gbps=pick("local_bw"), remote_bw_gbps=config.remote_bw, collective_table=collectives)
 
 
 def effective_config(config: RunConfig, defaults: dict, block_size: int, overhead: float) -> dict:
@@ -119,7 +127,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     binary, backend = engine_backend(config)
     if backend != "step" and config.chrome_trace is not None:
         raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
-    system = system_config(config, defaults)
+    system = system_config(config, defaults, measured_collectives(config, perf, backend))
     options = RunOptions(tp=config.tp, pp=config.pp, system=system, engine_binary=binary, backend=backend,
                          engine_timeout_s=config.engine_timeout, keep_traces=config.keep_traces,
                          reuse=not config.no_reuse, verbose=config.verbose)

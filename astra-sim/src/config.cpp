@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "collective_table.h"
 #include "common.h"
 #include "documents.h"
 
@@ -195,6 +196,7 @@ SystemConfig loadSystemConfig(const std::string& path, const NetworkConfig& netw
   if (config.roofline && (config.peakPerfTflops <= 0 || config.localMemBwGBps <= 0)) {
     file.bad("roofline-enabled", "needs \"peak-perf\" > 0 and \"local-mem-bw\" > 0");
   }
+  config.collectiveTable = besideFile(path, file.text("collective-table", ""));
   if (file.integer("model-shared-bus", 0, 0) != 0) file.bad("model-shared-bus", "= 1 (LogGP bus model) is not supported");
   return config;
 }

@@ -46,6 +46,7 @@ struct SystemConfig {
   double peakPerfTflops = 0;
   bool roofline = false;
   bool replayOnly = false;
+  std::string collectiveTable;  // "collective-table": measured collective times (collective_table.h), "" = none
 };
 
 enum class MemoryKind { None, PerNpu, PerNode, Pool };

@@ -7,10 +7,11 @@ are left out; a single NPU keeps one dimension of size 1). Every dimension is Fu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GIB_PER_GB = 1e9 / 2**30  # the engine's network unit is GB = 2^30 bytes; our flags use GB = 10^9
+COLLECTIVE_TABLE = "collectives.json"  # beside system.json, which names it
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class SystemConfig:
     local_bw_gbps: float     # device memory bandwidth, GB/s
     remote_bw_gbps: float    # host (remote) memory bandwidth, GB/s
     endpoint_delay_ns: int = 10
+    # Measured collective times (inference_serving/collectives.py), written as collectives.json; None: link model
+    collective_table: dict | None = field(default=None, compare=False)
 
 
 def network_yaml(cfg: SystemConfig) -> str:
@@ -50,6 +53,7 @@ def system_json(cfg: SystemConfig) -> dict:
         "all-to-all-implementation": ring,
         "collective-optimization": "localBWAware",
         "local-mem-bw": cfg.local_bw_gbps,
+        **({"collective-table": COLLECTIVE_TABLE} if cfg.collective_table else {}),
     }
 
 
@@ -65,4 +69,6 @@ def write_configs(cfg: SystemConfig, folder: Path) -> dict[str, Path]:
     paths["network"].write_text(network_yaml(cfg))
     paths["system"].write_text(json.dumps(system_json(cfg), indent=2) + "\n")
     paths["memory"].write_text(json.dumps(memory_json(cfg), indent=2) + "\n")
+    if cfg.collective_table:
+        (folder / COLLECTIVE_TABLE).write_text(json.dumps(cfg.collective_table, indent=1) + "\n")
     return paths

@@ -16,13 +16,12 @@ from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for
 from ..errors import InputError
 from ..inputs.hardware import Hardware
 from ..inputs.model_config import ModelConfig
-from .aiconfigurator_systems import engine_for, hardware_spec, load_database
+from .aiconfigurator_systems import MS_TO_NS, engine_for, hardware_spec, load_database
+from .collectives import collective_table
 from .layers import LAYERS, NORMS, PROJECTIONS
 from .provider import PerfProvider
 from .ragged import SM_COUNT, ragged_slowdown
 from .shard import shard
-
-MS_TO_NS = 1e6
 
 # Beyond this KV length one engine call for decode attention takes 0.1-0.3 ms instead of ~5 us;
 # there the engine is sampled on a grid of 2**GRID_BITS points per octave and interpolated.
@@ -189,6 +188,9 @@ class AIConfiguratorProvider(PerfProvider):
         attention_ns, rope_ns = self._batched_decode[key]
         slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, self.sm_count)
         return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
+
+    def collective_table(self, tp: int) -> dict | None:
+        return collective_table(self.spec.system, tp)
 
     def allreduce_ns(self, num_bytes: int, tp: int) -> float:
         """All-reduce of `num_bytes` bf16 data over `tp` GPUs, from the backend's measured all-reduce table."""

@@ -19,6 +19,7 @@ from aiconfigurator_core.sdk.engine import EngineHandle
 
 from ..errors import InputError
 
+MS_TO_NS = 1e6  # the tables' latencies are in ms
 SYSTEMS_DIR = Path(aiconfigurator_core.__file__).resolve().parent / "systems"
 
 # User-facing hardware names of the package's systems (SXM / server variants).
@@ -74,7 +75,7 @@ def _system_yaml(system: str) -> dict:
 
 
 @lru_cache(maxsize=1)
-def _measured_systems() -> tuple[str, ...]:
+def measured_systems() -> tuple[str, ...]:
     """Package systems whose data folder holds GEMM and attention measurements."""
     systems = []
     for path in sorted(SYSTEMS_DIR.glob("*.yaml")):
@@ -95,13 +96,13 @@ def _display_name(system: str) -> str:
 
 def supported_hardware() -> list[str]:
     """User-facing names of every system with measured data (package names also accepted)."""
-    return [_display_name(system) for system in _measured_systems()]
+    return [_display_name(system) for system in measured_systems()]
 
 
 def _resolve_system(hardware: str) -> str:
     """Package system name for a user-facing or package hardware name (case-insensitive)."""
     wanted = _normalize(hardware)
-    for system in _measured_systems():
+    for system in measured_systems():
         if wanted in (_normalize(system), _normalize(_display_name(system))):
             return system
     raise InputError(

@@ -54,6 +54,11 @@ class PerfProvider(ABC):
         requests' single-request latencies add up."""
         return sum(self.latency_ns("rope", 1, kv, tp) + self.latency_ns("attn", 1, kv, tp) for kv in kv_caches)
 
+    def collective_table(self, tp: int) -> dict | None:
+        """Measured collective times for the engine (astra-sim/README.md, "Measured collective table"),
+        or None: the engine times every collective on the nominal link."""
+        return None
+
 
 def build_provider(model: ModelConfig, hardware: Hardware, fp_bits: int) -> PerfProvider:
     """The provider the hardware names, built for this model and precision."""

@@ -138,6 +138,10 @@ class ScaledProvider(AIConfiguratorProvider):
         self.sm_count = hardware.sm_count
         self.table = f"{self.table} of {self.spec.name}, scaled to {hardware.name}"
 
+    def collective_table(self, tp: int) -> dict | None:
+        """The sibling's measured collectives belong to its interconnect: the link model instead."""
+        return None
+
     def _operation(self, layer: str, tp: int, prefill: bool):
         if layer == FIXED_GEMM:
             return aic_ops.GEMM(layer, 1, SMALLEST_GEMM_NK, SMALLEST_GEMM_NK, self.gemm_quant)
