@@ -164,15 +164,6 @@ def test_every_layer_of_the_trace_has_a_latency(h100, llama):
         assert h100.latency_ns(layer, 64, 64, 2) >= 0
 
 
-def test_allreduce_is_zero_alone_and_bounded_by_the_link(h100):
-    assert h100.allreduce_ns(1 << 20, 1) == 0
-    size = 256 << 20
-    for tp in (2, 4, 8):
-        ring_bound_ns = 2 * (tp - 1) / tp * size / 450e9 * 1e9
-        assert ring_bound_ns <= h100.allreduce_ns(size, tp) <= 3 * ring_bound_ns
-    assert h100.allreduce_ns(8 << 10, 2) < h100.allreduce_ns(8 << 20, 2)
-
-
 @pytest.mark.parametrize("hardware", supported_hardware())
 def test_every_supported_gpu_answers_in_bf16(llama, hardware):
     model = measured_provider(llama, hardware, 16)

@@ -98,7 +98,6 @@ def test_layernorm_biases_and_no_rope_for_learned_positions(tmp_path):
 def test_paper_npu_file_and_fp_width():
     hw = load_hardware("NPU")
     assert (hw.array_rows, hw.array_cols, hw.clock_ghz, hw.memory_bw_gbps, hw.link_bw_gbps) == (128, 128, 1.0, 936, 64)
-    assert hw.array_peak_tflops == pytest.approx(32.768)
     perf = NpuProvider(load_model("meta-llama/Llama-3.1-8B"), hw, 16)
     # decode q_proj of Llama-3.1-8B: 32 x 32 tiles of (256 + 128 + 1 - 2) = 383 cycles at 1 GHz; its
     # 4096 x 4096 weights take 33.6 MB / 936 GB/s = 35.9 us: compute-bound by filling the array

@@ -93,8 +93,8 @@ def test_memory_bound_decode_attention_takes_the_bandwidth_ratio(a100, rtx3090):
 def test_between_the_ridges_each_gpu_takes_its_own_bound():
     # 100 FLOP/B: compute-bound on the RTX 3090 (ridge 76), memory-bound on the A100 (ridge 153).
     work = Work(flops=100e9, memory_bytes=1e9)
-    target = Datasheet("RTX3090", {"bf16": RTX3090_TFLOPS}, RTX3090_GBPS, 32)
-    sibling = Datasheet("A100", {"bf16": A100_TFLOPS}, A100_GBPS, 300)
+    target = Datasheet("RTX3090", {"bf16": RTX3090_TFLOPS}, RTX3090_GBPS)
+    sibling = Datasheet("A100", {"bf16": A100_TFLOPS}, A100_GBPS)
     assert roofline_ratio(work, target, sibling) == pytest.approx((100e9 / 71e12) / (1e9 / 2039e9))
 
 

@@ -70,13 +70,6 @@ class Hardware(BaseModel):
                 raise ValueError(f"'peak_tflops.{dtype}' must be a positive number, got {value!r}")
         return self
 
-    @property
-    def array_peak_tflops(self) -> float | None:
-        """Dense peak of the systolic array: one multiply-add (2 FLOP) per PE per cycle."""
-        if self.array_rows is None or self.array_cols is None or self.clock_ghz is None:
-            return None
-        return 2 * self.array_rows * self.array_cols * self.clock_ghz / 1e3
-
     def defaults(self) -> dict[str, float]:
         """Defaults of the command-line flags that describe the system."""
         return {"npu_mem": self.memory_gib, "local_bw": self.memory_bw_gbps, "link_bw": self.link_bw_gbps,

@@ -6,8 +6,6 @@ mapping and the measured call cost.
 """
 from __future__ import annotations
 
-import math
-
 from aiconfigurator_core.sdk import common
 from aiconfigurator_core.sdk import operations as aic_ops
 from aiconfigurator_core.sdk.engine import build_ops_json
@@ -98,9 +96,6 @@ class AIConfiguratorProvider(PerfProvider):
             return aic_ops.GEMM(layer, 1, n, k, self.gemm_quant)
         if layer == "attn":
             return self._attention_op(tp, prefill)
-        if layer == "allreduce":
-            # One bf16 value per "token": the message of `x` tokens is 2 * x bytes.
-            return aic_ops.CustomAllReduce(layer, 1, 1, tp)
         return self._elementwise_op(layer, tp)
 
     def _op_json(self, layer: str, tp: int, prefill: bool) -> str:
@@ -190,11 +185,5 @@ class AIConfiguratorProvider(PerfProvider):
         return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
 
     def collective_table(self, tp: int) -> dict | None:
+        """The measured all-reduce of what vLLM runs on this GPU (perf/collectives.py)."""
         return collective_table(self.spec.system, tp)
-
-    def allreduce_ns(self, num_bytes: int, tp: int) -> float:
-        """All-reduce of `num_bytes` bf16 data over `tp` GPUs, from the backend's measured all-reduce table."""
-        if tp == 1 or num_bytes == 0:
-            return 0.0
-        values = math.ceil(num_bytes / 2)
-        return self._evaluate_ms("allreduce", tp, prefill=True, s=values, x=values) * MS_TO_NS

@@ -4,10 +4,10 @@ A hardware file names a measured `sibling` of the same architecture (RTX 3090 ->
 and the GPU's own datasheet numbers. Every operator is priced by the sibling's measured tables at its
 shape (AIConfiguratorProvider), then scaled by the datasheet ratio of what bounds it there:
 
-  work      FLOPs F (tensor cores, in the op's dtype), device-memory bytes B, link bytes L of the op
+  work      FLOPs F (tensor cores, in the op's dtype) and device-memory bytes B of the op
             at its shape: GEMM 2mnk FLOPs, weights + input + output bytes; attention 4 FLOPs per
             query-key pair and head dimension, Q, output and K/V bytes (functions below).
-  roofline  T(gpu) = max(F / peak FLOP/s, B / memory bandwidth, L / link bandwidth): an op whose
+  roofline  T(gpu) = max(F / peak FLOP/s, B / memory bandwidth): an op whose
             intensity F/B is above both GPUs' ridge points (peak / bandwidth) gets the FLOP ratio,
             one below both the bandwidth ratio, one in between the ratio of its two bounds.
   fixed     the sibling's time of the same kernel at its smallest measured shape (launch and
@@ -15,7 +15,8 @@ shape (AIConfiguratorProvider), then scaled by the datasheet ratio of what bound
   time      target = fixed + (sibling - fixed) * T(target) / T(sibling).
 
 Element-wise ops (norms, activation, rope, embedding) do no tensor-core work: their ratio is the
-bandwidth ratio whatever their size; all-reduce gets the link ratio. Nothing here is fitted: the
+bandwidth ratio whatever their size. Collectives are not scaled: a scaled GPU's all-reduce runs on the
+engine's link model of its own interconnect (`collective_table` is None). Nothing here is fitted: the
 ratios are datasheet figures, the fixed times the sibling's own measurements. README "GPUs priced
 from a measured sibling" reports how well this reproduces measured GPUs held out of the tables.
 """
@@ -42,42 +43,38 @@ GEMM_DTYPES = {16: "bf16", 8: "fp8"}  # --fp -> the tensor peak GEMMs run at
 
 @dataclass(frozen=True)
 class Work:
-    """What one op does: tensor FLOPs (of `dtype`), device-memory bytes, link bytes."""
+    """What one op does: tensor FLOPs (of `dtype`) and device-memory bytes."""
 
     flops: float = 0.0
     memory_bytes: float = 0.0
-    link_bytes: float = 0.0
     dtype: str = "bf16"
 
 
 STREAMING = Work(memory_bytes=1.0)  # element-wise ops: only the bandwidth ratio matters, whatever the bytes
-ALL_REDUCE = Work(link_bytes=1.0)   # all-reduce: only the link ratio matters
 
 
 @dataclass(frozen=True)
 class Datasheet:
-    """The peaks a roofline needs: dense tensor TFLOP/s per dtype, memory and link GB/s."""
+    """The peaks a roofline needs: dense tensor TFLOP/s per dtype and memory GB/s."""
 
     name: str
     tflops: dict[str, float]
     memory_bw_gbps: float
-    link_bw_gbps: float
 
     def roofline_s(self, work: Work) -> float:
         compute = work.flops / (self.tflops[work.dtype] * 1e12) if work.flops else 0.0
-        return max(compute, work.memory_bytes / (self.memory_bw_gbps * 1e9),
-                   work.link_bytes / (self.link_bw_gbps * 1e9))
+        return max(compute, work.memory_bytes / (self.memory_bw_gbps * 1e9))
 
 
 def datasheet_of_hardware(hardware: Hardware) -> Datasheet:
-    return Datasheet(hardware.name, dict(hardware.peak_tflops), hardware.memory_bw_gbps, hardware.link_bw_gbps)
+    return Datasheet(hardware.name, dict(hardware.peak_tflops), hardware.memory_bw_gbps)
 
 
 def datasheet_of_system(name: str) -> Datasheet:
     """A measured GPU's peaks as the package's system YAML states them (those its tables go with)."""
     spec = hardware_spec(name)
     peaks = {"bf16": spec.bf16_tflops, **({"fp8": spec.fp8_tflops} if spec.fp8_tflops else {})}
-    return Datasheet(spec.name, peaks, spec.memory_bw_gbps, spec.link_bw_gbps)
+    return Datasheet(spec.name, peaks, spec.memory_bw_gbps)
 
 
 def roofline_ratio(work: Work, target: Datasheet, sibling: Datasheet) -> float:
@@ -158,7 +155,7 @@ class ScaledProvider(AIConfiguratorProvider):
             if prefill:
                 return prefill_attention_work(s, prefix, *heads, kv_bytes=self.weight_bytes)
             return decode_attention_work(batch, s, *heads, kv_bytes=self.weight_bytes)
-        return ALL_REDUCE if layer == "allreduce" else STREAMING
+        return STREAMING
 
     def fixed_ms(self, layer: str, tp: int, prefill: bool) -> float:
         """The sibling's time of this op's kernel at its smallest shape: the tables' smallest GEMM,

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..inputs.workload import Request
+from .plots import pyplot
 
 STATS = {"mean": np.mean, "median": np.median, "p90": lambda v: np.percentile(v, 90),
          "p95": lambda v: np.percentile(v, 95), "p99": lambda v: np.percentile(v, 99)}
@@ -107,9 +108,7 @@ def write_series(measured, simulated, out: Path) -> None:
         writer.writerow(["source", "t_s", "prompt_tokens_per_s", "generation_tokens_per_s"])
         writer.writerows(("measured", *row) for row in measured)
         writer.writerows(("simulated", *row) for row in simulated)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for axis, column, title in ((axes[0], 1, "prompt throughput"), (axes[1], 2, "generation throughput")):
         for label, rows in (("measured (vLLM)", measured), ("simulated", simulated)):
