@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 GIB_PER_GB = 1e9 / 2**30  # the engine's network unit is GB = 2^30 bytes; our flags use GB = 10^9
 COLLECTIVE_TABLE = "collectives.json"  # beside system.json, which names it
 
@@ -29,14 +31,10 @@ class SystemConfig:
 
 def network_yaml(cfg: SystemConfig) -> str:
     dims = [n for n in (cfg.tp, cfg.pp) if n > 1] or [1]
-    bandwidth = round(cfg.link_bw_gbps * GIB_PER_GB, 6)
-
-    def flow(values) -> str:
-        return "[" + ", ".join(str(v) for v in values) + "]"
-    return (f"topology: {flow(['FullyConnected'] * len(dims))}\n"
-            f"npus_count: {flow(dims)}\n"
-            f"bandwidth: {flow([bandwidth] * len(dims))}\n"
-            f"latency: {flow([float(cfg.link_latency_ns)] * len(dims))}\n")
+    network = {"topology": ["FullyConnected"] * len(dims), "npus_count": dims,
+               "bandwidth": [round(cfg.link_bw_gbps * GIB_PER_GB, 6)] * len(dims),
+               "latency": [float(cfg.link_latency_ns)] * len(dims)}
+    return yaml.safe_dump(network, default_flow_style=None, sort_keys=False)
 
 
 def system_json(cfg: SystemConfig) -> dict:

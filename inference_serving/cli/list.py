@@ -6,11 +6,17 @@ import click
 from ..backend.base import BACKENDS
 from ..errors import exit_on_error
 from ..inputs.hardware import known_hardware, load_hardware
-from ..inputs.model import available_models
+from ..inputs.model import available_models, load_model
 from ..perf.provider import PROVIDERS
 from ..serving.policy import POLICIES
 
 WHAT = ("models", "hardware", "providers", "schedulers", "backends")
+
+
+def _model_line(name: str) -> str:
+    m = load_model(name)
+    return (f"{name:34} {m.total_parameters() / 1e9:7.2f} B parameters, {m.num_layers:3} layers, "
+            f"{m.num_heads}/{m.num_kv_heads} heads/KV heads, KV {m.kv_bytes_per_token(16) // 1024} KiB/token at bf16")
 
 
 def _hardware_line(name: str) -> str:
@@ -20,7 +26,7 @@ def _hardware_line(name: str) -> str:
 
 def lines(what: str) -> list[str]:
     if what == "models":
-        return available_models()
+        return [_model_line(name) for name in available_models()]
     if what == "hardware":
         return [_hardware_line(name) for name in known_hardware()]
     registry = {"providers": PROVIDERS, "schedulers": POLICIES, "backends": BACKENDS}[what]

@@ -82,9 +82,6 @@ class ModelConfig:
         return (self.embedding_parameters() + self.num_layers * self.layer_parameters()
                 + self.norm_parameters + self.lm_head_parameters())
 
-    def weight_bytes(self, fp_bits: int) -> int:
-        return self.total_parameters() * fp_bits // 8
-
     def kv_bytes_per_token(self, fp_bits: int) -> int:
         """K and V of one token over all layers."""
         return 2 * self.num_layers * self.kv_size * fp_bits // 8

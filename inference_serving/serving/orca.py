@@ -36,7 +36,6 @@ class OrcaPolicy(SchedulingPolicy):
 
     def __init__(self, requests: list[Request], kv: HostSwapKV, max_batch: int = 0, skip_prefill: bool = False):
         super().__init__(requests, kv)
-        self.swapped: list[RequestState] = []
         self.max_batch = max_batch or len(requests) or 1
         self.skip_prefill = skip_prefill
 
@@ -49,7 +48,7 @@ class OrcaPolicy(SchedulingPolicy):
         evicted_any = self._schedule_running(batch)
         if not evicted_any:
             self._schedule_swapped(batch)
-        if not self.swapped:
+        if not self.kv.swapped_requests():
             self._schedule_waiting(batch, now)
 
     def _schedule_running(self, batch: Batch) -> bool:
@@ -75,17 +74,17 @@ class OrcaPolicy(SchedulingPolicy):
         batch.evict_bytes += self.kv.swap_out(state.id)
         batch.evicted.append(state.id)
         self.running.remove(state)
-        self.swapped.append(state)
 
     def _schedule_swapped(self, batch: Batch) -> None:
-        self.swapped.sort(key=lambda s: s.admission)
-        while self.swapped and len(batch.entries) < self.max_batch:
-            state = self.swapped[0]
+        """Evicted requests (their blocks are in the KV manager's host tier) come back, oldest admission first."""
+        swapped = sorted((self.by_id[i] for i in self.kv.swapped_ids()), key=lambda s: s.admission)
+        for state in swapped:
+            if len(batch.entries) >= self.max_batch:
+                return
             held = self.kv.swapped_blocks(state.id)
             growth = max(0, self.kv.blocks_for(state.cached + 1) - held)
             if held + growth > self.kv.free_blocks:
                 return
-            self.swapped.pop(0)
             batch.load_bytes += self.kv.swap_in(state.id)
             batch.reloaded.append(state.id)
             self.kv.allocate(state.request, state.cached + 1)

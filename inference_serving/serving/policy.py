@@ -38,6 +38,7 @@ class SchedulingPolicy(ABC):
 
     def __init__(self, requests: list[Request], kv: KVManager) -> None:
         self.states = [RequestState(r) for r in requests]
+        self.by_id = {state.id: state for state in self.states}
         self.pending = deque(sorted(self.states, key=lambda s: (s.request.arrival_ns, s.id)))
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []

@@ -33,6 +33,9 @@ class HostSwapKV(KVManager):
     def swapped_requests(self) -> int:
         return len(self.host)
 
+    def swapped_ids(self) -> list[int]:
+        return list(self.host)
+
     def swapped_blocks(self, request_id: int) -> int:
         return self.host[request_id]
 
