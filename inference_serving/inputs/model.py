@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..paths import MODEL_CONFIG_DIR
 from .model_config import ModelConfig
+from .moe_config import moe_fields
 
 
 def _config_path(name: str) -> Path:
@@ -52,8 +53,9 @@ def config_from_dict(cfg: dict, name: str, path: Path) -> ModelConfig:
     """Read the HF field names (Llama/Qwen) and their OPT/GPT aliases.
 
     Facts HF keeps in model code rather than config.json are derived from `model_type`:
-    Qwen3's per-head q/k norms, OPT's position offset of 2, and whether embeddings are tied
-    when `tie_word_embeddings` is absent (tied for OPT/GPT, untied for Llama/Qwen).
+    Qwen3's (and Qwen3-MoE's) per-head q/k norms, OPT's position offset of 2, and whether embeddings
+    are tied when `tie_word_embeddings` is absent (tied for OPT/GPT, untied for Llama/Qwen). The
+    mixture-of-experts fields are read by moe_config.py.
     """
     hidden = _required(cfg, path, "hidden_size", "n_embd", "d_model")
     heads = _required(cfg, path, "num_attention_heads", "n_head")
@@ -65,22 +67,25 @@ def config_from_dict(cfg: dict, name: str, path: Path) -> ModelConfig:
     if isinstance(kv_heads, bool) or not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
         raise InputError(f"{path}: num_key_value_heads {kv_heads!r} must divide num_attention_heads {heads}")
     _check_embedding_projection(cfg, path, hidden)
+    layers = _required(cfg, path, "num_hidden_layers", "n_layer")
+    intermediate = _required(cfg, path, "intermediate_size", "ffn_dim", "n_inner")
     return ModelConfig(
         name=name,
-        num_layers=_required(cfg, path, "num_hidden_layers", "n_layer"),
+        num_layers=layers,
         hidden_size=hidden,
         num_heads=heads,
         num_kv_heads=kv_heads,
         head_dim=_optional(cfg, path, "head_dim", hidden // heads),
-        intermediate_size=_required(cfg, path, "intermediate_size", "ffn_dim", "n_inner"),
+        intermediate_size=intermediate,
         vocab_size=_required(cfg, path, "vocab_size"),
         max_position_embeddings=_required(cfg, path, "max_position_embeddings", "n_positions"),
         gated_mlp=gated,
         has_bias=not gated,
         learned_positions=not gated,
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", not gated)),
-        qk_norm=model_type == "qwen3",
+        qk_norm=model_type in ("qwen3", "qwen3_moe"),
         position_offset=2 if model_type == "opt" else 0,
+        **moe_fields(cfg, path, gated, intermediate, layers),
     )
 
 
