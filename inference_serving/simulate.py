@@ -19,6 +19,7 @@ from .inputs.model import load_model
 from .inputs.model_config import ModelConfig
 from .inputs.workload import Request, load_dataset
 from .paths import DEFAULT_ENGINE
+from .perf.experts import expert_plan
 from .perf.provider import PROVIDERS, PerfProvider, build_provider
 from .perf.shard import check_tensor_parallel
 from .plan.builder import TraceBuilder
@@ -119,6 +120,7 @@ def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, Pe
 
 def simulate(config: RunConfig, log=print) -> Metrics:
     model, requests, hardware, perf = _inputs(config)
+    experts = expert_plan(model, config.tp, config.enable_expert_parallel, config.expert_load)
     defaults = hardware.defaults()
     npu_mem = config.npu_mem if config.npu_mem is not None else defaults["npu_mem"]
     scheduler = build_policy(config, requests, model, npu_mem)
@@ -134,8 +136,10 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
     selective = scheduler.selective_attention
     builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
-                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps)
-    log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}), "
+                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps,
+                           experts=experts)
+    ep = f", EP {experts.ranks}" if experts and experts.ranks > 1 else ""
+    log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}{ep}), "
         f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
         f"{kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))

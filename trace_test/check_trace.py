@@ -6,9 +6,10 @@ Rules, as the original tool's README asks of a trace generator:
   1. every ATTENTION <id> block is closed by ATTENTION END, holds only that request's rows, and
      each request appears once per decoder layer;
   2. tensor sizes chain: a row's input size equals the output size of the row feeding it
-     (q/k/v and gate/up/fc1 read the preceding norm's output; o_proj reads the attention
-     outputs of all requests; lm_head reads the last token of each request);
-  3. with tensor parallelism every o_proj and down_proj/fc2 row, and no other row, carries an
+     (q/k/v and gate/up/fc1 read the preceding norm's output, and so do an MoE layer's router,
+     shared-expert gate/up and routed experts; o_proj reads the attention outputs of all requests;
+     lm_head reads the last token of each request);
+  3. with tensor parallelism every o_proj and down_proj/fc2/experts row, and no other row, carries an
      ALLREDUCE of its output size; without it, no row communicates.
 Prints one line per problem and exits 1 if any, else prints OK.
 """
@@ -17,8 +18,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PROJECTIONS_READING_NORM = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "fc1")
-ALLREDUCE_AFTER = ("o_proj", "down_proj", "fc2")
+PROJECTIONS_READING_NORM = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "fc1",
+                            "router", "shared_gate_proj", "shared_up_proj", "experts")
+ALLREDUCE_AFTER = ("o_proj", "down_proj", "fc2", "experts")
 SWAP_ROWS = ("vllm_evict_kv", "vllm_load_kv", "engine_overhead")
 
 

@@ -7,6 +7,7 @@ import click
 
 from ..errors import exit_on_error
 from ..inputs.model import load_model
+from ..inputs.moe_config import dense_only
 from ..inputs.onnx_export import save_decoder_onnx
 from ..report.outputs import check_file
 
@@ -19,6 +20,7 @@ from ..report.outputs import check_file
 def onnx(model_name: str, out: Path, force: bool) -> None:
     """Write MODEL_NAME (a model under model_configs/ or a config .json) as a decoder ONNX with zero weights."""
     config = load_model(model_name)
+    dense_only(config, "onnx")
     check_file("OUT", out, lambda path: force)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_decoder_onnx(config, out)

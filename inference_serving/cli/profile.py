@@ -8,6 +8,7 @@ import click
 from ..config.types import NON_NEGATIVE_INT, POSITIVE_INT
 from ..errors import InputError, exit_on_error
 from ..inputs.model import load_model
+from ..inputs.moe_config import dense_only
 from ..paths import REPO_ROOT
 from ..perf.csv_provider import model_key
 from ..perf.profiler import DEFAULT_ATTN_TOKENS, DEFAULT_KV, DEFAULT_TOKENS, Profiler, default_hardware_name, write_rows
@@ -45,6 +46,7 @@ def _int_list(ctx, param, value: str) -> list[int]:
 def main(model_name, device, tp, output, hardware, dtype, tokens, attn_tokens, kv, warmup, repeat) -> None:
     """Time each layer of a model in PyTorch and write a CSV for --perf-model."""
     model = load_model(model_name)
+    dense_only(model, "profile")
     shard(model, tp)
     try:
         import torch

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..config.run_config import RunConfig
+from ..config.vllm_parallel import parallel_flags
 from ..errors import exit_on_error
 from ..inputs.workload import write_dataset
 from ..report.metrics import RequestTimes
@@ -51,7 +52,8 @@ def main(measured_dir, hardware, model_name, npu_num, max_num_seqs, max_num_batc
             dataset=str(dataset), req_num=len(requests), log_interval=1.0, scheduler="vllm", perf_model=perf_model,
             max_num_seqs=max_num_seqs or engine.get("max_num_seqs") or 256,
             max_num_batched_tokens=max_num_batched_tokens or engine.get("max_num_batched_tokens") or 2048,
-            gpu_memory_utilization=gpu_memory_utilization or engine.get("gpu_memory_utilization") or 0.9, quiet=True)
+            gpu_memory_utilization=gpu_memory_utilization or engine.get("gpu_memory_utilization") or 0.9, quiet=True,
+            **parallel_flags(engine))
         metrics = simulate(run, log=lambda line: None)
     times = [RequestTimes.of(state) for state in sorted(metrics.finished, key=lambda s: s.id)]
     simulated = {"ttft": [t.ttft / 1e6 for t in times], "latency": [t.latency / 1e6 for t in times],

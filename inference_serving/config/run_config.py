@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .types import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, FiniteFloat
+from .types import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, ExpertLoadSpec, FiniteFloat
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 OUT_DIR = click.Path(file_okay=False, path_type=Path)
@@ -71,6 +71,12 @@ class RunConfig:
     gpu_memory_utilization: float = flag(0.9, "vllm: share of device memory for weights, activations and KV cache.",
                                          FiniteFloat(min=0, max=1, min_open=True))
     num_gpu_blocks: int | None = flag(None, "vllm: KV blocks per NPU, instead of deriving them.", POSITIVE_INT)
+    enable_expert_parallel: bool = flag(False, "MoE models: every rank of a tensor-parallel group holds whole experts, "
+                                        "num_experts/tp of them (vLLM's --enable-expert-parallel; EP = TP).",
+                                        opts=dashed("enable_expert_parallel"), is_flag=True)
+    expert_load: str = flag("uniform", "MoE models: tokens per routed expert: uniform, zipf:S (expert i's share "
+                            "~ 1/(i+1)^S) or a JSON list of per-expert shares.", ExpertLoadSpec(),
+                            opts=dashed("expert_load"))
     engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
                                          NON_NEGATIVE, opts=dashed("engine_overhead"))
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",

@@ -6,6 +6,8 @@ import math
 
 import click
 
+from ..perf.expert_load import spec_problem
+
 
 class FiniteFloat(click.FloatRange):
     """A finite float within [min, max] (open ends with min_open / max_open)."""
@@ -28,6 +30,20 @@ class StrictInt(click.IntRange):
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             self.fail(f"{value!r} is not an integer", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class ExpertLoadSpec(click.ParamType):
+    """--expert-load: uniform, zipf:S (S a finite number >= 0) or an existing file (read when the run starts)."""
+
+    name = "uniform|zipf:S|FILE"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            self.fail(f"{value!r} is not a text", param, ctx)
+        problem = spec_problem(value)
+        if problem:
+            self.fail(f"{value!r}: {problem}", param, ctx)
+        return value
 
 
 POSITIVE_INT = StrictInt(min=1)

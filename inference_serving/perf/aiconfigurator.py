@@ -2,21 +2,25 @@
 
 This provider builds one aiconfigurator operation per (layer, tp) and asks the package's engine
 for its latency at the requested shape. See docs/perf_aiconfigurator.md for the layer-to-operation
-mapping and the measured call cost.
+mapping and the measured call cost. An MoE layer's routed experts come from the measured fused MoE
+kernel where the tables have the model's shape (aiconfigurator_moe.py).
 """
 from __future__ import annotations
 
 from aiconfigurator_core.sdk import common
 from aiconfigurator_core.sdk import operations as aic_ops
 from aiconfigurator_core.sdk.engine import build_ops_json
+from aiconfigurator_core.sdk.errors import PerfDataNotAvailableError
 from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for_op
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
 from ..inputs.model_config import ModelConfig
+from .aiconfigurator_moe import balanced_tokens, fused_moe_json
 from .aiconfigurator_systems import MS_TO_NS, engine_for, hardware_spec, load_database
 from .collectives import collective_table
-from .layers import LAYERS, NORMS, PROJECTIONS
+from .experts import ExpertRouting
+from .layers import ACTIVATIONS, LAYERS, NORMS, PROJECTIONS
 from .provider import PerfProvider
 from .ragged import SM_COUNT, ragged_slowdown
 from .shard import shard
@@ -45,6 +49,7 @@ class AIConfiguratorProvider(PerfProvider):
         self.model = model
         self.spec = hardware_spec(system or hardware.system or hardware.name)
         self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(fp_bits)
+        self.fp_bits = fp_bits
         self._database = load_database(self.spec.system)
         self._engine = engine_for(self.spec.system)
         self.table = f"{self._database.backend} {self._database.version}"
@@ -52,6 +57,7 @@ class AIConfiguratorProvider(PerfProvider):
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
         self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
+        self._fused_moe: dict[tuple[int, int], str | None] = {}
         self._check_measured()
 
     def _check_measured(self) -> None:
@@ -82,8 +88,8 @@ class AIConfiguratorProvider(PerfProvider):
         if layer in NORMS:
             # vLLM fuses the residual add into RMSNorm: reads x and residual, writes both.
             return aic_ops.ElementWise(layer, 1, 2 * h, 2 * h)
-        if layer == "act_fn":
-            inter = shard(self.model, tp).intermediate
+        if layer in ACTIVATIONS:
+            inter = shard(self.model, tp).act_features(layer)
             return aic_ops.ElementWise(layer, 1, (2 if self.model.gated_mlp else 1) * inter, inter)
         # rope on one decode token: rotate q and k of this shard in place.
         rotated = (shard(self.model, tp).heads + shard(self.model, tp).kv_heads) * self.model.head_dim
@@ -93,7 +99,9 @@ class AIConfiguratorProvider(PerfProvider):
         """The aiconfigurator operation that models `layer` on one tensor-parallel shard."""
         if layer in PROJECTIONS:
             k, n = shard(self.model, tp).linear(layer)
-            return aic_ops.GEMM(layer, 1, n, k, self.gemm_quant)
+            # vLLM keeps an MoE router unquantized (its gate has no quant_config), as the package's MoE models do
+            quant = common.GEMMQuantMode.bfloat16 if layer == "router" else self.gemm_quant
+            return aic_ops.GEMM(layer, 1, n, k, quant)
         if layer == "attn":
             return self._attention_op(tp, prefill)
         return self._elementwise_op(layer, tp)
@@ -183,6 +191,31 @@ class AIConfiguratorProvider(PerfProvider):
         attention_ns, rope_ns = self._batched_decode[key]
         slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, self.sm_count)
         return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
+
+    def _fused_moe_json(self, tp: int, ranks: int) -> str | None:
+        """The fused MoE op of this placement, or None where the tables lack the model's shape."""
+        key = (tp, ranks)
+        if key not in self._fused_moe:
+            ops_json = fused_moe_json(self.model, tp, ranks, self.fp_bits)
+            try:
+                self._engine.evaluate_ops_json(ops_json, is_context=True, batch_size=1, s=1, x=1)
+            except PerfDataNotAvailableError:
+                ops_json = None
+            self._fused_moe[key] = ops_json
+        return self._fused_moe[key]
+
+    def _moe_ns(self, routing: ExpertRouting) -> float:
+        """The measured fused MoE kernel at the slowest rank's balanced-equivalent tokens; expert by
+        expert from the GEMM tables where the MoE tables lack the shape."""
+        ops_json = self._fused_moe_json(routing.tp, routing.ranks)
+        if ops_json is None:
+            return super()._moe_ns(routing)
+        tokens = balanced_tokens(routing, self.model.experts_per_token)
+        if tokens == 0:
+            return 0.0
+        ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(ops_json, is_context=True, batch_size=1,
+                                                                  s=tokens, x=tokens)
+        return latency_ms * MS_TO_NS
 
     def collective_table(self, tp: int) -> dict | None:
         """The measured all-reduce of what vLLM runs on this GPU (perf/collectives.py)."""

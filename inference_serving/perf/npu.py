@@ -26,8 +26,9 @@ Attention of one request: t new tokens after c cached, L = c + t keys, Hq query 
       2*t*Hq*d, cached and new K and V read 2*L*Hk*d, the new K and V written 2*t*Hk*d elements.
 Every layer: latency = max(compute cycles / f, bytes / B) ns -- the roofline of its own op.
 Sharding (tp) by shard.py's rule: column-parallel projections split N, row-parallel ones K,
-attention its heads (KV heads divided or replicated), act_fn its features; norms and the embedding
-see the whole hidden state. Models with learned positions (OPT, GPT-3) have no rotary embedding: rope 0.
+attention its heads (KV heads divided or replicated), act_fn its features; norms, the embedding and
+an MoE router see the whole hidden state; routed experts are GEMMs of the tokens routed to each
+(PerfProvider.moe_ns). Models with learned positions (OPT, GPT-3) have no rotary embedding: rope 0.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ import math
 from ..errors import InputError
 from ..inputs.hardware import Hardware
 from ..inputs.model_config import ModelConfig
-from .layers import LAYERS, NORMS, PROJECTIONS
+from .layers import ACTIVATIONS, LAYERS, NORMS, PROJECTIONS
 from .provider import PerfProvider
 from .shard import shard
 
@@ -100,8 +101,8 @@ class NpuProvider(PerfProvider):
         weights = 2 * h if layer_norm else h
         return self.roofline_ns(self.vector_cycles(ops), 2 * tokens * h + weights)
 
-    def _act_ns(self, tokens: int, tp: int) -> float:
-        features = shard(self.model, tp).intermediate
+    def _act_ns(self, layer: str, tokens: int, tp: int) -> float:
+        features = shard(self.model, tp).act_features(layer)
         if self.model.gated_mlp:
             return self.roofline_ns(self.vector_cycles(GATED_ACT_OPS * tokens * features), 3 * tokens * features)
         return self.roofline_ns(self.vector_cycles(ACT_OPS * tokens * features), 2 * tokens * features)
@@ -141,8 +142,8 @@ class NpuProvider(PerfProvider):
             return self._norm_ns(tokens)
         if layer == "embedding":
             return self._embedding_ns(tokens)
-        if layer == "act_fn":
-            return self._act_ns(tokens, tp)
+        if layer in ACTIVATIONS:
+            return self._act_ns(layer, tokens, tp)
         if layer == "rope":
             return self._rope_ns(tokens, tp)
         return self._attention_ns(tokens, kv_cache, tp)

@@ -10,6 +10,9 @@ Shape arguments (layer names in layers.py):
               decoding).
   kv_cache -- for `rope`/`attn` only: tokens of that request already in the KV cache.
   tp       -- the tensor-parallel degree whose shard this NPU runs (shard.py: the one rule).
+
+A mixture-of-experts layer's routed experts are priced as a whole by `moe_ns` (perf/experts.py's
+routing of one iteration's tokens).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from abc import ABC, abstractmethod
 
 from ..inputs.hardware import Hardware, check_provider_fields
 from ..inputs.model_config import ModelConfig
+from .experts import EXPERT_LAYERS, ExpertRouting
 from .registry import PROVIDERS
 
 
@@ -25,6 +29,7 @@ class PerfProvider(ABC):
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int, int, int], int] = {}
+        self._moe_cache: dict[ExpertRouting, int] = {}
         self.lookups = 0
         self.hits = 0
 
@@ -53,6 +58,20 @@ class PerfProvider(ABC):
         same kernel. Providers with a batched kernel model override this; by default the
         requests' single-request latencies add up."""
         return sum(self.latency_ns("rope", 1, kv, tp) + self.latency_ns("attn", 1, kv, tp) for kv in kv_caches)
+
+    def moe_ns(self, routing: ExpertRouting) -> int:
+        """The routed experts of one MoE layer, on the rank that finishes last (cached per routing)."""
+        cached = self._moe_cache.get(routing)
+        if cached is None:
+            cached = self._moe_cache[routing] = round(self._moe_ns(routing))
+        return cached
+
+    def _moe_ns(self, routing: ExpertRouting) -> float:
+        """Each rank runs its experts one after the other, every expert with tokens as ordinary
+        GEMMs (gate, up, activation, down) at the tokens routed to it; the slowest rank's sum.
+        Providers with a measured fused MoE kernel override this."""
+        return max(sum(self.latency_ns(layer, tokens, 0, routing.tp) for tokens in counts if tokens
+                       for layer in EXPERT_LAYERS) for counts in routing.per_rank)
 
     def collective_table(self, tp: int) -> dict | None:
         """Measured collective times for the engine (astra-sim/README.md, "Measured collective table"),

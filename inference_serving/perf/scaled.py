@@ -31,7 +31,9 @@ from ..inputs.hardware import Hardware
 from ..inputs.model_config import ModelConfig
 from .aiconfigurator import AIConfiguratorProvider
 from .aiconfigurator_systems import hardware_spec
+from .experts import ExpertRouting
 from .layers import PROJECTIONS
+from .provider import PerfProvider
 from .shard import shard
 
 # The smallest GEMM the tables measure (m = 1, n = k = 32): its time is the GEMM kernel's fixed cost.
@@ -138,6 +140,11 @@ class ScaledProvider(AIConfiguratorProvider):
     def collective_table(self, tp: int) -> dict | None:
         """The sibling's measured collectives belong to its interconnect: the link model instead."""
         return None
+
+    def _moe_ns(self, routing: ExpertRouting) -> float:
+        """The sibling's fused MoE kernel is not scaled as a whole: the experts are priced one by one as
+        scaled GEMMs (PerfProvider.moe_ns)."""
+        return PerfProvider._moe_ns(self, routing)
 
     def _operation(self, layer: str, tp: int, prefill: bool):
         if layer == FIXED_GEMM:

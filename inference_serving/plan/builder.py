@@ -3,19 +3,23 @@
 Each request's attention rows form an AttentionGroup (the graph builder may give them to one NPU of
 the group: selective batching). KV-cache swaps come first as rows whose weight_size is the bytes
 moved by each NPU; then the per-step engine overhead, the embedding, the decoder block, the head.
+A mixture-of-experts model's block has the MoE rows (moe_block.py) in place of the MLP's; its
+leading dense layers, if any, run a block with the MLP.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from ..inputs.model_config import ModelConfig
+from ..perf.experts import ExpertPlan, expert_plan
 from ..perf.provider import PerfProvider
 from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
                         Row, Trace)
+from .moe_block import MoeRows
 
 
 @dataclass
-class TraceBuilder:
+class TraceBuilder(MoeRows):
     """Builds iteration traces for one model on one parallel layout."""
 
     model: ModelConfig
@@ -26,7 +30,12 @@ class TraceBuilder:
     selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
     engine_overhead_ns: int = 0
     sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
+    experts: ExpertPlan | None = None  # an MoE model's expert placement and load [tensor-parallel, uniform]
     _attention_cache: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model.is_moe and self.experts is None:
+            self.experts = expert_plan(self.model, self.tp, False, "uniform")
 
     @property
     def elem(self) -> int:
@@ -35,11 +44,15 @@ class TraceBuilder:
     def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0) -> Trace:
         tokens = sum(e.new_tokens for e in entries)
         overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
+        attention = self._attention_part(entries, tokens)
+        mlp = self._mlp_rows(tokens) if not self.model.is_moe or self.model.first_dense_layers else []
+        block = attention + (self._moe_rows(tokens) if self.model.is_moe else mlp)
+        first_block = attention + mlp if self.model.is_moe and self.model.first_dense_layers else None
         return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=self._embedding(tokens),
-                     block=self._decoder_block(entries, tokens),
-                     stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
+                     block=block, stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
                      head=self._head(tokens, len(entries)), tp=self.tp, batch_requests=len(entries),
-                     kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED, overhead=overhead)
+                     kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED, overhead=overhead,
+                     first_block=first_block, first_layers=self.model.first_dense_layers)
 
     def _stage_layer_count(self, stage: int) -> int:
         layers = self.model.num_layers
@@ -106,7 +119,8 @@ class TraceBuilder:
             groups.append(AttentionGroup(entry.request_id, self._attention_rows(entry, 0, share)))
         return groups
 
-    def _decoder_block(self, entries: list[BatchEntry], tokens: int) -> list[Row | AttentionGroup]:
+    def _attention_part(self, entries: list[BatchEntry], tokens: int) -> list[Row | AttentionGroup]:
+        """A decoder layer up to its feed-forward part: norm, q/k/v, attention, o_proj, norm."""
         m = self.model
         norm_weight = m.norm_parameters
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
@@ -122,6 +136,10 @@ class TraceBuilder:
             rows.extend(self._batched_decode_attention(decodes, prefill_ns))
         rows.append(self._linear("o_proj", tokens, all_reduce=True))
         rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
+        return rows
+
+    def _mlp_rows(self, tokens: int) -> list[Row]:
+        m, rows = self.model, []
         for name in m.mlp_layers():
             if name == "act_fn":
                 rows.append(self._elementwise("act_fn", tokens, m.intermediate_size))

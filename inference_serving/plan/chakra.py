@@ -109,7 +109,8 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
         ops.append(Op("recv", "recv_hidden", hidden_bytes // tp, peer=npu - tp, tag=stage))
         body = []
     # merge(A + B) == merge(merge(A) + merge(B)): merging the block once keeps this cheap
-    body += _rank_ops(trace.block, rank, tp, merge, trace.selective_attention) * trace.stage_layers[stage]
+    for block, layers in trace.stage_blocks(stage):
+        body += _rank_ops(block, rank, tp, merge, trace.selective_attention) * layers
     last = stage == trace.pp - 1
     if last:
         body += _rank_ops(trace.head, rank, tp, merge)

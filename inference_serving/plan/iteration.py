@@ -70,7 +70,8 @@ class BatchEntry:
 class Trace:
     """An iteration's plan: KV swaps, engine overhead, embedding, the decoder block (repeated once per
     layer), head. Stage s of the pipeline runs `stage_layers[s]` layers; the embedding belongs to the
-    first stage, the head to the last."""
+    first stage, the head to the last. The model's first `first_layers` layers run `first_block`
+    instead of `block` (the dense layers before a mixture-of-experts model's expert layers)."""
 
     swaps: list[Row]
     embedding: Row
@@ -81,6 +82,8 @@ class Trace:
     batch_requests: int
     kind: Kind = Kind.SELECTIVE
     overhead: Row | None = None  # per-step engine work outside the model, before the first layer
+    first_block: list[Row | AttentionGroup] | None = None
+    first_layers: int = 0
 
     @property
     def selective_attention(self) -> bool:
@@ -89,6 +92,14 @@ class Trace:
     @property
     def pp(self) -> int:
         return len(self.stage_layers)
+
+    def stage_blocks(self, stage: int) -> list[tuple[list[Row | AttentionGroup], int]]:
+        """The blocks stage `stage` runs, in order, with how many layers each."""
+        start = sum(self.stage_layers[:stage])
+        layers = self.stage_layers[stage]
+        first = min(max(self.first_layers - start, 0), layers)
+        blocks = [(self.first_block, first), (self.block, layers - first)]
+        return [(block, count) for block, count in blocks if count]
 
     @property
     def leading(self) -> list[Row]:

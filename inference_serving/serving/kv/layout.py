@@ -30,17 +30,20 @@ class MemoryLayout:
 
 
 def stage_weight_bytes(model: ModelConfig, fp_bits: int, tp: int, pp: int) -> list[int]:
-    """Weights of each pipeline stage on one of its NPUs (embedding on the first, head on the last)."""
+    """Weights of each pipeline stage on one of its NPUs (embedding on the first, head on the last); an
+    MoE layer's router is replicated on every rank, the rest split (perf/experts.py: both expert
+    layouts hold 1/tp of the experts' weights per rank)."""
     e = fp_bits // 8
     sizes = []
     for stage in range(pp):
-        layers = (stage + 1) * model.num_layers // pp - stage * model.num_layers // pp
-        params = layers * model.layer_parameters()
+        layers = range(stage * model.num_layers // pp, (stage + 1) * model.num_layers // pp)
+        params = sum(model.layer_parameters(layer) for layer in layers)
+        replicated = sum(model.projection_parameters("router") for layer in layers if model.is_moe_layer(layer))
         if stage == 0:
             params += model.embedding_parameters()
         if stage == pp - 1:
             params += model.lm_head_parameters() + model.norm_parameters
-        sizes.append(ceil_div(params, tp) * e)
+        sizes.append((ceil_div(params - replicated, tp) + replicated) * e)
     return sizes
 
 
