@@ -7,10 +7,10 @@ with probability q_i = min(1, c·share_i), c chosen so that the q_i add up to k 
 cannot be met: such an expert already gets every token, and the rest is spread over the others in
 proportion to their shares).
 
-Routing T tokens: the T·k (token, expert) pairs are divided over the experts in proportion to q_i
-by largest remainders (each expert gets floor(T·q_i) or one more, never more than T; ties go to
-the experts in turn over the ranks, so that equal shares also spread evenly over the ranks). The
-experts are placed on the ranks in order (vLLM's default `expert_placement_strategy` "linear":
+Routing T tokens: the T·k (token, expert) pairs are divided over the ranks in proportion to their
+experts' q_i, then each rank's over its experts, both by largest remainders (a part gets its quota
+rounded down or one more, ties to the lower index; an expert never more than T). The experts are
+placed on the ranks in order (vLLM's default `expert_placement_strategy` "linear":
 rank r holds experts r·E/ranks .. (r+1)·E/ranks − 1), so under `zipf:S` rank 0 holds the most
 loaded experts, the worst placement; a share file gives any other. The expected counts of a
 random router are used, not a random draw: runs are deterministic.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import EngineError, InputError
 
 UNIFORM = "uniform"
 ZIPF = "zipf:"
@@ -58,13 +58,25 @@ class ExpertLoad:
         """Tokens routed to each expert, grouped by the rank that holds it (`ranks` equal groups)."""
         weights = self.probabilities(top_k)
         local = self.experts // ranks
-        pairs = tokens * top_k
-        quotas = [pairs * w / top_k for w in weights]
-        counts = [math.floor(q) for q in quotas]
-        turn = sorted(range(self.experts), key=lambda i: (counts[i] - quotas[i], (i % local) * ranks + i // local))
-        for i in turn[:pairs - sum(counts)]:
+        groups = [weights[r * local:(r + 1) * local] for r in range(ranks)]
+        per_rank = apportion(tokens * top_k, [sum(group) for group in groups], tokens * local)
+        return tuple(tuple(apportion(pairs, group, tokens)) for pairs, group in zip(per_rank, groups))
+
+
+def apportion(total: int, weights, cap: int) -> list[int]:
+    """`total` divided in proportion to `weights` by largest remainders (ties to the lower index), no
+    part above `cap`."""
+    weight = sum(weights)
+    quotas = [total * w / weight if weight else 0.0 for w in weights]
+    counts = [min(math.floor(q), cap) for q in quotas]
+    order = sorted(range(len(weights)), key=lambda i: (counts[i] - quotas[i], i))
+    while sum(counts) < total:
+        open_parts = [i for i in order if counts[i] < cap and weights[i] > 0]
+        if not open_parts:
+            raise EngineError(f"internal: {total} pairs do not fit {len(weights)} parts of at most {cap}")
+        for i in open_parts[:total - sum(counts)]:
             counts[i] += 1
-        return tuple(tuple(counts[r * local:(r + 1) * local]) for r in range(ranks))
+    return counts
 
 
 def spec_problem(spec: str) -> str | None:
