@@ -143,7 +143,8 @@ def simulate(config: RunConfig, log=print) -> Metrics:
         f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
         f"{kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
-    metrics.attach(kv, [r.arrival_ns for r in requests])
+    metrics.attach(kv, [r.arrival_ns for r in requests if r.after is None])
+    scheduler.arrival_listeners.append(metrics.arrived)
     metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
     return _run(config, scheduler, builder, options, metrics, perf, log)
 
@@ -180,4 +181,7 @@ def _reuse_line(perf: PerfProvider, simulation: Simulation, metrics: Metrics, sc
     kv = scheduler.kv
     line = (f"computation reuse: layer shapes {perf.hits}/{perf.lookups} looked up again, "
             f"iterations {simulation.graph_hits}/{metrics.iterations} reused")
-    return line + (f"; prefix cache: {kv.prefix_hits}/{kv.prefix_queries} lookups hit" if kv.prefix_queries else "")
+    if not kv.prefix_queries:
+        return line
+    return (line + f"; prefix cache: {kv.prefix_hits}/{kv.prefix_queries} lookups hit, "
+            f"{kv.prefix_hit_tokens}/{kv.prefix_query_tokens} tokens found cached")

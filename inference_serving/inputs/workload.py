@@ -4,7 +4,8 @@ Dataset formats (field names of the original tool's TSV):
   .tsv   -- header line `input_toks<TAB>output_toks<TAB>arrival_time_ns`, one request per line;
             columns are found by name, extra columns are ignored.
   .jsonl -- one JSON object per line with the same three fields and an optional `token_ids`
-            (the prompt's token ids, `input_toks` of them, for prefix caching).
+            (the prompt's token ids, `input_toks` of them, for prefix caching); or the turns of
+            multi-turn sessions (a `session_id` on the first line: inputs/sessions.py).
 Blank lines are skipped. Request ids are the file order (0 = first request in the file), so a
 result row can be joined back to its dataset line; the returned list is sorted by arrival time
 (stable, so requests arriving together keep file order).
@@ -29,13 +30,19 @@ from ..errors import InputError
 
 @dataclass(frozen=True)
 class Request:
-    """One inference request: prompt length, tokens to generate, arrival time."""
+    """One inference request: prompt length, tokens to generate, arrival time. A turn of a multi-turn
+    session (inputs/sessions.py) names its session and the request it follows: it arrives `think_ns`
+    after that one ends (its `arrival_ns` holds the session's start until the run releases it)."""
 
     id: int
     input_tokens: int
     output_tokens: int
     arrival_ns: int
     token_ids: tuple[int, ...] | None = None
+    output_token_ids: tuple[int, ...] | None = None  # the tokens it will generate, where a later turn reads them
+    session: int | None = None
+    after: int | None = None
+    think_ns: int = 0
 
 
 # ---------------------------------------------------------------- loading
@@ -51,9 +58,13 @@ def load_dataset(path: str | Path, req_num: int | None = None) -> list[Request]:
     reader = readers.get(path.suffix)
     if reader is None:
         raise InputError(f"{path}: unknown dataset extension '{path.suffix}'; use .tsv or .jsonl")
-    rows = islice(reader(path), req_num)
-    requests = [_request_from_fields(path, line_no, request_id, fields)
-                for request_id, (line_no, fields) in enumerate(rows)]
+    rows = list(islice(reader(path), req_num))
+    from .sessions import SESSION_FIELD, session_requests  # sessions.py builds on this module's Request
+    if rows and SESSION_FIELD in rows[0][1]:
+        requests = session_requests(path, rows)
+    else:
+        requests = [_request_from_fields(path, line_no, request_id, fields)
+                    for request_id, (line_no, fields) in enumerate(rows)]
     if not requests:
         raise InputError(f"{path}: no requests in the file")
     return sorted(requests, key=lambda request: request.arrival_ns)
@@ -98,15 +109,20 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
         yield line_no, fields
 
 
+def whole_field(path: Path, line_no: int, fields: dict, column: str, minimum: int) -> int:
+    """A required whole-number field of a row, >= minimum."""
+    if column not in fields:
+        raise InputError(f"{path}, line {line_no}: missing '{column}'")
+    value = _as_integer(fields[column])
+    if value is None or value < minimum:
+        raise InputError(f"{path}, line {line_no}: '{column}' must be a whole number >= {minimum}, "
+                            f"got {fields[column]!r}")
+    return value
+
+
 def _request_from_fields(path: Path, line_no: int, request_id: int, fields: dict) -> Request:
     def field(column: str, minimum: int) -> int:
-        if column not in fields:
-            raise InputError(f"{path}, line {line_no}: missing '{column}'")
-        value = _as_integer(fields[column])
-        if value is None or value < minimum:
-            raise InputError(f"{path}, line {line_no}: '{column}' must be a whole number >= {minimum}, "
-                                f"got {fields[column]!r}")
-        return value
+        return whole_field(path, line_no, fields, column, minimum)
 
     input_tokens = field("input_toks", 1)
     return Request(
@@ -114,7 +130,7 @@ def _request_from_fields(path: Path, line_no: int, request_id: int, fields: dict
         input_tokens=input_tokens,
         output_tokens=field("output_toks", 1),
         arrival_ns=field("arrival_time_ns", 0),
-        token_ids=_token_ids(path, line_no, fields.get("token_ids"), input_tokens),
+        token_ids=token_ids_field(path, line_no, fields.get("token_ids"), input_tokens),
     )
 
 
@@ -128,13 +144,15 @@ def _as_integer(raw: object) -> int | None:
     return None
 
 
-def _token_ids(path: Path, line_no: int, raw: object, input_tokens: int) -> tuple[int, ...] | None:
+def token_ids_field(path: Path, line_no: int, raw: object, count: int, field: str = "token_ids",
+                    unit: str = "prompt token") -> tuple[int, ...] | None:
+    """An optional list of `count` token ids (None when absent)."""
     if raw is None:
         return None
     valid = isinstance(raw, list) and all(type(t) is int and t >= 0 for t in raw)
-    if not valid or len(raw) != input_tokens:
-        raise InputError(f"{path}, line {line_no}: 'token_ids' must be a list of {input_tokens} "
-                            f"non-negative integers (one per prompt token)")
+    if not valid or len(raw) != count:
+        raise InputError(f"{path}, line {line_no}: '{field}' must be a list of {count} "
+                            f"non-negative integers (one per {unit})")
     return tuple(raw)
 
 
@@ -145,10 +163,15 @@ def write_dataset(requests: list[Request], path: str | Path, force: bool = False
     formatter = formatters.get(path.suffix)
     if formatter is None:
         raise InputError(f"{path}: unknown dataset extension '{path.suffix}'; use .tsv or .jsonl")
+    write_new_file(path, formatter(requests), force)
+
+
+def write_new_file(path: Path, text: str, force: bool) -> None:
+    """Writes `text` to `path`; an existing file is replaced only with `force`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with path.open("w" if force else "x", encoding="utf-8", newline="\n") as handle:
-            handle.write(formatter(requests))
+            handle.write(text)
     except FileExistsError:
         raise InputError(f"{path}: already exists; pass --force to overwrite it") from None
 

@@ -80,8 +80,13 @@ class Metrics:
         self._admitted: set[int] = set()
 
     def attach(self, kv, arrivals_ns: list[int]) -> None:
-        """Turns on per-iteration samples: the KV cache to read and every request's arrival time."""
+        """Turns on per-iteration samples: the KV cache to read and the requests' arrival times (those
+        known before the run; `arrived` adds the others)."""
         self._kv, self._arrivals = kv, sorted(arrivals_ns)
+
+    def arrived(self, arrival_ns: int) -> None:
+        """A request whose arrival the run decided (a later turn of a session)."""
+        bisect.insort(self._arrivals, arrival_ns)
 
     def batch_started(self, batch: Batch, now: int) -> None:
         self.iterations += 1

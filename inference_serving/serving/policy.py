@@ -2,7 +2,9 @@
 
 A policy owns the request queues (pending = not yet arrived, waiting, running) and its KV manager;
 the serving loop calls `schedule(now)` for the next batch, `complete(batch, now)` when its
-iteration ends and `next_arrival()` to know when to wake up. A policy declares its traits, which
+iteration ends and `next_arrival()` to know when to wake up. A request that follows another (a later
+turn of a session) joins the pending queue when that one ends (follow_ups.py); `arrival_listeners`
+hear of each such arrival. A policy declares its traits, which
 the run assembles around it: how attention is laid out over a tensor-parallel group, its default
 block size, whether it runs pipeline stages and `--gen`, and the flags only it reads. New
 policies are one file and one line in POLICIES.
@@ -10,8 +12,9 @@ policies are one file and one line in POLICIES.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from bisect import insort
 from collections import deque
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from ..config.run_config import RunConfig
 from ..inputs.model_config import ModelConfig
@@ -19,6 +22,7 @@ from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry
 from ..registry import Registry
 from .kv.layout import MemoryLayout
+from .follow_ups import FollowUps
 from .kv.pool import KVManager
 from .request import Batch, RequestState
 
@@ -39,7 +43,9 @@ class SchedulingPolicy(ABC):
     def __init__(self, requests: list[Request], kv: KVManager) -> None:
         self.states = [RequestState(r) for r in requests]
         self.by_id = {state.id: state for state in self.states}
-        self.pending = deque(sorted(self.states, key=lambda s: (s.request.arrival_ns, s.id)))
+        self.follow_ups = FollowUps(self.states)
+        self.pending = deque(sorted((s for s in self.states if s.request.after is None), key=_arrival_order))
+        self.arrival_listeners: list[Callable[[int], None]] = []
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []
         self.kv = kv
@@ -107,6 +113,14 @@ class SchedulingPolicy(ABC):
             self.running.remove(state)
             self.unfinished -= 1
             finished.append(state)
+            for follower in self.follow_ups.release(state, now):
+                insort(self.pending, follower, key=_arrival_order)
+                for listener in self.arrival_listeners:
+                    listener(follower.request.arrival_ns)
+
+
+def _arrival_order(state: RequestState) -> tuple[int, int]:
+    return state.request.arrival_ns, state.id
 
 
 def policy_class(name: str) -> type[SchedulingPolicy]:

@@ -17,6 +17,8 @@ class KVManager(ABC):
         self.layout, self.total_blocks, self.used_blocks = layout, total_blocks, 0
         self.prefix_queries = 0   # prefix-cache lookups, and those that found at least one block
         self.prefix_hits = 0
+        self.prefix_query_tokens = 0  # tokens looked up, and those found in cached blocks
+        self.prefix_hit_tokens = 0
 
     @property
     def free_blocks(self) -> int:

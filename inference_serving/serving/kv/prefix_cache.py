@@ -1,6 +1,9 @@
 """vLLM's block pool (recompute on preemption): full prompt blocks are identified by the hash of all
 tokens up to their end and shared between requests; a freed hashed block stays cached (least
-recently freed is reused first) until its space is needed."""
+recently freed is reused first) until its space is needed. vLLM hashes generated tokens' full blocks
+too; we can where the output ids are known (turns of a session). A block takes its hash when it is
+allocated, not when it is filled: a request arriving meanwhile with the same prefix would count it as
+computed (in a session the next turn arrives only after this one ends)."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -21,14 +24,17 @@ class PrefixCacheKV(KVManager):
         self._hashes: dict[int, list[int]] = {}    # request id -> its prompt's block hashes
 
     def prompt_hashes(self, request: Request) -> list[int]:
-        """Chained hashes of the full blocks of a prompt with known token ids (computed once)."""
+        """Chained hashes of the full blocks of a prompt with known token ids, and of its output where the
+        request knows its output ids too (a session turn, whose output a later turn's prompt repeats);
+        computed once."""
         if not self.caching or request.token_ids is None:
             return []
         hashes = self._hashes.get(request.id)
         if hashes is None:
+            ids = request.token_ids + (request.output_token_ids or ())
             size, hashes, previous = self.layout.block_size, [], 0
-            for start in range(0, len(request.token_ids) - size + 1, size):
-                previous = hash((previous, request.token_ids[start:start + size]))
+            for start in range(0, len(ids) - size + 1, size):
+                previous = hash((previous, ids[start:start + size]))
                 hashes.append(previous)
             self._hashes[request.id] = hashes
         return hashes
@@ -43,6 +49,8 @@ class PrefixCacheKV(KVManager):
             found.append(key)
         self.prefix_queries += 1
         self.prefix_hits += bool(found)
+        self.prefix_query_tokens += tokens
+        self.prefix_hit_tokens += len(found) * self.layout.block_size
         return found
 
     def can_allocate(self, request: Request, tokens: int, reuse: list = ()) -> bool:
