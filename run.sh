@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Example sweeps; each run writes a per-request CSV to output/.
 #   bash run.sh            the tp, mem, rate and npu sweeps
-#   bash run.sh tp|mem|rate|npu|onnx|profile   one of them (profile needs PyTorch)
+#   bash run.sh tp|mem|rate|npu|onnx|profile|moe|sessions   one of them (profile needs PyTorch)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
@@ -54,6 +54,30 @@ example_profile() { # profile a model with PyTorch (GPU if present, else CPU), t
         --npu_mem 1 --req_num 20 --dataset dataset/sharegpt_like_100.tsv --output output/profiled_run.csv | tail -12
 }
 
+example_moe() { # Qwen3-30B-A3B on 2 H100s: experts split over the TP group (TP2), whole experts per GPU (EP2),
+                # and EP2 with Zipf-skewed routing (README "Mixture of experts")
+    local name flags
+    for name in tp2 ep2 ep2_zipf1; do
+        case $name in
+            tp2) flags=() ;;
+            ep2) flags=(--enable-expert-parallel) ;;
+            ep2_zipf1) flags=(--enable-expert-parallel --expert-load zipf:1) ;;
+        esac
+        $PY main.py --model_name Qwen/Qwen3-30B-A3B --hardware H100 --npu_num 2 --scheduler vllm \
+            --dataset dataset/sharegpt_like_100.tsv --output "output/moe_${name}.csv" "${flags[@]}" | tail -12
+    done
+}
+
+example_sessions() { # 50 four-turn sessions on one H100 (vLLM), prefix caching on (token ids) and off (none)
+    local common=(--num 50 --rate 1 --turns 4 --think 5 --max-tokens 8192 --seed 0 --force)
+    $PY -m inference_serving workload "${common[@]}" --output output/sessions.jsonl
+    $PY -m inference_serving workload "${common[@]}" --no-token-ids --output output/sessions_no_ids.jsonl
+    for name in sessions sessions_no_ids; do
+        $PY main.py --model_name "$MODEL" --hardware H100 --npu_num 1 --scheduler vllm --req_num 200 --verbose \
+            --dataset "output/${name}.jsonl" --output "output/${name}.csv" | grep -v '^\[' | tail -13
+    done
+}
+
 case "${1:-all}" in
     tp) sweep_tp ;;
     mem) sweep_mem ;;
@@ -61,6 +85,8 @@ case "${1:-all}" in
     npu) sweep_npu ;;
     onnx) example_onnx ;;
     profile) example_profile ;;
+    moe) example_moe ;;
+    sessions) example_sessions ;;
     all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|all]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|moe|sessions|all]" >&2; exit 2 ;;
 esac

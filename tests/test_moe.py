@@ -107,7 +107,7 @@ def test_experts_must_divide_over_the_ranks(tmp_path):
 @pytest.mark.parametrize("field, value, message", [
     ("moe_layer_freq", 2, "every k-th layer"), ("mlp_only_layers", [3], "mlp_only_layers"),
     ("shared_expert_intermediate_size", 5632, "Qwen2-MoE"), ("num_experts_per_tok", 200, "between 1 and the 128"),
-    ("first_k_dense_replace", 48, "none of the 48 layers"),
+    ("first_k_dense_replace", 48, "none of the 48 layers"), ("kv_lora_rank", 512, "latent attention"),
 ])
 def test_moe_layouts_we_do_not_model_are_refused(tmp_path, field, value, message):
     config = json.loads((MODEL_CONFIG_DIR / f"{QWEN_MOE}.json").read_text())

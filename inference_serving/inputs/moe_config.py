@@ -11,8 +11,9 @@ Field names by family (each family's config.json as Hugging Face publishes it):
 | leading dense layers | none (0) | none (0) | `first_k_dense_replace` |
 
 Layouts we do not model are refused with one line naming the field: experts on only some layers
-(`moe_layer_freq` or `decoder_sparse_step` other than 1, a non-empty `mlp_only_layers`) and
-Qwen2-MoE's gated shared expert (`shared_expert_intermediate_size`).
+(`moe_layer_freq` or `decoder_sparse_step` other than 1, a non-empty `mlp_only_layers`),
+Qwen2-MoE's gated shared expert (`shared_expert_intermediate_size`) and DeepSeek-V2/V3's latent
+attention (`kv_lora_rank`).
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def _refuse_partial_layouts(cfg: dict, path: Path) -> None:
 
 def moe_fields(cfg: dict, path: Path, gated: bool, intermediate: int, layers: int) -> dict:
     """ModelConfig's MoE keyword arguments; empty for a dense model."""
+    if cfg.get("kv_lora_rank") is not None:
+        raise InputError(f"{path}: 'kv_lora_rank': multi-head latent attention (DeepSeek-V2/V3's MLA) is not modelled")
     key = next((k for k in EXPERT_COUNT_KEYS if cfg.get(k)), None)
     if key is None:
         return {}

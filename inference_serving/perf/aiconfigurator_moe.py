@@ -5,8 +5,9 @@ down GEMM and the top-k weighted sum; the router is a separate GEMM) for `num_to
 the layer, routed `balanced` (every expert receives as many tokens), at the shapes the package
 measured: (hidden size, moe_intermediate_size, top-k, experts, moe_tp_size, moe_ep_size) and dtype.
 aiconfigurator-core 0.12.0 has Qwen3-30B-A3B's (2048, 768, 8, 128) and Mixtral-8x7B's
-(4096, 14336, 2, 8) on every vLLM GPU with MoE tables, not DeepSeek-MoE-16B's (2048, 1408, 6, 64);
-a shape it lacks is priced expert by expert from the GEMM tables (PerfProvider.moe_ns).
+(4096, 14336, 2, 8) balanced on H100, H200, B200, B300, GB200, GB300, L40S and RTX PRO 6000 (A100's and
+B60's tables have power-law rows only), no GPU's DeepSeek-MoE-16B's (2048, 1408, 6, 64); a shape or
+distribution it lacks is priced expert by expert from the GEMM tables (PerfProvider.moe_ns).
 
 Our routing (perf/expert_load.py) gives every rank a number of (token, expert) pairs; the rank with
 the most finishes last, and we price it as the balanced table at the token count that gives every rank
