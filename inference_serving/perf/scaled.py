@@ -155,6 +155,8 @@ class ScaledProvider(AIConfiguratorProvider):
         """FLOPs and bytes of `layer` at the shape the engine is asked for."""
         if is_gemm(layer):
             k, n = shard(self.model, tp).linear(layer)
+            if layer == "router":  # kept in bf16 at any --fp, as AIConfiguratorProvider prices it
+                return gemm_work(x, n, k, BF16_BYTES, "bf16")
             return gemm_work(x, n, k, self.weight_bytes, self.gemm_dtype)
         if layer == "attn":
             part = shard(self.model, tp)
