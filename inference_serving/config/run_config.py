@@ -98,9 +98,6 @@ class RunConfig:
         if self.npu_num % self.npu_group:
             raise InputError(f"--npu_num {self.npu_num} is not divisible by --npu_group {self.npu_group}")
 
-    def replace(self, **changes) -> "RunConfig":
-        return dataclasses.replace(self, **changes)
-
     def as_dict(self) -> dict:
         """Every field, JSON-ready (paths as text)."""
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
