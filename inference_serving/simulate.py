@@ -122,8 +122,10 @@ def simulate(config: RunConfig, log=print) -> Metrics:
                          reuse=not config.no_reuse, verbose=config.verbose)
     overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
     selective = scheduler.selective_attention
+    perf.ragged = not config.no_ragged
+    sampler_bw = 0.0 if selective or config.no_sampler else system.local_bw_gbps
     builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
-                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps)
+                           engine_overhead_ns=int(overhead), sampler_bw_gbps=sampler_bw)
     log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}), "
         f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
         f"{kv.layout.block_size} tokens per NPU")

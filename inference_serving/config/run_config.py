@@ -75,6 +75,10 @@ class RunConfig:
                                      "refused, as vLLM's server does [default: the model's context].", POSITIVE_INT)
     no_prefix_caching: bool = flag(False, "vllm: prefix caching off (on by default, as in vLLM, for datasets "
                                    "with token_ids).", opts=dashed("no_prefix_caching"), is_flag=True)
+    no_ragged: bool = flag(False, "vllm: price batched decode attention at the batch's mean context, without the "
+                           "ragged-batch slowdown (for ablations).", opts=dashed("no_ragged"), is_flag=True)
+    no_sampler: bool = flag(False, "vllm: no sampler row at the end of each step (for ablations).",
+                            opts=dashed("no_sampler"), is_flag=True)
     engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
                                          NON_NEGATIVE, opts=dashed("engine_overhead"))
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",
