@@ -27,6 +27,7 @@ class PerfProvider(ABC):
         self._cache: dict[tuple[str, int, int, int], int] = {}
         self.lookups = 0
         self.hits = 0
+        self.ragged = True  # batched decode attention with a provider's ragged-batch slowdown (--no-ragged: off)
 
     @classmethod
     def build(cls, model: ModelConfig, hardware: Hardware, fp_bits: int) -> "PerfProvider":
