@@ -68,13 +68,15 @@ example_moe() { # Qwen3-30B-A3B on 2 H100s: experts split over the TP group (TP2
     done
 }
 
-example_sessions() { # 50 four-turn sessions on one H100 (vLLM), prefix caching on (token ids) and off (none)
-    local common=(--num 50 --rate 1 --turns 4 --think 5 --max-tokens 8192 --seed 0 --force)
-    $PY -m inference_serving workload "${common[@]}" --output output/sessions.jsonl
-    $PY -m inference_serving workload "${common[@]}" --no-token-ids --output output/sessions_no_ids.jsonl
-    for name in sessions sessions_no_ids; do
+example_sessions() { # 50 four-turn sessions on one H100 (vLLM), prefix caching on and off (--no-prefix-caching)
+    $PY -m inference_serving workload --num 50 --rate 1 --turns 4 --think 5 --max-tokens 8192 --seed 0 --force \
+        --output output/sessions.jsonl
+    local name flags
+    for name in caching no_caching; do
+        flags=()
+        [ "$name" = no_caching ] && flags=(--no-prefix-caching)
         $PY main.py --model_name "$MODEL" --hardware H100 --npu_num 1 --scheduler vllm --req_num 200 --verbose \
-            --dataset "output/${name}.jsonl" --output "output/${name}.csv" | grep -v '^\[' | tail -13
+            --dataset output/sessions.jsonl --output "output/sessions_${name}.csv" "${flags[@]}" | grep -v '^\[' | tail -13
     done
 }
 

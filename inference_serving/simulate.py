@@ -27,7 +27,7 @@ from .report.metrics import Metrics
 from .report.outputs import check_outputs, write_outputs
 from .report.progress import Progress
 from .serving.kv.layout import memory_layout
-from .serving.kv.sizing import check_fits
+from .serving.kv.sizing import check_fits, context_limit
 from .serving.loop import RunOptions, Simulation
 from .serving.policy import SchedulingPolicy, policy_class
 
@@ -125,7 +125,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     npu_mem = config.npu_mem if config.npu_mem is not None else defaults["npu_mem"]
     scheduler = build_policy(config, requests, model, npu_mem)
     kv = scheduler.kv
-    check_fits(requests, model, kv.layout, kv.total_blocks, npu_mem)
+    check_fits(requests, model, kv.layout, kv.total_blocks, npu_mem, context_limit(model, config.max_model_len))
     binary, backend = engine_backend(config)
     if backend != "step" and config.chrome_trace is not None:
         raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
@@ -135,9 +135,10 @@ def simulate(config: RunConfig, log=print) -> Metrics:
                          reuse=not config.no_reuse, verbose=config.verbose)
     overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
     selective = scheduler.selective_attention
+    perf.ragged = not config.no_ragged
+    sampler_bw = 0.0 if selective or config.no_sampler else system.local_bw_gbps
     builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
-                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps,
-                           experts=experts)
+                           engine_overhead_ns=int(overhead), sampler_bw_gbps=sampler_bw, experts=experts)
     ep = f", EP {experts.ranks}" if experts and experts.ranks > 1 else ""
     log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}{ep}), "
         f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
@@ -145,7 +146,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
     metrics.attach(kv, [r.arrival_ns for r in requests if r.after is None])
     scheduler.arrival_listeners.append(metrics.arrived)
-    metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
+    metrics.config = {**effective_config(config, defaults, kv.layout.block_size, overhead), **scheduler.kv_config()}
     return _run(config, scheduler, builder, options, metrics, perf, log)
 
 

@@ -26,6 +26,7 @@ from inference_serving.perf.npu import NpuProvider
 from inference_serving.plan.builder import TraceBuilder
 from inference_serving.plan.chakra import _rank_ops, serialize_chain
 from inference_serving.plan.iteration import AttentionGroup, BatchEntry, Comm
+from inference_serving.report.engine_settings import run_settings
 from inference_serving.serving.kv.layout import stage_weight_bytes
 from inference_serving.simulate import simulate
 
@@ -222,11 +223,12 @@ def test_expert_flags_are_checked(flags, message):
     assert done.returncode == 2 and message in done.stderr
 
 
-def test_validate_reads_expert_and_data_parallel_settings():
-    assert parallel_flags({"tensor_parallel_size": 2, "enable_expert_parallel": True}) == {"enable_expert_parallel": True}
-    assert parallel_flags({}) == {"enable_expert_parallel": False}
-    with pytest.raises(InputError, match="data_parallel_size 2"):
-        parallel_flags({"data_parallel_size": 2, "enable_expert_parallel": True})
+def test_validate_takes_expert_parallelism_and_names_data_parallelism():
+    engine = {"tensor_parallel_size": 2, "enable_expert_parallel": True, "data_parallel_size": 2}
+    fields, skipped = run_settings({"engine_kwargs": engine}, has_token_ids=False)
+    assert fields["enable_expert_parallel"] and fields["npu_num"] == 2
+    assert "data_parallel_size=2" in skipped and not any("expert" in s for s in skipped)
+    assert parallel_flags({})["enable_expert_parallel"] is False
 
 
 def test_commands_that_build_dense_layers_refuse_moe_models(tmp_path):

@@ -129,6 +129,18 @@ def test_decode_attention_grows_with_kv_cache_and_respects_memory_bandwidth(h100
     assert memory_bound_ns <= latencies[-1] <= 3 * memory_bound_ns
 
 
+def test_ragged_decode_batch_costs_more_unless_switched_off(h100):
+    """A batch of mixed contexts is priced at its mean context times the ragged slowdown;
+    with the slowdown off (--no-ragged) it costs what the same batch at the mean context does."""
+    ragged, even = [255, 8191], [4223, 4223]
+    assert h100.decode_attention_ns(ragged, 1) > h100.decode_attention_ns(even, 1)
+    h100.ragged = False
+    try:
+        assert h100.decode_attention_ns(ragged, 1) == h100.decode_attention_ns(even, 1)
+    finally:
+        h100.ragged = True
+
+
 def test_prefill_attention_grows_with_tokens_and_prefix(h100):
     by_tokens = [h100.latency_ns("attn", t) for t in (512, 2048, 8192, 32768)]
     assert by_tokens == sorted(by_tokens)

@@ -15,6 +15,7 @@ from inference_serving.inputs.session_generator import generate_sessions
 from inference_serving.inputs.workload import load_dataset
 from inference_serving.serving.kv.layout import MemoryLayout
 from inference_serving.serving.kv.prefix_cache import PrefixCacheKV
+from inference_serving.serving.kv.sizing import VllmMemory
 from inference_serving.serving.vllm import VllmPolicy
 from inference_serving.simulate import simulate
 
@@ -69,7 +70,7 @@ def test_next_turn_arrives_think_time_after_the_previous_ends_and_hits_its_block
     1103, and finds the first turn's 8 tokens (5 prompt + 3 output ids) in 2 cached blocks of 4."""
     requests = [r for r in load_dataset(write_turns(tmp_path / "s.jsonl", TURNS)) if r.session == 0]
     layout = MemoryLayout(weight_bytes=0, block_bytes=1, capacity_bytes=100, block_size=4)
-    policy = VllmPolicy(requests, PrefixCacheKV(layout, 100), 16, 64)
+    policy = VllmPolicy(requests, PrefixCacheKV(layout, 100), 16, 64, VllmMemory(100, 0, 0, 0, 1))
     arrivals = []
     policy.arrival_listeners.append(arrivals.append)
     for now in (100, 101, 102):

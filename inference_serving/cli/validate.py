@@ -8,14 +8,18 @@ from pathlib import Path
 
 import click
 
+from ..config.options import run_options
 from ..config.run_config import RunConfig
-from ..config.vllm_parallel import parallel_flags
+from ..config.types import POSITIVE, POSITIVE_INT, FiniteFloat
 from ..errors import exit_on_error
 from ..inputs.workload import write_dataset
+from ..report.engine_settings import kv_blocks_line, run_settings, unmodelled_line
 from ..report.metrics import RequestTimes
 from ..report.validate import (comparison, format_table, measured_times_ms, measured_workload, read_measured,
                                read_timeseries, throughput_series, write_series)
-from ..config.types import POSITIVE, POSITIVE_INT, FiniteFloat
+
+# run flags validate passes on, for ablations (docs/error_budget.md)
+ABLATION_FLAGS = ("num_gpu_blocks", "engine_overhead", "no_ragged", "no_sampler")
 
 
 @click.command("validate")
@@ -36,35 +40,40 @@ from ..config.types import POSITIVE, POSITIVE_INT, FiniteFloat
 @click.option("--out", "out_dir", default=Path("output/validation"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for throughput.csv and throughput.png.")
 @exit_on_error
-def main(measured_dir, hardware, model_name, npu_num, max_num_seqs, max_num_batched_tokens, gpu_memory_utilization,
-         perf_model, npu_mem, json_path, out_dir) -> None:
+def main(measured_dir, hardware, json_path, out_dir, **overrides) -> None:
     """Compare the simulator with a measured vLLM run."""
-    from ..simulate import simulate
     requests, meta = read_measured(measured_dir)
-    engine = meta.get("engine_kwargs", {})
-    with tempfile.TemporaryDirectory() as scratch:
-        dataset = Path(scratch) / "workload.tsv"
-        write_dataset(measured_workload(requests), dataset)
-        run = RunConfig(
-            model_name=model_name or engine.get("model") or meta["model"], hardware=hardware,
-            npu_num=npu_num or engine.get("tensor_parallel_size", 1), npu_mem=npu_mem, link_latency=0.0,
-            fp="8" if engine.get("dtype") == "fp8" else "16", block_size=engine.get("block_size", 16),
-            dataset=str(dataset), req_num=len(requests), log_interval=1.0, scheduler="vllm", perf_model=perf_model,
-            max_num_seqs=max_num_seqs or engine.get("max_num_seqs") or 256,
-            max_num_batched_tokens=max_num_batched_tokens or engine.get("max_num_batched_tokens") or 2048,
-            gpu_memory_utilization=gpu_memory_utilization or engine.get("gpu_memory_utilization") or 0.9, quiet=True,
-            **parallel_flags(engine))
-        metrics = simulate(run, log=lambda line: None)
-    times = [RequestTimes.of(state) for state in sorted(metrics.finished, key=lambda s: s.id)]
-    simulated = {"ttft": [t.ttft / 1e6 for t in times], "latency": [t.latency / 1e6 for t in times],
-                 "tpot": [t.tpot / 1e6 for t in times if t.tpot]}
-    table = comparison(measured_times_ms(requests), simulated)
+    workload = measured_workload(requests)
+    settings, skipped = run_settings(meta, has_token_ids=any(r.token_ids is not None for r in workload))
+    given = {name: value for name, value in overrides.items() if value is not None and value is not False}
+    metrics = _simulate(workload, RunConfig(**{**settings, **given}, hardware=hardware, link_latency=0.0,
+                                            req_num=len(requests), log_interval=1.0, scheduler="vllm", quiet=True))
+    print(unmodelled_line(skipped))
+    print(kv_blocks_line(metrics.config["kv_blocks"], metrics.config["derived_kv_blocks"], settings["num_gpu_blocks"]))
+    table = comparison(measured_times_ms(requests), _simulated_times_ms(metrics))
     for line in format_table(table):
         print(line)
     out_dir.mkdir(parents=True, exist_ok=True)
-    measured_series = read_timeseries(measured_dir / "vllm" / "timeseries.csv")
     seconds = int(max(s.end_ns for s in metrics.samples) // 1e9)
-    write_series(measured_series, throughput_series(metrics, seconds), out_dir)
+    write_series(read_timeseries(measured_dir / "vllm" / "timeseries.csv"), throughput_series(metrics, seconds), out_dir)
     print(f"throughput series: {out_dir / 'throughput.csv'}, {out_dir / 'throughput.png'}")
     if json_path:
         json_path.write_text(json.dumps(table, indent=2) + "\n")
+
+
+def _simulate(workload, run: RunConfig):
+    """The run on the measured requests (written to a scratch dataset)."""
+    from ..simulate import simulate
+    with tempfile.TemporaryDirectory() as scratch:
+        dataset = Path(scratch) / "workload.tsv"
+        write_dataset(workload, dataset)
+        return simulate(run.replace(dataset=str(dataset)), log=lambda line: None)
+
+
+def _simulated_times_ms(metrics) -> dict[str, list[float]]:
+    times = [RequestTimes.of(state) for state in sorted(metrics.finished, key=lambda s: s.id)]
+    return {"ttft": [t.ttft / 1e6 for t in times], "latency": [t.latency / 1e6 for t in times],
+            "tpot": [t.tpot / 1e6 for t in times if t.tpot]}
+
+
+run_options(main, ABLATION_FLAGS)

@@ -23,9 +23,9 @@ def _option(f: dataclasses.Field) -> click.Option:
     return click.Option([*opts, f.name], default=f.default, type=meta["type"], **kwargs)
 
 
-def run_options(command: click.Command) -> click.Command:
-    """Adds every RunConfig flag to `command` (after its own parameters)."""
-    command.params.extend(_option(f) for f in run_fields())
+def run_options(command: click.Command, names: tuple[str, ...] | None = None) -> click.Command:
+    """Adds every RunConfig flag, or those of `names`, to `command` (after its own parameters)."""
+    command.params.extend(_option(f) for f in run_fields() if names is None or f.name in names)
     return command
 
 

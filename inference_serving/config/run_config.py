@@ -71,6 +71,14 @@ class RunConfig:
     gpu_memory_utilization: float = flag(0.9, "vllm: share of device memory for weights, activations and KV cache.",
                                          FiniteFloat(min=0, max=1, min_open=True))
     num_gpu_blocks: int | None = flag(None, "vllm: KV blocks per NPU, instead of deriving them.", POSITIVE_INT)
+    max_model_len: int | None = flag(None, "Longest request (prompt + output tokens) accepted; a longer one is "
+                                     "refused, as vLLM's server does [default: the model's context].", POSITIVE_INT)
+    no_prefix_caching: bool = flag(False, "vllm: prefix caching off (on by default, as in vLLM, for datasets "
+                                   "with token_ids).", opts=dashed("no_prefix_caching"), is_flag=True)
+    no_ragged: bool = flag(False, "vllm: price batched decode attention at the batch's mean context, without the "
+                           "ragged-batch slowdown (for ablations).", opts=dashed("no_ragged"), is_flag=True)
+    no_sampler: bool = flag(False, "vllm: no sampler row at the end of each step (for ablations).",
+                            opts=dashed("no_sampler"), is_flag=True)
     enable_expert_parallel: bool = flag(False, "MoE models: every rank of a tensor-parallel group holds whole experts, "
                                         "num_experts/tp of them (vLLM's --enable-expert-parallel; EP = TP).",
                                         opts=dashed("enable_expert_parallel"), is_flag=True)

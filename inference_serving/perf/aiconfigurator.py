@@ -189,7 +189,8 @@ class AIConfiguratorProvider(PerfProvider):
             rope = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch)
             self._batched_decode[key] = (attention * MS_TO_NS, rope * MS_TO_NS)
         attention_ns, rope_ns = self._batched_decode[key]
-        slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, self.sm_count)
+        sms = self.sm_count if self.ragged else None
+        slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, sms)
         return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
 
     def _fused_moe_json(self, tp: int, ranks: int) -> str | None:

@@ -32,6 +32,7 @@ class PerfProvider(ABC):
         self._moe_cache: dict[ExpertRouting, int] = {}
         self.lookups = 0
         self.hits = 0
+        self.ragged = True  # batched decode attention with a provider's ragged-batch slowdown (--no-ragged: off)
 
     @classmethod
     def build(cls, model: ModelConfig, hardware: Hardware, fp_bits: int) -> "PerfProvider":

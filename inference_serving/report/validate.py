@@ -6,8 +6,8 @@
 DIR holds a measured run: `workload.jsonl` and `vllm/requests.jsonl` (per-request engine timestamps),
 `vllm/meta.json` (engine settings) and optionally `vllm/timeseries.csv` (per-second throughput).
 The simulated requests arrive at the client's send times (arrival_time − first arrival), the
-engine settings (model, TP, max_num_seqs, max_num_batched_tokens, gpu_memory_utilization, block
-size 16) come from meta.json unless given as flags, and the run uses `--scheduler vllm`.
+engine settings come from meta.json unless given as flags (engine_settings.py: which ones, and the
+line naming those not modelled), and the run uses `--scheduler vllm`.
 Measured times are taken from the engine's own timestamps: TTFT = first_token − queued,
 latency = last_token − queued, TPOT = (last_token − first_token) / (output − 1).
 """

@@ -59,6 +59,10 @@ class SchedulingPolicy(ABC):
               config: RunConfig) -> "SchedulingPolicy":
         """The policy with its KV manager, sized for this run."""
 
+    def kv_config(self) -> dict:
+        """The KV capacity this run uses, for its effective configuration."""
+        return {"kv_blocks": self.kv.total_blocks}
+
     def next_arrival(self) -> int | None:
         return self.pending[0].request.arrival_ns if self.pending else None
 

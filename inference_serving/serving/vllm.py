@@ -21,7 +21,7 @@ from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry
 from .kv.layout import MemoryLayout
 from .kv.prefix_cache import PrefixCacheKV
-from .kv.sizing import activation_reserve_bytes, vllm_kv_blocks
+from .kv.sizing import VllmMemory, vllm_memory
 from .policy import SchedulingPolicy
 from .request import Batch, RequestState
 
@@ -33,26 +33,28 @@ class VllmPolicy(SchedulingPolicy):
     default_block_size = 16
     supports_pipeline = False
     supports_skip_prefill = False
-    own_flags = ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "num_gpu_blocks")
+    own_flags = ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "num_gpu_blocks",
+                 "no_prefix_caching", "no_ragged", "no_sampler")
     kv: PrefixCacheKV
 
     def __init__(self, requests: list[Request], kv: PrefixCacheKV, max_num_seqs: int,
-                 max_num_batched_tokens: int) -> None:
+                 max_num_batched_tokens: int, memory: VllmMemory) -> None:
         super().__init__(requests, kv)
         self.max_num_seqs = max_num_seqs
         self.budget = max_num_batched_tokens
+        self.memory = memory
         self.preemptions = 0
 
     @classmethod
     def build(cls, requests: list[Request], model: ModelConfig, layout: MemoryLayout,
               config: RunConfig) -> "VllmPolicy":
-        blocks = config.num_gpu_blocks or vllm_kv_blocks(
-            layout, config.gpu_memory_utilization,
-            activation_reserve_bytes(model, config.fp_bits, config.tp, config.max_num_batched_tokens,
-                                     config.max_num_seqs))
-        caching = any(r.token_ids is not None for r in requests)
-        return cls(requests, PrefixCacheKV(layout, blocks, caching), config.max_num_seqs,
-                   config.max_num_batched_tokens)
+        memory = vllm_memory(model, layout, config)
+        caching = not config.no_prefix_caching and any(r.token_ids is not None for r in requests)
+        kv = PrefixCacheKV(layout, config.num_gpu_blocks or memory.blocks, caching)
+        return cls(requests, kv, config.max_num_seqs, config.max_num_batched_tokens, memory)
+
+    def kv_config(self) -> dict:
+        return {**super().kv_config(), "derived_kv_blocks": self.memory.blocks}
 
     @staticmethod
     def _known_tokens(state: RequestState) -> int:
