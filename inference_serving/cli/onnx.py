@@ -5,17 +5,16 @@ from pathlib import Path
 
 import click
 
-from ..errors import exit_on_error
 from ..inputs.model import load_model
 from ..inputs.onnx_export import save_decoder_onnx
 from ..report.outputs import check_file
+from .command import Command
 
 
-@click.command("onnx")
+@click.command("onnx", cls=Command)
 @click.argument("model_name")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace an existing file.")
-@exit_on_error
 def onnx(model_name: str, out: Path, force: bool) -> None:
     """Write MODEL_NAME (a model under model_configs/ or a config .json) as a decoder ONNX with zero weights."""
     config = load_model(model_name)

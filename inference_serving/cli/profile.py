@@ -6,12 +6,13 @@ from pathlib import Path
 import click
 
 from ..config.types import NON_NEGATIVE_INT, POSITIVE_INT
-from ..errors import InputError, exit_on_error
+from ..errors import InputError
 from ..inputs.model import load_model
 from ..paths import REPO_ROOT
 from ..perf.csv_provider import model_key
 from ..perf.profiler import DEFAULT_ATTN_TOKENS, DEFAULT_KV, DEFAULT_TOKENS, Profiler, default_hardware_name, write_rows
 from ..perf.shard import shard
+from .command import Command
 
 
 def _int_list(ctx, param, value: str) -> list[int]:
@@ -24,7 +25,7 @@ def _int_list(ctx, param, value: str) -> list[int]:
     return values
 
 
-@click.command("profile", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command("profile", cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--model", "model_name", required=True, help="Model under model_configs/, a config .json or an .onnx.")
 @click.option("--device", default="cuda", show_default=True, help="PyTorch device: cuda, cuda:1, cpu.")
 @click.option("--tp", default=1, show_default=True, type=POSITIVE_INT, help="Tensor-parallel degree.")
@@ -41,7 +42,6 @@ def _int_list(ctx, param, value: str) -> list[int]:
               help="Cached tokens of one request for rope/attn.")
 @click.option("--warmup", default=2, show_default=True, type=NON_NEGATIVE_INT)
 @click.option("--repeat", default=5, show_default=True, type=POSITIVE_INT, help="Timed runs (median).")
-@exit_on_error
 def main(model_name, device, tp, output, hardware, dtype, tokens, attn_tokens, kv, warmup, repeat) -> None:
     """Time each layer of a model in PyTorch and write a CSV for --perf-model."""
     model = load_model(model_name)

@@ -20,10 +20,11 @@ import click
 
 from ..config.experiment import load_config
 from ..config.types import POSITIVE
-from ..errors import InputError, exit_on_error
+from ..errors import InputError
 from ..inputs.generator import generate_requests
 from ..inputs.workload import write_dataset
 from .sweep import run_all, write_csv
+from .command import Command
 
 
 def splits(npus: int) -> list[tuple[int, int]]:
@@ -89,7 +90,7 @@ def _int_list(ctx, param, value: str) -> list[int] | None:
     return numbers
 
 
-@click.command("search", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command("search", cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Experiment file with the fixed flags (model, hardware, perf model, ...).")
 @click.option("--dataset", default=None, help="Request trace to serve (instead of --rate).")
@@ -112,7 +113,6 @@ def _int_list(ctx, param, value: str) -> list[int] | None:
               help="Where the generated trace goes.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="CSV of every explored configuration.")
-@exit_on_error
 def main(config, dataset, rate, num_requests, seed, ttft_p99, tpot_mean, max_npus, npu_list, batches, jobs,
          ray_address, workdir, output) -> None:
     """Find the cheapest deployment (NPUs, TP x PP, max batch) whose p99 TTFT and mean TPOT meet the targets."""

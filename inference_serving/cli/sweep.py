@@ -28,8 +28,9 @@ import click
 
 from ..config.experiment import load_config, read_yaml
 from ..config.options import canonical, config_from_mapping, values_from_mapping
-from ..errors import InputError, SimError, exit_on_error
+from ..errors import InputError, SimError
 from ..paths import REPO_ROOT
+from .command import Command
 
 METRIC_COLUMNS = ("requests_finished", "iterations", "prompt_tokens", "generated_tokens", "simulated_time_s",
                   "prompt_throughput_tok_s", "generation_throughput_tok_s", "request_throughput_req_s",
@@ -141,7 +142,7 @@ def sweep(grid_file: Path, jobs: int = 1, ray_address: str | None = None) -> lis
     return table(runs, run_all([r["flags"] for r in runs], jobs, ray_address), grid)
 
 
-@click.command("sweep", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("sweep", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("grid_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
               help="Configurations simulated at once (worker processes).")
@@ -150,7 +151,6 @@ def sweep(grid_file: Path, jobs: int = 1, ray_address: str | None = None) -> lis
                    "'local' to start one here) instead of local processes.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="CSV to write [default: the table on standard output].")
-@exit_on_error
 def main(grid_file: Path, jobs: int, ray_address: str | None, output: Path | None) -> None:
     """Run every combination of the grid's flag values; one CSV row per configuration."""
     rows = sweep(grid_file, jobs, ray_address)

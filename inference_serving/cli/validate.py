@@ -9,15 +9,15 @@ from pathlib import Path
 import click
 
 from ..config.run_config import RunConfig
-from ..errors import exit_on_error
 from ..inputs.workload import write_dataset
 from ..report.metrics import RequestTimes
 from ..report.validate import (comparison, format_table, measured_times_ms, measured_workload, read_measured,
                                read_timeseries, throughput_series, write_series)
 from ..config.types import POSITIVE, POSITIVE_INT, FiniteFloat
+from .command import Command
 
 
-@click.command("validate")
+@click.command("validate", cls=Command)
 @click.option("--measured", "measured_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of a measured run (workload.jsonl, vllm/requests.jsonl, vllm/meta.json).")
 @click.option("--hardware", required=True, help="The GPU the run was measured on, e.g. RTXPRO6000.")
@@ -34,7 +34,6 @@ from ..config.types import POSITIVE, POSITIVE_INT, FiniteFloat
               help="Write the comparison table as JSON.")
 @click.option("--out", "out_dir", default=Path("output/validation"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for throughput.csv and throughput.png.")
-@exit_on_error
 def main(measured_dir, hardware, model_name, npu_num, max_num_seqs, max_num_batched_tokens, gpu_memory_utilization,
          perf_model, npu_mem, json_path, out_dir) -> None:
     """Compare the simulator with a measured vLLM run."""

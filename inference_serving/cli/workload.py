@@ -6,13 +6,13 @@ from pathlib import Path
 import click
 
 from ..config.types import NON_NEGATIVE, POSITIVE, FiniteFloat
-from ..errors import exit_on_error
 from ..inputs.generator import (DEFAULT_MAX_TOKENS, LOGNORMAL_SIGMA, SHAREGPT_INPUT_MEAN, SHAREGPT_OUTPUT_MEAN,
                                 generate_requests)
 from ..inputs.workload import write_dataset
+from .command import Command
 
 
-@click.command("workload")
+@click.command("workload", cls=Command)
 @click.option("--num", type=click.IntRange(min=1), required=True, help="Number of requests.")
 @click.option("--rate", type=POSITIVE, required=True,
               help="Mean arrival rate, requests per second (Poisson).")
@@ -30,7 +30,6 @@ from ..inputs.workload import write_dataset
 @click.option("--max-tokens", type=click.IntRange(min=2), default=DEFAULT_MAX_TOKENS, show_default=True,
               help="Longest request: prompt + output tokens.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@exit_on_error
 def main(num, rate, seed, output, input_mean, output_mean, input_sigma, output_sigma, max_tokens, force):
     """Generate a ShareGPT-like request trace with Poisson arrivals."""
     requests = generate_requests(num, rate, seed, input_mean, output_mean, input_sigma, output_sigma, max_tokens)
