@@ -19,7 +19,7 @@ from .inputs.model import ModelConfig, load_model
 from .inputs.workload import Request, load_dataset
 from .paths import DEFAULT_ENGINE
 from .perf.provider import PROVIDERS, PerfProvider, build_provider
-from .perf.shard import check_tensor_parallel
+from .perf.shard import check_pipeline_parallel, check_tensor_parallel
 from .plan.builder import TraceBuilder
 from .report.metrics import Metrics
 from .report.outputs import check_outputs, write_outputs
@@ -99,6 +99,7 @@ def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, Pe
     check_outputs(config)
     model = load_model(config.model_name)
     check_tensor_parallel(model, config.tp)
+    check_pipeline_parallel(model, config.pp)
     requests = load_dataset(config.dataset, config.req_num)
     if not requests:
         raise InputError(f"--dataset {config.dataset}: no requests")
