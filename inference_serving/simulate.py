@@ -14,6 +14,7 @@ from pathlib import Path
 from .backend.engine_config import SystemConfig
 from .config.run_config import RunConfig
 from .errors import EngineError, InputError
+from .flag_use import check_provider_flags, check_scheduler_flags
 from .inputs.hardware import Hardware, fallback_hardware, load_hardware
 from .inputs.model import ModelConfig, load_model
 from .inputs.workload import Request, load_dataset
@@ -30,8 +31,21 @@ from .serving.loop import RunOptions, Simulation
 from .serving.policy import SchedulingPolicy, policy_class
 
 
+# flags that override a hardware file's value -> its key
+HARDWARE_FLAGS = {"npu_mem": "memory_gib", "local_bw": "memory_bw_gbps", "link_bw": "link_bw_gbps",
+                  "link_latency": "link_latency_ns", "engine_overhead": "engine_overhead_ns"}
+
+
 def run_hardware(config: RunConfig) -> Hardware:
-    """The --hardware name or file, with --perf-model's provider; with a profiled CSV any name goes,
+    """The --hardware name or file, with --perf-model's provider and the values of the flags that
+    override the file's (so the provider, the memory layout and the engine all see the flag)."""
+    hardware = _chosen_hardware(config)
+    flags = {key: getattr(config, name) for name, key in HARDWARE_FLAGS.items() if getattr(config, name) is not None}
+    return hardware.model_copy(update=flags)
+
+
+def _chosen_hardware(config: RunConfig) -> Hardware:
+    """The --hardware name or file with --perf-model's provider; with a profiled CSV any name goes,
     and a name without a file gets the fallback defaults (README "Hardware files")."""
     choice = config.perf_model
     csv_override = choice is not None and choice not in PROVIDERS.names()
@@ -55,8 +69,6 @@ def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig,
     cls = policy_class(config.scheduler)
     if config.pp > 1 and not cls.supports_pipeline:
         raise InputError(f"--scheduler {config.scheduler} runs without pipeline stages (--npu_group 1)")
-    if config.gen and not cls.supports_skip_prefill:
-        raise InputError(f"--scheduler {config.scheduler} does not take --gen")
     block_size = config.block_size or cls.default_block_size
     layout = memory_layout(model, config.fp_bits, config.tp, config.pp, npu_mem, block_size)
     return cls.build(requests, model, layout, config)
@@ -76,26 +88,23 @@ def engine_backend(config: RunConfig) -> tuple[Path, str]:
     return binary, backend
 
 
-def system_config(config: RunConfig, defaults: dict) -> SystemConfig:
-    def pick(name: str) -> float:
-        value = getattr(config, name)
-        return value if value is not None else defaults[name]
-    return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=pick("link_bw"), link_latency_ns=pick("link_latency"),
-                        local_bw_gbps=pick("local_bw"), remote_bw_gbps=config.remote_bw)
+def system_config(config: RunConfig, system: dict) -> SystemConfig:
+    return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=system["link_bw"],
+                        link_latency_ns=system["link_latency"], local_bw_gbps=system["local_bw"],
+                        remote_bw_gbps=config.remote_bw)
 
 
-def effective_config(config: RunConfig, defaults: dict, block_size: int, overhead: float) -> dict:
+def effective_config(config: RunConfig, system: dict, block_size: int) -> dict:
     """Every flag after defaults were applied (the hardware's included), JSON-ready."""
     values = config.as_dict()
-    for name in ("npu_mem", "local_bw", "link_bw", "link_latency"):
-        if values.get(name) is None:
-            values[name] = defaults[name]
-    values.update(block_size=block_size, engine_overhead=overhead, tp=config.tp, pp=config.pp)
+    values.update({name: system[name] for name in ("npu_mem", "local_bw", "link_bw", "link_latency")})
+    values.update(block_size=block_size, engine_overhead=system["engine_overhead_ns"], tp=config.tp, pp=config.pp)
     return values
 
 
 def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, PerfProvider]:
     config.check()
+    check_scheduler_flags(config)
     check_outputs(config)
     model = load_model(config.model_name)
     check_tensor_parallel(model, config.tp)
@@ -104,24 +113,25 @@ def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, Pe
     if not requests:
         raise InputError(f"--dataset {config.dataset}: no requests")
     hardware = run_hardware(config)
+    check_provider_flags(config, hardware.provider, PROVIDERS.get(hardware.provider).fixed_flags)
     return model, requests, hardware, build_provider(model, hardware, config.fp_bits)
 
 
 def simulate(config: RunConfig, log=print) -> Metrics:
     model, requests, hardware, perf = _inputs(config)
-    defaults = hardware.defaults()
-    npu_mem = config.npu_mem if config.npu_mem is not None else defaults["npu_mem"]
+    system_values = hardware.defaults()
+    npu_mem = system_values["npu_mem"]
     scheduler = build_policy(config, requests, model, npu_mem)
     kv = scheduler.kv
     check_fits(requests, model, kv.layout, kv.total_blocks, npu_mem)
     binary, backend = engine_backend(config)
     if backend != "step" and config.chrome_trace is not None:
         raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
-    system = system_config(config, defaults)
+    system = system_config(config, system_values)
     options = RunOptions(tp=config.tp, pp=config.pp, system=system, engine_binary=binary, backend=backend,
                          engine_timeout_s=config.engine_timeout, keep_traces=config.keep_traces,
                          reuse=not config.no_reuse, verbose=config.verbose)
-    overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
+    overhead = system_values["engine_overhead_ns"]
     selective = scheduler.selective_attention
     builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
                            engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps)
@@ -130,7 +140,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
         f"{kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
     metrics.attach(kv, [r.arrival_ns for r in requests])
-    metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
+    metrics.config = effective_config(config, system_values, kv.layout.block_size)
     return _run(config, scheduler, builder, options, metrics, perf, log)
 
 

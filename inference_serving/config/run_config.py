@@ -112,3 +112,9 @@ class RunConfig:
 
 def run_fields() -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(RunConfig)
+
+
+def flag_name(name: str) -> str:
+    """The command-line spelling of a field's flag."""
+    f = next(f for f in run_fields() if f.name == name)
+    return (f.metadata["opts"] or (f"--{name}",))[0]

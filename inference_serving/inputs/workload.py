@@ -152,12 +152,14 @@ def write_dataset(requests: list[Request], path: str | Path, force: bool = False
     formatter = formatters.get(path.suffix)
     if formatter is None:
         raise InputError(f"{path}: unknown dataset extension '{path.suffix}'; use .tsv or .jsonl")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w" if force else "x", encoding="utf-8", newline="\n") as handle:
             handle.write(formatter(requests))
     except FileExistsError:
         raise InputError(f"{path}: already exists; pass --force to overwrite it") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot write ({err.strerror or err})") from None
 
 
 def _tsv_text(requests: list[Request]) -> str:

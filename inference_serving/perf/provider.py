@@ -14,6 +14,7 @@ Shape arguments (layer names in layers.py):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 from ..inputs.hardware import Hardware
 from ..inputs.model import ModelConfig
@@ -32,6 +33,8 @@ def provider_names() -> list[str]:
 
 class PerfProvider(ABC):
     """Latency provider with a per-shape cache; subclasses implement `_latency_ns`."""
+
+    fixed_flags: ClassVar[dict[str, str]] = {}  # flag -> why this provider's measurements fix its quantity
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int, int, int], int] = {}

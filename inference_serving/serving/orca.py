@@ -30,7 +30,6 @@ class OrcaPolicy(SchedulingPolicy):
     selective_attention = True
     default_block_size = 8
     supports_pipeline = True
-    supports_skip_prefill = True
     own_flags = ("max_batch", "gen")
     kv: HostSwapKV
 

@@ -32,7 +32,6 @@ class VllmPolicy(SchedulingPolicy):
     selective_attention = False
     default_block_size = 16
     supports_pipeline = False
-    supports_skip_prefill = False
     own_flags = ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "num_gpu_blocks")
     kv: PrefixCacheKV
 
