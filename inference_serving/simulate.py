@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .backend.blame import blamed
 from .backend.engine_config import SystemConfig
 from .config.run_config import RunConfig
 from .errors import EngineError, InputError
@@ -136,8 +137,8 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
                            engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps)
     log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}), "
-        f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
-        f"{kv.layout.block_size} tokens per NPU")
+        f"{len(requests)} requests, {config.scheduler} scheduler ({scheduler.trust}), {kv.total_blocks} KV blocks "
+        f"of {kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
     metrics.attach(kv, [r.arrival_ns for r in requests])
     metrics.config = effective_config(config, system_values, kv.layout.block_size)
@@ -157,7 +158,10 @@ def _run(config: RunConfig, scheduler: SchedulingPolicy, builder: TraceBuilder, 
         options.span_file = Path(span_name)
     try:
         simulation = Simulation(scheduler, builder, options, metrics, log)
-        simulation.run()
+        try:
+            simulation.run()
+        except EngineError as err:
+            raise blamed(err) from None
         metrics.end_ns = simulation.now
         if progress is not None:
             progress.close(len(metrics.finished), simulation.now)

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import click
 
-from ..config.run_config import RunConfig
+from ..config.options import config_from_mapping
+from ..config.types import MEMORY_GIB, POSITIVE_INT, SHARE
+from ..errors import InputError
 from ..inputs.workload import write_dataset
+from ..report.measured_run import check_rows, meta_flags
 from ..report.metrics import RequestTimes
-from ..report.validate import (comparison, format_table, measured_times_ms, measured_workload, read_measured,
-                               read_timeseries, throughput_series, write_series)
-from ..config.types import POSITIVE, POSITIVE_INT, FiniteFloat
+from ..report.output_paths import check_file, check_folder, first_line, is_png
+from ..report.validate import (METRICS, SERIES_COLUMNS, comparison, format_table, measured_times_ms,
+                               measured_workload, read_measured, read_timeseries, throughput_series, write_series)
 from .command import Command
 
 
@@ -25,11 +28,11 @@ from .command import Command
 @click.option("--npu_num", default=None, type=POSITIVE_INT, help="GPUs [default: meta.json's tensor_parallel_size].")
 @click.option("--max_num_seqs", default=None, type=POSITIVE_INT, help="[default: meta.json's]")
 @click.option("--max_num_batched_tokens", default=None, type=POSITIVE_INT, help="[default: meta.json's]")
-@click.option("--gpu_memory_utilization", default=None, type=FiniteFloat(min=0, max=1, min_open=True),
+@click.option("--gpu_memory_utilization", default=None, type=SHARE,
               help="[default: meta.json's, else 0.9]")
 @click.option("--perf-model", "perf_model", default=None,
               help="Override the hardware file's performance provider (a provider name or a profiled CSV).")
-@click.option("--npu_mem", default=None, type=POSITIVE, help="Device memory per GPU, GiB [default: the hardware's].")
+@click.option("--npu_mem", default=None, type=MEMORY_GIB, help="Device memory per GPU, GiB [default: the hardware's].")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Write the comparison table as JSON.")
 @click.option("--out", "out_dir", default=Path("output/validation"), show_default=True,
@@ -39,18 +42,23 @@ def main(measured_dir, hardware, model_name, npu_num, max_num_seqs, max_num_batc
     """Compare the simulator with a measured vLLM run."""
     from ..simulate import simulate
     requests, meta = read_measured(measured_dir)
-    engine = meta.get("engine_kwargs", {})
+    meta_path = measured_dir / "vllm" / "meta.json"
+    check_rows(requests, measured_dir / "vllm" / "requests.jsonl")
+    given = {"model_name": model_name, "npu_num": npu_num, "max_num_seqs": max_num_seqs,
+             "max_num_batched_tokens": max_num_batched_tokens, "gpu_memory_utilization": gpu_memory_utilization}
+    flags = {"npu_num": 1, "block_size": 16, **meta_flags(meta, meta_path),
+             **{name: value for name, value in given.items() if value is not None}}
+    if "model_name" not in flags:
+        raise InputError(f"{meta_path}: no 'model' (nor engine_kwargs.model); give --model_name")
+    check_file("--json", json_path, is_comparison_json)
+    check_folder("--out", out_dir, {"throughput.csv": is_series_csv, "throughput.png": is_png})
+    measured_series = read_timeseries(measured_dir / "vllm" / "timeseries.csv")
     with tempfile.TemporaryDirectory() as scratch:
         dataset = Path(scratch) / "workload.tsv"
         write_dataset(measured_workload(requests), dataset)
-        run = RunConfig(
-            model_name=model_name or engine.get("model") or meta["model"], hardware=hardware,
-            npu_num=npu_num or engine.get("tensor_parallel_size", 1), npu_mem=npu_mem, link_latency=0.0,
-            fp="8" if engine.get("dtype") == "fp8" else "16", block_size=engine.get("block_size", 16),
-            dataset=str(dataset), req_num=len(requests), log_interval=1.0, scheduler="vllm", perf_model=perf_model,
-            max_num_seqs=max_num_seqs or engine.get("max_num_seqs") or 256,
-            max_num_batched_tokens=max_num_batched_tokens or engine.get("max_num_batched_tokens") or 2048,
-            gpu_memory_utilization=gpu_memory_utilization or engine.get("gpu_memory_utilization") or 0.9, quiet=True)
+        run = config_from_mapping({**flags, "hardware": hardware, "npu_mem": npu_mem, "link_latency": 0.0,
+                                   "dataset": str(dataset), "req_num": len(requests), "log_interval": 1.0,
+                                   "scheduler": "vllm", "perf_model": perf_model, "quiet": True}, f"{meta_path}")
         metrics = simulate(run, log=lambda line: None)
     times = [RequestTimes.of(state) for state in sorted(metrics.finished, key=lambda s: s.id)]
     simulated = {"ttft": [t.ttft / 1e6 for t in times], "latency": [t.latency / 1e6 for t in times],
@@ -58,10 +66,24 @@ def main(measured_dir, hardware, model_name, npu_num, max_num_seqs, max_num_batc
     table = comparison(measured_times_ms(requests), simulated)
     for line in format_table(table):
         print(line)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    measured_series = read_timeseries(measured_dir / "vllm" / "timeseries.csv")
     seconds = int(max(s.end_ns for s in metrics.samples) // 1e9)
-    write_series(measured_series, throughput_series(metrics, seconds), out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_series(measured_series, throughput_series(metrics, seconds), out_dir)
+        if json_path:
+            json_path.write_text(json.dumps(table, indent=2) + "\n")
+    except OSError as err:
+        raise InputError(f"cannot write the results: {err}") from None
     print(f"throughput series: {out_dir / 'throughput.csv'}, {out_dir / 'throughput.png'}")
-    if json_path:
-        json_path.write_text(json.dumps(table, indent=2) + "\n")
+
+
+def is_comparison_json(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and set(data) == set(METRICS)
+
+
+def is_series_csv(path: Path) -> bool:
+    return first_line(path) == ",".join(SERIES_COLUMNS)

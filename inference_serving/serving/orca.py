@@ -31,6 +31,8 @@ class OrcaPolicy(SchedulingPolicy):
     default_block_size = 8
     supports_pipeline = True
     own_flags = ("max_batch", "gen")
+    trust = ("the paper's policy: each request's attention on one rank, timed as batch-1 kernels; for reproducing "
+             "the paper and comparing systems, not for the latency of a vLLM deployment")
     kv: HostSwapKV
 
     def __init__(self, requests: list[Request], kv: HostSwapKV, max_batch: int = 0, skip_prefill: bool = False):

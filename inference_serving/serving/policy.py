@@ -33,6 +33,7 @@ class SchedulingPolicy(ABC):
     default_block_size: ClassVar[int]
     supports_pipeline: ClassVar[bool]
     own_flags: ClassVar[tuple[str, ...]]     # flags that only this policy reads
+    trust: ClassVar[str]                     # which questions its numbers answer (the run's header says it)
     kv: KVManager
 
     def __init__(self, requests: list[Request], kv: KVManager) -> None:
