@@ -101,7 +101,10 @@ def check_configurations(flag_sets: list[dict], source: str, own_outputs: list[t
     for number, flags in enumerate(flag_sets, start=1):
         where = f"{source}, configuration {number}"
         config = config_from_mapping(flags, where)
-        check_outputs(config)
+        try:
+            check_outputs(config)
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
         for flag, path in written_files(config):
             other = writers.setdefault(path.resolve(), f"configuration {number}")
             if other != f"configuration {number}":

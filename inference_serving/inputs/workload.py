@@ -84,7 +84,7 @@ def _tsv_rows(path: Path) -> Iterator[tuple[int, dict]]:
         if len(values) != len(header):
             raise InputError(f"{path}, line {line_no}: {len(values)} tab-separated fields, "
                                 f"the header has {len(header)}; give one value per column")
-        yield line_no, dict(zip(header, values))
+        yield line_no, dict(zip(header, map(TsvField, values)))
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -123,8 +123,9 @@ def _request_from_fields(path: Path, line_no: int, request_id: int, fields: dict
 
 
 def _as_integer(raw: object) -> int | None:
-    """An int from a TSV string or a JSON number; None when it is not a whole number."""
-    if isinstance(raw, str):
+    """An int from a TSV field (text) or a JSON integer; None when it is not a whole number (a JSON
+    text such as "4" included: JSON values are typed)."""
+    if isinstance(raw, TsvField):
         text = raw.strip()
         try:
             return int(text) if INTEGER.fullmatch(text) else None
@@ -133,6 +134,10 @@ def _as_integer(raw: object) -> int | None:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     return None
+
+
+class TsvField(str):
+    """The text of one TSV field: a number written as text, unlike a JSON string."""
 
 
 def _token_ids(path: Path, line_no: int, raw: object, input_tokens: int) -> tuple[int, ...] | None:
