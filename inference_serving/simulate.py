@@ -161,7 +161,7 @@ def _run(config: RunConfig, scheduler: SchedulingPolicy, builder: TraceBuilder, 
         try:
             simulation.run()
         except EngineError as err:
-            raise blamed(err) from None
+            raise blamed(err, config.astra_sim) from None
         metrics.end_ns = simulation.now
         if progress is not None:
             progress.close(len(metrics.finished), simulation.now)

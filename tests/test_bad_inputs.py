@@ -10,6 +10,7 @@ workspace and the repository's output/ and perf_model/ folders are compared befo
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import json
 import os
@@ -155,6 +156,8 @@ def test_the_corpus_is_large_and_its_ids_unique():
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
 def test_bad_input(case, workspace):
+    if case.get("unless_importable") and importlib.util.find_spec(case["unless_importable"]):
+        pytest.skip(f"{case['unless_importable']} is installed")
     write_files(workspace, case.get("files", {}))
     watched = (workspace, REPO / "output", REPO / "perf_model")
     before = snapshot(*watched)

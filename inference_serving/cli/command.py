@@ -65,6 +65,9 @@ def _main_reporting(main, args, prog_name, kwargs) -> None:
     try:
         with pipe_safe_stdout():
             status = main(args, prog_name, standalone_mode=False, **kwargs)
+    except click.exceptions.NoArgsIsHelpError as err:  # `llmservingsim` alone: its help, as for --help
+        click.echo(err.format_message())
+        status = 0
     except click.ClickException as err:
         click.echo(f"error: {_one_line(err.format_message())}", err=True)
         status = BAD_INPUT

@@ -7,6 +7,7 @@ them unwind: its engine is stopped and its work folder removed, as a single run 
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 from collections.abc import Iterator
@@ -83,11 +84,15 @@ def run_all(flag_sets: list[dict], jobs: int = 1, ray_address: str | None = None
     return [results[i] for i in range(len(flag_sets))]
 
 
+def check_ray(address: str | None) -> None:
+    """--ray needs Ray installed; refused before any work starts."""
+    if address and importlib.util.find_spec("ray") is None:
+        raise InputError("--ray needs Ray: .venv/bin/pip install ray")
+
+
 def _run_ray(flag_sets: list[dict], address: str, cwd: str) -> list[dict]:
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--ray needs Ray: .venv/bin/pip install ray") from None
+    check_ray(address)
+    import ray
     started = not ray.is_initialized()
     if started:
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),

@@ -29,7 +29,7 @@ from ..inputs.workload import TSV_HEADER, load_dataset, write_dataset
 from ..report.output_paths import check_file, first_line
 from ..serving.policy import policy_class
 from .command import Command
-from .runner import run_all
+from .runner import check_ray, run_all
 from .sweep import check_configurations
 
 MAX_NPUS = 2**20  # the engine's largest cluster
@@ -188,6 +188,7 @@ def no_choice(explored: list[dict], largest: int, ttft_p99: float, tpot_mean: fl
 def main(config, dataset, rate, num_requests, seed, ttft_p99, tpot_mean, max_npus, npu_list, batches, jobs,
          ray_address, workdir, output, force) -> None:
     """Find the cheapest deployment (NPUs, TP x PP, max batch) whose p99 TTFT and mean TPOT meet the targets."""
+    check_ray(ray_address)
     base = load_config(config) if config else {}
     check_base(base, batches, config)
     trace = (workdir / f"rate{rate:g}_n{num_requests}_seed{seed}.tsv").resolve() if rate is not None else None

@@ -33,7 +33,7 @@ from ..report.output_paths import check_file, first_line
 from ..report.outputs import check_outputs, written_files
 from .command import Command
 from .row_stream import RowStream
-from .runner import completed, run_all
+from .runner import check_ray, completed, run_all
 
 METRIC_COLUMNS = ("requests_finished", "iterations", "prompt_tokens", "generated_tokens", "simulated_time_s",
                   "prompt_throughput_tok_s", "generation_throughput_tok_s", "request_throughput_req_s",
@@ -52,12 +52,15 @@ def load_grid(path: Path) -> tuple[dict, dict[str, list]]:
     if config is not None and not isinstance(config, str):
         raise InputError(f"{path}: 'config' must be the path of an experiment file, got {config!r}")
     base = load_config(Path(config)) if config else {}
-    base.update(canonical(data.get("base") or {}, f"{path}: base"))
+    fixed = canonical(data.get("base") or {}, f"{path}: base")
+    base.update(fixed)
     grid_raw = data.get("grid")
     if not isinstance(grid_raw, dict) or not grid_raw:
         raise InputError(f"{path}: 'grid' must map flag names to lists of values, e.g. npu_num: [1, 2, 4]")
     grid = {}
     for name, values in canonical(grid_raw, f"{path}: grid").items():
+        if name in fixed:
+            raise InputError(f"{path}: '{name}' is in both base and grid; keep it in one")
         values = values if isinstance(values, list) else [values]
         if not values:
             raise InputError(f"{path}: grid key '{name}' has no values")
@@ -165,6 +168,7 @@ def main(grid_file: Path, jobs: int, ray_address: str | None, output: Path | Non
     base, grid = load_grid(grid_file)
     runs = configurations({**base, **({"force": True} if force else {})}, grid, str(grid_file))
     flag_sets = [r["flags"] for r in runs]
+    check_ray(ray_address)
     check_file("--output", output, is_sweep_csv, force)
     check_configurations(flag_sets, str(grid_file), [("--output", output)] if output else [])
     failed = 0
