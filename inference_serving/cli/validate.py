@@ -56,9 +56,10 @@ def main(measured_dir, hardware, model_name, npu_num, max_num_seqs, max_num_batc
     with tempfile.TemporaryDirectory() as scratch:
         dataset = Path(scratch) / "workload.tsv"
         write_dataset(measured_workload(requests), dataset)
-        run = config_from_mapping({**flags, "hardware": hardware, "npu_mem": npu_mem, "link_latency": 0.0,
+        overrides = {name: value for name, value in (("npu_mem", npu_mem), ("perf_model", perf_model)) if value}
+        run = config_from_mapping({**flags, **overrides, "hardware": hardware, "link_latency": 0.0,
                                    "dataset": str(dataset), "req_num": len(requests), "log_interval": 1.0,
-                                   "scheduler": "vllm", "perf_model": perf_model, "quiet": True}, f"{meta_path}")
+                                   "scheduler": "vllm", "quiet": True}, f"{meta_path}")
         metrics = simulate(run, log=lambda line: None)
     times = [RequestTimes.of(state) for state in sorted(metrics.finished, key=lambda s: s.id)]
     simulated = {"ttft": [t.ttft / 1e6 for t in times], "latency": [t.latency / 1e6 for t in times],

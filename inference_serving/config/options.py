@@ -44,9 +44,8 @@ def _convert(f: dataclasses.Field, value, source: str):
     meta = f.metadata
     where = f"{source}: '{f.name}'"
     if value is None:
-        if f.default is None:
-            return None
-        raise InputError(f"{where} must not be empty (leave the key out for the default {f.default!r})")
+        default = "" if f.default is None else f" {f.default!r}"
+        raise InputError(f"{where} must not be empty (leave the key out for the default{default})")
     if meta["is_flag"]:
         if not isinstance(value, bool):
             raise InputError(f"{where} must be true or false, got {value!r}")
