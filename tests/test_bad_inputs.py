@@ -87,7 +87,7 @@ def snapshot(*roots: Path) -> dict:
                 stat = path.stat()
                 state[str(path)] = (stat.st_size, stat.st_mtime_ns, hashlib.sha1(path.read_bytes()).hexdigest())
             else:
-                state[str(path)] = "folder"
+                state[str(path)] = "link" if path.is_symlink() else "folder"
     return state
 
 
@@ -159,6 +159,8 @@ def test_bad_input(case, workspace):
     if case.get("unless_importable") and importlib.util.find_spec(case["unless_importable"]):
         pytest.skip(f"{case['unless_importable']} is installed")
     write_files(workspace, case.get("files", {}))
+    for name, target in case.get("links", {}).items():
+        (workspace / name).symlink_to(target)
     watched = (workspace, REPO / "output", REPO / "perf_model")
     before = snapshot(*watched)
     code, stderr = run_case(case, workspace)

@@ -26,7 +26,7 @@ from ..errors import BAD_INPUT, InputError, SimError
 from ..inputs.generator import generate_requests
 from ..inputs.model import load_model
 from ..inputs.workload import TSV_HEADER, load_dataset, write_dataset
-from ..report.output_paths import check_file, first_line
+from ..report.output_paths import check_distinct, check_file, first_line
 from ..serving.policy import policy_class
 from .command import Command
 from .runner import check_ray, run_all
@@ -200,7 +200,9 @@ def main(config, dataset, rate, num_requests, seed, ttft_p99, tpot_mean, max_npu
     counts = npu_list or [n for n in (1 << k for k in range(max_npus.bit_length())) if n <= max_npus]
     check_file("--output", output, is_search_csv, force)
     every = flag_sets(base, [p for npus in counts for p in candidates(npus, batches)])
-    check_configurations(every, "search", [("--output", output)] if output else [])
+    own = [(flag, path) for flag, path in (("--output", output), ("--workdir", trace)) if path is not None]
+    check_distinct(own)
+    check_configurations(every, "search", own)
     if rate is not None:
         write_dataset(generate_requests(num_requests, rate, seed), trace, force=True)
     best, explored = search(base, counts, batches, ttft_p99, tpot_mean, jobs, ray_address)

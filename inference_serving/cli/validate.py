@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..inputs.workload import write_dataset
 from ..report.measured_run import check_rows, meta_flags
 from ..report.metrics import RequestTimes
-from ..report.output_paths import check_file, check_folder, first_line, is_png
+from ..report.output_paths import check_distinct, check_file, check_folder, first_line, is_png
 from ..report.validate import (METRICS, SERIES_COLUMNS, comparison, format_table, measured_times_ms,
                                measured_workload, read_measured, read_timeseries, throughput_series, write_series)
 from .command import Command
@@ -52,6 +52,8 @@ def main(measured_dir, hardware, model_name, npu_num, max_num_seqs, max_num_batc
         raise InputError(f"{meta_path}: no 'model' (nor engine_kwargs.model); give --model_name")
     check_file("--json", json_path, is_comparison_json)
     check_folder("--out", out_dir, {"throughput.csv": is_series_csv, "throughput.png": is_png})
+    check_distinct([("--out", out_dir / "throughput.csv"), ("--out", out_dir / "throughput.png"),
+                    *([("--json", json_path)] if json_path else [])])
     measured_series = read_timeseries(measured_dir / "vllm" / "timeseries.csv")
     with tempfile.TemporaryDirectory() as scratch:
         dataset = Path(scratch) / "workload.tsv"
