@@ -16,7 +16,7 @@ import threading
 
 import click
 
-from ..errors import BAD_INPUT, FAILURE, SimError
+from ..errors import BAD_INPUT, FAILURE, InputError, SimError
 from .console import pipe_safe_stdout
 
 INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -78,6 +78,20 @@ def _main_reporting(main, args, prog_name, kwargs) -> None:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def from_command_line(name: str) -> bool:
+    """Whether the running command's parameter `name` was given (on the command line or by the
+    environment), not left at its default."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def refuse_unread(flags: dict[str, str], reason: str) -> None:
+    """Flags (parameter name -> spelling) that the command would not read in this call are refused."""
+    unread = [spelling for name, spelling in flags.items() if from_command_line(name)]
+    if unread:
+        raise InputError(f"{' and '.join(unread)}: {reason}; leave {'them' if len(unread) > 1 else 'it'} out")
 
 
 class Command(click.Command):

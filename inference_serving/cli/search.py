@@ -28,7 +28,7 @@ from ..inputs.model import load_model
 from ..inputs.workload import TSV_HEADER, load_dataset, write_dataset
 from ..report.output_paths import check_distinct, check_file, first_line
 from ..serving.policy import policy_class
-from .command import Command
+from .command import Command, refuse_unread
 from .runner import check_ray, run_all
 from .sweep import check_configurations
 
@@ -189,6 +189,11 @@ def main(config, dataset, rate, num_requests, seed, ttft_p99, tpot_mean, max_npu
          ray_address, workdir, output, force) -> None:
     """Find the cheapest deployment (NPUs, TP x PP, max batch) whose p99 TTFT and mean TPOT meet the targets."""
     check_ray(ray_address)
+    if ray_address:
+        refuse_unread({"jobs": "--jobs"}, "a Ray cluster runs every configuration at once")
+    if rate is None:
+        refuse_unread({"num_requests": "--requests", "seed": "--seed", "workdir": "--workdir"},
+                      "they describe the trace generated for --rate")
     base = load_config(config) if config else {}
     check_base(base, batches, config)
     trace = (workdir / f"rate{rate:g}_n{num_requests}_seed{seed}.tsv").resolve() if rate is not None else None

@@ -31,7 +31,7 @@ from ..config.options import canonical, config_from_mapping, values_from_mapping
 from ..errors import InputError
 from ..report.output_paths import check_file, first_line
 from ..report.outputs import check_outputs, written_files
-from .command import Command
+from .command import Command, refuse_unread
 from .row_stream import RowStream
 from .runner import check_ray, completed, run_all
 
@@ -169,6 +169,8 @@ def main(grid_file: Path, jobs: int, ray_address: str | None, output: Path | Non
     runs = configurations({**base, **({"force": True} if force else {})}, grid, str(grid_file))
     flag_sets = [r["flags"] for r in runs]
     check_ray(ray_address)
+    if ray_address:
+        refuse_unread({"jobs": "--jobs"}, "a Ray cluster runs every configuration at once")
     check_file("--output", output, is_sweep_csv, force)
     check_configurations(flag_sets, str(grid_file), [("--output", output)] if output else [])
     failed = 0
