@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from inference_serving.cli import main_py
+from inference_serving.paths import DEFAULT_ENGINE
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -158,3 +159,11 @@ def test_a_tiny_log_interval_logs_at_most_one_throughput_line_per_iteration(data
 def test_the_header_says_what_the_schedulers_numbers_are_for(dataset, scheduler, words):
     code, stdout, _ = run(*TINY, "--dataset", str(dataset), "--scheduler", scheduler)
     assert code == 0 and words in stdout.splitlines()[0]
+
+
+def test_a_relative_engine_path_is_found_from_the_current_folder(tmp_path, dataset, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    relative = os.path.relpath(DEFAULT_ENGINE, tmp_path)
+    code, _, stderr = run(*TINY, "--dataset", str(dataset), "--astra-sim", relative, "--output", "o.csv")
+    assert code == 0, stderr
+    assert len((tmp_path / "o.csv").read_text().splitlines()) == 13
