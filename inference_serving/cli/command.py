@@ -9,6 +9,7 @@ its output is dropped and its files are still written (console.py).
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -21,6 +22,8 @@ from .console import pipe_safe_stdout
 
 INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 DEBUG = "LLMSERVINGSIM_DEBUG"  # set: internal failures show their traceback
+# a file system error about a path, which is one the user named or one made from it: bad input
+PATH_ERRORS = {errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,6 +57,8 @@ def _invoke_reporting(invoke, ctx: click.Context):
     except Exception as err:  # noqa: BLE001 - the last resort: one line instead of a traceback
         if os.environ.get(DEBUG):
             raise
+        if isinstance(err, OSError) and err.filename is not None and err.errno in PATH_ERRORS:
+            _fail(f"{err.filename}: {err.strerror}", BAD_INPUT)
         _fail(f"internal: {type(err).__name__}: {err} (set {DEBUG}=1 for the traceback)", FAILURE)
 
 

@@ -1,6 +1,7 @@
 """`llmservingsim profile`: time every layer of a model in PyTorch into the profiled-CSV format."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from ..report.output_paths import check_file, first_line
 from .command import Command
 
 MAX_RUNS = 1000  # warm-up or timed runs of one shape
+DEVICE = re.compile(r"(cpu|mps|(cuda|xpu)(:[0-9]+)?)")
 
 
 def _int_list(ctx, param, value: str) -> list[int]:
@@ -30,9 +32,15 @@ def _int_list(ctx, param, value: str) -> list[int]:
     return values
 
 
+def _device(ctx, param, value: str) -> str:
+    if not DEVICE.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a PyTorch device such as cuda, cuda:1, cpu, mps or xpu")
+    return value
+
+
 @click.command("profile", cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--model", "model_name", required=True, help="Model under model_configs/, a config .json or an .onnx.")
-@click.option("--device", default="cuda", show_default=True, help="PyTorch device: cuda, cuda:1, cpu.")
+@click.option("--device", default="cuda", show_default=True, callback=_device, help="PyTorch device: cuda, cuda:1, cpu.")
 @click.option("--tp", default=1, show_default=True, type=POSITIVE_INT, help="Tensor-parallel degree.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="CSV to write [default: perf_model/<hardware>.csv].")

@@ -56,6 +56,8 @@ def _convert(f: dataclasses.Field, value, source: str):
     kind, wanted = _written_kind(ctype)
     if not isinstance(value, wanted):
         raise InputError(f"{where} must be {kind}, got {value!r}")
+    if isinstance(value, str) and "\0" in value:
+        raise InputError(f"{where} holds a NUL character, which no file name or flag value can hold")
     if ctype is None:
         return value
     if isinstance(ctype, click.Choice):

@@ -11,6 +11,7 @@ folder or a device, and when it does not exist yet or holds a previous result of
 """
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from ..errors import InputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+NAME_MAX = 255  # bytes of one file or folder name (Linux, macOS and Windows file systems)
 
 
 def first_line(path: Path) -> str:
@@ -55,10 +57,18 @@ def check_writable_folder(flag: str, folder: Path) -> None:
         raise InputError(f"{flag} {folder}: cannot create files in {existing} ({err.strerror or err})") from None
 
 
+def _name_lengths(flag: str, path: Path) -> None:
+    """Every part of the path within the file system's limit (checked before anything looks it up)."""
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise InputError(f"{flag} {path}: the name '{part[:40]}...' is longer than {NAME_MAX} bytes")
+
+
 def check_file(flag: str, path: Path | None, is_previous_result: Callable[[Path], bool], force: bool = False) -> None:
     """One output file: its folder usable, and an existing file only if it is a previous result (or `force`)."""
     if path is None:
         return
+    _name_lengths(flag, path)
     if path.exists() or path.is_symlink():
         if not path.is_file():
             raise InputError(f"{flag} {path}: is not a regular file (a folder, a device or a broken link); "
@@ -73,6 +83,7 @@ def check_folder(flag: str, folder: Path | None, files: dict[str, Callable[[Path
     """An output folder and the files of `files` (name -> is a previous result) written into it."""
     if folder is None:
         return
+    _name_lengths(flag, folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{flag} {folder}: exists and is not a folder")
     for name, is_previous_result in files.items():
