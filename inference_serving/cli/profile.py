@@ -64,8 +64,9 @@ def main(model_name, device, tp, output, hardware, dtype, tokens, attn_tokens, k
         import torch
     except ImportError:
         raise InputError("the profiler needs PyTorch: pip install torch") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device visible to PyTorch; use --device cpu")
+    if device.startswith("cuda") and int(device.partition(":")[2] or 0) >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA devices; "
+                         f"choose one of them or --device cpu")
     hardware = hardware or default_hardware_name(device)
     dtype = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     if output is None:
