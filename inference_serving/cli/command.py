@@ -93,10 +93,13 @@ def from_command_line(name: str) -> bool:
 
 
 def refuse_unread(flags: dict[str, str], reason: str) -> None:
-    """Flags (parameter name -> spelling) that the command would not read in this call are refused."""
+    """Flags (parameter name -> spelling) that the command would not read in this call are refused;
+    `reason` completes "... has no effect", e.g. "with --ray (the cluster runs them all at once)"."""
     unread = [spelling for name, spelling in flags.items() if from_command_line(name)]
     if unread:
-        raise InputError(f"{' and '.join(unread)}: {reason}; leave {'them' if len(unread) > 1 else 'it'} out")
+        many = len(unread) > 1
+        raise InputError(f"{' and '.join(unread)} {'have' if many else 'has'} no effect {reason}; "
+                         f"leave {'them' if many else 'it'} out")
 
 
 class Command(click.Command):

@@ -190,10 +190,12 @@ def main(config, dataset, rate, num_requests, seed, ttft_p99, tpot_mean, max_npu
     """Find the cheapest deployment (NPUs, TP x PP, max batch) whose p99 TTFT and mean TPOT meet the targets."""
     check_ray(ray_address)
     if ray_address:
-        refuse_unread({"jobs": "--jobs"}, "a Ray cluster runs every configuration at once")
+        refuse_unread({"jobs": "--jobs"}, "with --ray (the cluster runs every configuration at once)")
     if rate is None:
         refuse_unread({"num_requests": "--requests", "seed": "--seed", "workdir": "--workdir"},
-                      "they describe the trace generated for --rate")
+                      "without --rate (they describe the trace it generates)")
+    if npu_list:
+        refuse_unread({"max_npus": "--max-npus"}, "with --npus (which lists the NPU counts to try)")
     base = load_config(config) if config else {}
     check_base(base, batches, config)
     trace = (workdir / f"rate{rate:g}_n{num_requests}_seed{seed}.tsv").resolve() if rate is not None else None

@@ -170,7 +170,7 @@ def main(grid_file: Path, jobs: int, ray_address: str | None, output: Path | Non
     flag_sets = [r["flags"] for r in runs]
     check_ray(ray_address)
     if ray_address:
-        refuse_unread({"jobs": "--jobs"}, "a Ray cluster runs every configuration at once")
+        refuse_unread({"jobs": "--jobs"}, "with --ray (the cluster runs every configuration at once)")
     check_file("--output", output, is_sweep_csv, force)
     check_configurations(flag_sets, str(grid_file), [("--output", output)] if output else [])
     failed = 0
