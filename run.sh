@@ -10,20 +10,27 @@ MODEL=meta-llama/Llama-3.1-8B-Instruct
 COMMON=(--config configs/llama8b_h100.yaml)
 mkdir -p output
 
+label() {      # the heading of one output block
+    printf '\n== %s ==\n' "$*"
+}
+
 sweep_tp() {   # tensor-parallel degree on 1..8 H100s
     for tp in 1 2 4 8; do
+        label "tp: Llama-3.1-8B on $tp x H100, tensor-parallel $tp"
         $PY main.py "${COMMON[@]}" --npu_num "$tp" --npu_group 1 --output "output/tp${tp}.csv" | tail -12
     done
 }
 
 sweep_mem() {  # device memory per GPU: less room for KV blocks, more evictions to host memory
     for mem in 17 20 40 80; do
+        label "mem: Llama-3.1-8B on 1 x H100 with $mem GiB"
         $PY main.py "${COMMON[@]}" --npu_num 1 --npu_mem "$mem" --output "output/mem${mem}.csv" | tail -12
     done
 }
 
 sweep_rate() { # request rate: traces generated on the fly with the workload generator
     for rate in 2 5 10 20; do
+        label "rate: Llama-3.1-8B on 1 x H100, $rate requests/s"
         $PY -m inference_serving workload --num 100 --rate "$rate" --seed 0 \
             --output "output/rate${rate}.tsv" --force
         $PY main.py "${COMMON[@]}" --npu_num 1 \
@@ -33,13 +40,15 @@ sweep_rate() { # request rate: traces generated on the fly with the workload gen
 
 sweep_npu() {  # the paper's NPU (hardware/NPU.yaml, analytical model) on 1..8 NPUs
     for n in 1 2 4 8; do
+        label "npu: Llama-3.1-8B on $n x the paper's NPU"
         $PY main.py --model_name "$MODEL" --hardware NPU --npu_num "$n" --remote_bw 64 --block_size 16 \
             --req_num 50 --dataset dataset/sharegpt_like_100.tsv --output "output/npu${n}.csv" | tail -12
     done
 }
 
 example_onnx() { # an ONNX decoder (the tiny test model with zero weights, written on the fly) on 2 NPUs
-    $PY -m inference_serving onnx tests/data/tiny_model.json output/tiny_model.onnx
+    label "onnx: the tiny test model as an ONNX decoder on 2 NPUs"
+    $PY -m inference_serving onnx tests/data/tiny_model.json output/tiny_model.onnx --force
     $PY main.py --model_name output/tiny_model.onnx --hardware NPU --npu_num 2 --npu_mem 1 --remote_bw 64 \
         --block_size 16 --req_num 20 --dataset dataset/sharegpt_like_100.tsv --output output/onnx_tiny.csv | tail -12
 }
@@ -48,6 +57,7 @@ example_profile() { # profile a model with PyTorch (GPU if present, else CPU), t
     if ! $PY -c "import torch" 2>/dev/null; then echo "profile: PyTorch not installed, skipped" >&2; return 0; fi
     local model=tests/data/tiny_model.json device=cpu
     if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then device=cuda; fi
+    label "profile: the tiny test model profiled on $device, then simulated"
     $PY -m inference_serving profile --model "$model" --device "$device" --tp 1 --hardware PROFILED \
         --output output/profiled.csv
     $PY main.py --model_name "$model" --hardware PROFILED --perf-model output/profiled.csv --npu_num 1 \

@@ -192,7 +192,7 @@ def test_run_sh_uses_config_files():
 
 def grid_file(tmp_path: Path, dataset: Path) -> Path:
     return write_yaml(tmp_path / "grid.yaml", "base:\n" + "".join(f"  {k}: {v}\n" for k, v in TINY.items()) +
-                      f"  dataset: {dataset}\n  output: {tmp_path}/run_{{npu_num}}_{{npu_group}}.csv\n"
+                      f"  dataset: {dataset}\n  output: {tmp_path}/run_{{npu_num}}_{{npu_group}}_{{max_batch}}.csv\n"
                       "grid:\n  npu_num: [1, 2]\n  npu_group: [1, 2]\n  max_batch: [0, 2]\n")
 
 
@@ -208,7 +208,7 @@ def test_parallel_and_serial_sweeps_give_identical_tables(tmp_path, dataset):
     alone, _ = run(dataset, npu_num=2, npu_group=2, max_batch=2)
     row = next(r for r in serial if (r["npu_num"], r["npu_group"], r["max_batch"]) == (2, 2, 2))
     assert {k: row[k] for k in alone.summary(alone.end_ns)} == alone.summary(alone.end_ns)
-    assert (tmp_path / "run_2_2.csv").is_file()  # {flag} in base values is filled in per configuration
+    assert (tmp_path / "run_2_2_2.csv").is_file()  # {flag} in base values is filled in per configuration
 
 
 def test_sweep_command_writes_csv(tmp_path, dataset):

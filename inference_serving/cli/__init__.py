@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from .command import Group
 from .list import list_command
 from .onnx import onnx as onnx_command
 from .profile import main as profile_command
@@ -17,7 +18,7 @@ COMMANDS = [run_command, validate_command, sweep_command, search_command, profil
             onnx_command, list_command]
 
 
-class RunByDefault(click.Group):
+class RunByDefault(Group):
     """main.py: `python main.py --model_name ...` is `run`; `python main.py validate ...` a subcommand."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -26,10 +27,10 @@ class RunByDefault(click.Group):
         return super().parse_args(ctx, args)
 
 
-def _group(cls: type[click.Group]) -> click.Group:
+def _group(cls: type[Group]) -> Group:
     return cls("llmservingsim", commands=COMMANDS, context_settings=CONTEXT,
                help="LLMServingSim: simulate LLM inference serving on clusters of accelerators.")
 
 
-llmservingsim = _group(click.Group)
+llmservingsim = _group(Group)
 main_py = _group(RunByDefault)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import click
 
 from ..backend.base import BACKENDS
-from ..errors import exit_on_error
 from ..inputs.hardware import known_hardware, load_hardware
 from ..inputs.model import available_models, load_model
 from ..perf.provider import PROVIDERS
 from ..serving.policy import POLICIES
+from .command import Command
 
 WHAT = ("models", "hardware", "providers", "schedulers", "backends")
 
@@ -33,9 +33,8 @@ def lines(what: str) -> list[str]:
     return [f"{name:15} {doc}" for name, doc in registry.describe()]
 
 
-@click.command("list")
+@click.command("list", cls=Command)
 @click.argument("what", required=False, type=click.Choice(WHAT))
-@exit_on_error
 def list_command(what: str | None) -> None:
     """List what a run can name (all five kinds, or one)."""
     for kind in [what] if what else WHAT:

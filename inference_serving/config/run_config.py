@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from .types import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, ExpertLoadSpec, FiniteFloat
+from .types import (BANDWIDTH, DURATION_NS, HOST_BANDWIDTH, INTERVAL_S, MEMORY_GIB, NON_NEGATIVE_INT, POSITIVE_INT,
+                    SHARE, TIMEOUT_S, TOKENS, ExpertLoadSpec)
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 OUT_DIR = click.Path(file_okay=False, path_type=Path)
@@ -40,20 +41,21 @@ class RunConfig:
     max_batch: int = flag(0, "Requests per batch, 0 = no limit (orca).", NON_NEGATIVE_INT)
     npu_group: int = flag(1, "Pipeline stages; each stage is a tensor-parallel group of npu_num/npu_group NPUs.",
                           POSITIVE_INT)
-    npu_mem: float | None = flag(None, "Device memory per NPU in GiB [default: the hardware's].", POSITIVE)
-    local_bw: float | None = flag(None, "Device memory bandwidth in GB/s [default: the hardware's].", POSITIVE)
-    remote_bw: float = flag(512.0, "Host (remote) memory bandwidth in GB/s, for KV eviction and reload.", POSITIVE)
-    link_bw: float | None = flag(None, "NPU-to-NPU link bandwidth in GB/s [default: the hardware's].", POSITIVE)
-    link_latency: float | None = flag(None, "Link latency in ns [default: the hardware's].", NON_NEGATIVE)
+    npu_mem: float | None = flag(None, "Device memory per NPU in GiB [default: the hardware's].", MEMORY_GIB)
+    local_bw: float | None = flag(None, "Device memory bandwidth in GB/s [default: the hardware's].", BANDWIDTH)
+    remote_bw: float = flag(512.0, "Host (remote) memory bandwidth in whole GB/s, for KV eviction and reload.",
+                            HOST_BANDWIDTH)
+    link_bw: float | None = flag(None, "NPU-to-NPU link bandwidth in GB/s [default: the hardware's].", BANDWIDTH)
+    link_latency: float | None = flag(None, "Link latency in ns [default: the hardware's].", DURATION_NS)
     fp: str = flag("16", "Bits per weight, activation and KV element.", click.Choice(["8", "16", "32"]))
     block_size: int | None = flag(None, "Tokens per KV-cache block [default: the scheduler's, orca 8, vllm 16].",
-                                  POSITIVE_INT)
+                                  TOKENS)
     dataset: str = flag("dataset/sharegpt_like_100.tsv",
                         "Request trace (.tsv or .jsonl with input_toks, output_toks, arrival_time_ns).")
     output: Path | None = flag(None, "Per-request CSV to write.", OUT_FILE)
     gen: bool = flag(False, "Skip the initiation (prefill) phase (orca).", is_flag=True)
     req_num: int = flag(100, "Use the first N requests.", POSITIVE_INT)
-    log_interval: float = flag(0.5, "Throughput log interval in simulated seconds.", POSITIVE)
+    log_interval: float = flag(0.5, "Throughput log interval in simulated seconds.", INTERVAL_S)
     verbose: bool = flag(False, "Log memory loads/stores, KV use and computation-reuse hit rates.", is_flag=True)
     perf_model: str | None = flag(None, "Provider name (see `llmservingsim list`) or a profiled CSV path "
                                   "[default: the hardware file's provider].", opts=dashed("perf_model"))
@@ -63,13 +65,13 @@ class RunConfig:
                                     OUT_DIR, opts=dashed("keep_traces"))
     no_reuse: bool = flag(False, "Turn computation reuse off (no merged compute, no reused iterations).",
                           opts=dashed("no_reuse"), is_flag=True)
-    engine_timeout: float = flag(120.0, "Seconds to wait for any engine reply.", POSITIVE, opts=dashed("engine_timeout"))
+    engine_timeout: float = flag(120.0, "Seconds to wait for any engine reply.", TIMEOUT_S, opts=dashed("engine_timeout"))
     scheduler: str = flag("orca", "Scheduling policy (see `llmservingsim list`): orca, the paper's iteration-level "
                           "batching; vllm, vLLM V1 (token budget, chunked prefill).")
     max_num_seqs: int = flag(256, "vllm: requests running at once.", POSITIVE_INT)
-    max_num_batched_tokens: int = flag(2048, "vllm: tokens per step (the token budget).", POSITIVE_INT)
+    max_num_batched_tokens: int = flag(2048, "vllm: tokens per step (the token budget).", TOKENS)
     gpu_memory_utilization: float = flag(0.9, "vllm: share of device memory for weights, activations and KV cache.",
-                                         FiniteFloat(min=0, max=1, min_open=True))
+                                         SHARE)
     num_gpu_blocks: int | None = flag(None, "vllm: KV blocks per NPU, instead of deriving them.", POSITIVE_INT)
     max_model_len: int | None = flag(None, "Longest request (prompt + output tokens) accepted; a longer one is "
                                      "refused, as vLLM's server does [default: the model's context].", POSITIVE_INT)
@@ -86,7 +88,7 @@ class RunConfig:
                             "~ 1/(i+1)^S) or a JSON list of per-expert shares.", ExpertLoadSpec(),
                             opts=dashed("expert_load"))
     engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
-                                         NON_NEGATIVE, opts=dashed("engine_overhead"))
+                                         DURATION_NS, opts=dashed("engine_overhead"))
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",
                                      OUT_FILE, opts=dashed("summary_json"))
     plot: Path | None = flag(None, "Write PNG plots (throughput, requests and KV use over time, latency CDFs) here.",
@@ -94,6 +96,8 @@ class RunConfig:
     chrome_trace: Path | None = flag(None, "Write the simulated execution as a Chrome/Perfetto trace (JSON).",
                                      OUT_FILE, opts=dashed("chrome_trace"))
     quiet: bool = flag(False, "No progress bar on stderr (it is shown only on a terminal).", is_flag=True)
+    force: bool = flag(False, "Replace output files that exist even when they are not previous results of the "
+                       "same kind.", is_flag=True)
 
     @property
     def tp(self) -> int:
@@ -122,3 +126,9 @@ class RunConfig:
 
 def run_fields() -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(RunConfig)
+
+
+def flag_name(name: str) -> str:
+    """The command-line spelling of a field's flag."""
+    f = next(f for f in run_fields() if f.name == name)
+    return (f.metadata["opts"] or (f"--{name}",))[0]

@@ -29,12 +29,17 @@ from typing import Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..config import strict_yaml
+from ..config.types import MAX_BANDWIDTH_GBPS, MAX_DIMENSION, MAX_DURATION_NS, MAX_MEMORY_GIB
 from ..errors import InputError
 from ..paths import HARDWARE_DIR
 from ..perf.registry import PROVIDERS
 
 # Used for a hardware name that has no file, with a profiled CSV given by --perf-model.
 FALLBACK = {"memory_gib": 40.0, "memory_bw_gbps": 1024.0, "link_bw_gbps": 256.0}
+
+MAX_CLOCK_GHZ = 1e3      # an array clock, GHz
+MAX_TFLOPS = 1e9         # a dense peak, TFLOP/s
 
 _PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"),
                       "scaled": ("sibling", "sm_count", "peak_tflops"), "csv": ("csv",)}
@@ -47,27 +52,27 @@ class Hardware(BaseModel):
 
     name: str = Field(min_length=1)
     provider: str = Field(min_length=1)
-    memory_gib: float = Field(gt=0, allow_inf_nan=False)
-    memory_bw_gbps: float = Field(gt=0, allow_inf_nan=False)
-    link_bw_gbps: float = Field(gt=0, allow_inf_nan=False)
-    link_latency_ns: float = Field(0.0, ge=0, allow_inf_nan=False)
-    engine_overhead_ns: float = Field(0.0, ge=0, allow_inf_nan=False)
+    memory_gib: float = Field(gt=0, le=MAX_MEMORY_GIB, allow_inf_nan=False)
+    memory_bw_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)
+    link_bw_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)
+    link_latency_ns: float = Field(0.0, ge=0, le=MAX_DURATION_NS, allow_inf_nan=False)
+    engine_overhead_ns: float = Field(0.0, ge=0, le=MAX_DURATION_NS, allow_inf_nan=False)
     peak_tflops: dict[str, float] = Field(default_factory=dict)
     system: Optional[str] = Field(None, min_length=1)      # aiconfigurator system name
     csv: Optional[Path] = None                              # profiled CSV for provider csv
-    array_rows: Optional[int] = Field(None, gt=0)           # NPU: systolic array rows (the reduction dimension)
-    array_cols: Optional[int] = Field(None, gt=0)           # NPU: systolic array columns (output features)
-    clock_ghz: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # NPU: clock
-    vector_lanes: Optional[int] = Field(None, gt=0)         # NPU: element-wise operations per cycle
+    array_rows: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)    # NPU: systolic array rows (the reduction dim.)
+    array_cols: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)    # NPU: systolic array columns (output features)
+    clock_ghz: Optional[float] = Field(None, gt=0, le=MAX_CLOCK_GHZ, allow_inf_nan=False)  # NPU: clock
+    vector_lanes: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # NPU: element-wise operations per cycle
     sibling: Optional[str] = Field(None, min_length=1)     # scaled: the measured GPU whose tables are scaled
-    sm_count: Optional[int] = Field(None, gt=0)             # scaled: streaming multiprocessors
+    sm_count: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # scaled: streaming multiprocessors
     source: str = "built-in"                                # the YAML path, or where the numbers came from
 
     @model_validator(mode="after")
     def _peaks_positive(self) -> "Hardware":
         for dtype, value in self.peak_tflops.items():
-            if not value > 0 or value == float("inf"):
-                raise ValueError(f"'peak_tflops.{dtype}' must be a positive number, got {value!r}")
+            if not 0 < value <= MAX_TFLOPS:
+                raise ValueError(f"'peak_tflops.{dtype}' must be a number in (0, {MAX_TFLOPS:g}], got {value!r}")
         return self
 
     def defaults(self) -> dict[str, float]:
@@ -130,13 +135,14 @@ def fallback_hardware(name: str) -> Hardware:
 
 def _read_mapping(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = strict_yaml.load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read the hardware file ({err})") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
-        raise InputError(f"{path}: not valid YAML{line}") from None
+        problem = getattr(err, "problem", None)
+        raise InputError(f"{path}: not valid YAML{line}{': ' + problem if problem else ''}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a hardware file must be a mapping of keys to values")
     return data

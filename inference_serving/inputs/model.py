@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config.types import MAX_DIMENSION
 from ..errors import InputError
 from ..paths import MODEL_CONFIG_DIR
 from .model_config import ModelConfig
@@ -30,8 +31,9 @@ def _required(cfg: dict, path: Path, *keys: str) -> int:
     for key in keys:
         if key in cfg:
             value = cfg[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InputError(f"{path}: '{key}' must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DIMENSION:
+                raise InputError(f"{path}: '{key}' must be a positive integer of at most {MAX_DIMENSION}, "
+                                 f"got {value!r}")
             return value
     raise InputError(f"{path}: missing '{keys[0]}'")
 
@@ -39,6 +41,20 @@ def _required(cfg: dict, path: Path, *keys: str) -> int:
 def _optional(cfg: dict, path: Path, key: str, default: int) -> int:
     """A positive integer field that may be absent or null (then `default`)."""
     return default if cfg.get(key) is None else _required(cfg, path, key)
+
+
+def _text(cfg: dict, path: Path, key: str, default: str) -> str:
+    value = cfg.get(key, default)
+    if not isinstance(value, str):
+        raise InputError(f"{path}: '{key}' must be a text, got {value!r}")
+    return value
+
+
+def _switch(cfg: dict, path: Path, key: str, default: bool) -> bool:
+    value = cfg.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError(f"{path}: '{key}' must be true or false, got {value!r}")
+    return value
 
 
 def _check_embedding_projection(cfg: dict, path: Path, hidden: int) -> None:
@@ -60,7 +76,7 @@ def config_from_dict(cfg: dict, name: str, path: Path) -> ModelConfig:
     hidden = _required(cfg, path, "hidden_size", "n_embd", "d_model")
     heads = _required(cfg, path, "num_attention_heads", "n_head")
     kv_heads = cfg.get("num_key_value_heads", heads)
-    model_type = cfg.get("model_type", "llama")
+    model_type = _text(cfg, path, "model_type", "llama")
     gated = model_type not in ("opt", "gpt3", "gpt2")
     if hidden % heads and "head_dim" not in cfg:
         raise InputError(f"{path}: hidden_size {hidden} is not divisible by num_attention_heads {heads}")
@@ -82,7 +98,7 @@ def config_from_dict(cfg: dict, name: str, path: Path) -> ModelConfig:
         gated_mlp=gated,
         has_bias=not gated,
         learned_positions=not gated,
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", not gated)),
+        tie_word_embeddings=_switch(cfg, path, "tie_word_embeddings", not gated),
         qk_norm=model_type in ("qwen3", "qwen3_moe"),
         position_offset=2 if model_type == "opt" else 0,
         **moe_fields(cfg, path, gated, intermediate, layers),
@@ -98,7 +114,7 @@ def load_model(name: str) -> ModelConfig:
     path = _config_path(name)
     try:
         cfg = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InputError(f"{path}: not a readable JSON model config ({err})") from None
     if not isinstance(cfg, dict):
         raise InputError(f"{path}: a model config must be a JSON object")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config.types import MAX_DIMENSION
 from ..errors import InputError
 
 EXPERT_COUNT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts")
@@ -28,8 +29,8 @@ def _count(cfg: dict, path: Path, key: str, minimum: int, default: int) -> int:
     value = cfg.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{path}: '{key}' must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_DIMENSION:
+        raise InputError(f"{path}: '{key}' must be an integer from {minimum} to {MAX_DIMENSION}, got {value!r}")
     return value
 
 

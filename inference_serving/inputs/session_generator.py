@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config.types import MAX_SIM_NS
 from ..errors import InputError
 from .generator import lognormal_lengths, poisson_arrivals_ns
 from .workload import write_new_file
@@ -31,7 +32,10 @@ def _session(rng: np.random.Generator, session: int, start_ns: int, turns: int, 
              lengths: dict, max_tokens: int, token_ids: bool) -> list[dict]:
     inputs = lognormal_lengths(rng, turns, lengths["input_mean"], lengths["input_sigma"], max_tokens - 1)
     outputs = lognormal_lengths(rng, turns, lengths["output_mean"], lengths["output_sigma"], max_tokens)
-    thinks = np.rint(rng.exponential(think_s * 1e9, size=turns - 1)).astype(np.int64)
+    thinks = np.rint(rng.exponential(think_s * 1e9, size=turns - 1))
+    if turns > 1 and not thinks.max() <= MAX_SIM_NS:
+        raise InputError(f"--think {think_s:g}: a think time beyond {MAX_SIM_NS / 1e9:.3g} s of simulated time; "
+                         f"choose a shorter mean")
     rows, context = [], 0
     for turn in range(turns):
         new_input, output = int(inputs[turn]), int(outputs[turn])

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.types import MAX_DIMENSION, MAX_SIM_NS
 from ..errors import InputError
 from .workload import Request, token_ids_field, whole_field
 
@@ -53,12 +54,12 @@ def _timing(path: Path, line_no: int, fields: dict, first: bool) -> int:
     if other in fields:
         raise InputError(f"{path}, line {line_no}: '{other}' does not belong on "
                          f"{'the first' if first else 'a later'} turn of a session; give '{wanted}'")
-    return whole_field(path, line_no, fields, wanted, 0)
+    return whole_field(path, line_no, fields, wanted, 0, MAX_SIM_NS)
 
 
 def _turn(path: Path, line_no: int, request_id: int, fields: dict, sessions: dict[int, _Context]) -> Request:
     def field(column: str, minimum: int) -> int:
-        return whole_field(path, line_no, fields, column, minimum)
+        return whole_field(path, line_no, fields, column, minimum, MAX_DIMENSION)
 
     session, turn = field(SESSION_FIELD, 0), field("turn", 0)
     context = sessions.get(session)

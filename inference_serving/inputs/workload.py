@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
+from ..config.types import MAX_DIMENSION, MAX_SIM_NS
+from ..errors import InputError
 
 COLUMNS = ("input_toks", "output_toks", "arrival_time_ns")
 TSV_HEADER = "\t".join(COLUMNS)
 INTEGER = re.compile(r"-?[0-9]+")
-
-from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def load_dataset(path: str | Path, req_num: int | None = None) -> list[Request]:
     reader = readers.get(path.suffix)
     if reader is None:
         raise InputError(f"{path}: unknown dataset extension '{path.suffix}'; use .tsv or .jsonl")
-    rows = list(islice(reader(path), req_num))
+    rows = list(islice(reader(path), None if req_num is None else min(req_num, sys.maxsize)))
     from .sessions import SESSION_FIELD, session_requests  # sessions.py builds on this module's Request
     if rows and SESSION_FIELD in rows[0][1]:
         requests = session_requests(path, rows)
@@ -94,54 +95,65 @@ def _tsv_rows(path: Path) -> Iterator[tuple[int, dict]]:
         if len(values) != len(header):
             raise InputError(f"{path}, line {line_no}: {len(values)} tab-separated fields, "
                                 f"the header has {len(header)}; give one value per column")
-        yield line_no, dict(zip(header, values))
+        yield line_no, dict(zip(header, map(TsvField, values)))
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
     for line_no, text in _numbered_lines(path):
         try:
             fields = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}, line {line_no}: not valid JSON ({err.msg}); "
-                                f"write one object per line") from None
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, or an integer of too many digits
+            reason = getattr(err, "msg", None) or str(err).split(":")[0]
+            raise InputError(f"{path}, line {line_no}: not valid JSON ({reason}); "
+                             f"write one object per line") from None
         if not isinstance(fields, dict):
             raise InputError(f"{path}, line {line_no}: expected a JSON object with {', '.join(COLUMNS)}")
         yield line_no, fields
 
 
-def whole_field(path: Path, line_no: int, fields: dict, column: str, minimum: int) -> int:
-    """A required whole-number field of a row, >= minimum."""
+def whole_field(path: Path, line_no: int, fields: dict, column: str, minimum: int, maximum: int) -> int:
+    """A required whole-number field of a row, from minimum to maximum."""
     if column not in fields:
         raise InputError(f"{path}, line {line_no}: missing '{column}'")
     value = _as_integer(fields[column])
     if value is None or value < minimum:
         raise InputError(f"{path}, line {line_no}: '{column}' must be a whole number >= {minimum}, "
-                            f"got {fields[column]!r}")
+                         f"got {fields[column]!r}")
+    if value > maximum:
+        raise InputError(f"{path}, line {line_no}: '{column}' must be at most {maximum}, got {value}")
     return value
 
 
 def _request_from_fields(path: Path, line_no: int, request_id: int, fields: dict) -> Request:
-    def field(column: str, minimum: int) -> int:
-        return whole_field(path, line_no, fields, column, minimum)
+    def field(column: str, minimum: int, maximum: int) -> int:
+        return whole_field(path, line_no, fields, column, minimum, maximum)
 
-    input_tokens = field("input_toks", 1)
+    input_tokens = field("input_toks", 1, MAX_DIMENSION)
     return Request(
         id=request_id,
         input_tokens=input_tokens,
-        output_tokens=field("output_toks", 1),
-        arrival_ns=field("arrival_time_ns", 0),
+        output_tokens=field("output_toks", 1, MAX_DIMENSION),
+        arrival_ns=field("arrival_time_ns", 0, MAX_SIM_NS),
         token_ids=token_ids_field(path, line_no, fields.get("token_ids"), input_tokens),
     )
 
 
 def _as_integer(raw: object) -> int | None:
-    """An int from a TSV string or a JSON number; None when it is not a whole number."""
-    if isinstance(raw, str):
+    """An int from a TSV field (text) or a JSON integer; None when it is not a whole number (a JSON
+    text such as "4" included: JSON values are typed)."""
+    if isinstance(raw, TsvField):
         text = raw.strip()
-        return int(text) if INTEGER.fullmatch(text) else None
+        try:
+            return int(text) if INTEGER.fullmatch(text) else None
+        except ValueError:  # more digits than int() converts
+            return None
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     return None
+
+
+class TsvField(str):
+    """The text of one TSV field: a number written as text, unlike a JSON string."""
 
 
 def token_ids_field(path: Path, line_no: int, raw: object, count: int, field: str = "token_ids",
@@ -168,12 +180,14 @@ def write_dataset(requests: list[Request], path: str | Path, force: bool = False
 
 def write_new_file(path: Path, text: str, force: bool) -> None:
     """Writes `text` to `path`; an existing file is replaced only with `force`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w" if force else "x", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
     except FileExistsError:
         raise InputError(f"{path}: already exists; pass --force to overwrite it") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot write ({err.strerror or err})") from None
 
 
 def _tsv_text(requests: list[Request]) -> str:

@@ -43,6 +43,8 @@ def _quant_modes(fp_bits: int) -> tuple[common.GEMMQuantMode, common.KVCacheQuan
 class AIConfiguratorProvider(PerfProvider):
     """Layer latencies from aiconfigurator-core's measured per-operator data of one GPU."""
 
+    fixed_flags = {"local_bw": "its measured kernel times already include the GPU's memory bandwidth"}
+
     def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int, system: str | None = None) -> None:
         """`system`: the package system whose tables price the layers [the hardware's own]."""
         super().__init__()

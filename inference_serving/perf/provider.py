@@ -17,7 +17,10 @@ routing of one iteration's tokens).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
+from ..config.types import MAX_DURATION_NS
+from ..errors import InputError
 from ..inputs.hardware import Hardware, check_provider_fields
 from ..inputs.model_config import ModelConfig
 from .experts import EXPERT_LAYERS, ExpertRouting
@@ -26,6 +29,8 @@ from .registry import PROVIDERS
 
 class PerfProvider(ABC):
     """Latency provider with a per-shape cache; subclasses implement `_latency_ns`."""
+
+    fixed_flags: ClassVar[dict[str, str]] = {}  # flag -> why this provider's measurements fix its quantity
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int, int, int], int] = {}
@@ -45,9 +50,13 @@ class PerfProvider(ABC):
         if cached is not None:
             self.hits += 1
             return cached
-        value = round(self._latency_ns(layer, tokens, kv_cache, tp))
-        self._cache[key] = value
-        return value
+        value = self._latency_ns(layer, tokens, kv_cache, tp)
+        if not 0 <= value <= MAX_DURATION_NS:  # nan included
+            raise InputError(f"the performance model gives '{layer}' at {tokens} tokens a latency of {value:g} ns, "
+                             f"outside [0, {MAX_DURATION_NS:g}] ns; check the bandwidth and clock it was given "
+                             f"(--local_bw, the hardware file's memory_bw_gbps and clock_ghz, or the profiled CSV)")
+        self._cache[key] = round(value)
+        return self._cache[key]
 
     @abstractmethod
     def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:

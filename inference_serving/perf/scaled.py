@@ -122,6 +122,8 @@ def prefill_attention_work(tokens: int, prefix: int, q_heads: int, kv_heads: int
 class ScaledProvider(AIConfiguratorProvider):
     """The sibling's measured operators, each scaled to the target GPU by its roofline ratio."""
 
+    fixed_flags = {}  # the target's bandwidth is a datasheet input: --local_bw scales the memory-bound ops
+
     def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int) -> None:
         self.target = datasheet_of_hardware(hardware)
         self.sibling = datasheet_of_system(hardware.sibling)

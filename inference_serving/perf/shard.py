@@ -7,8 +7,9 @@ divides them, and replicated (one per rank) when TP is a multiple of them; any o
 refused. Column-parallel projections split their output features, row-parallel ones their input
 features; the MLP's intermediate features must divide too (vLLM's `divide` asserts it). The LM head's
 vocabulary is split in ceil(vocab / tp) rows (vLLM pads the vocabulary instead; the padding is
-a few rows). An MoE layer's router is replicated on every rank; its experts' rule (split like the
-MLP, or whole experts per rank) is perf/experts.py's.
+a few rows). Pipeline stages are refused when there are more of them than decoder layers. An MoE
+layer's router is replicated on every rank; its experts' rule (split like the MLP, or whole experts
+per rank) is perf/experts.py's.
 """
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def check_tensor_parallel(model: ModelConfig, tp: int) -> None:
     if model.intermediate_size % tp:
         raise InputError(f"tensor-parallel degree {tp} does not divide the MLP's {model.intermediate_size} "
                          f"features of {model.name}")
+
+
+def check_pipeline_parallel(model: ModelConfig, pp: int) -> None:
+    """Every pipeline stage holds at least one decoder layer (vLLM partitions the layers over the stages)."""
+    if pp > model.num_layers:
+        raise InputError(f"--npu_group {pp}: more pipeline stages than the {model.num_layers} decoder layers of "
+                         f"{model.name}; use at most {model.num_layers}")
 
 
 @dataclass(frozen=True)

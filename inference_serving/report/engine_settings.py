@@ -12,6 +12,7 @@ ids in the workload, and any key not known here.
 """
 from __future__ import annotations
 
+from ..config.options import values_from_mapping
 from ..config.vllm_parallel import parallel_flags
 
 # vLLM 0.19's defaults where meta.json leaves a setting out: gpu_memory_utilization and block size
@@ -82,6 +83,21 @@ def run_settings(meta: dict, has_token_ids: bool) -> tuple[dict, list[str]]:
                   max_model_len=engine.get("max_model_len"),
                   no_prefix_caching=engine.get("enable_prefix_caching") is False, **parallel_flags(engine))
     return fields, _unmodelled(engine, has_token_ids) + skipped
+
+
+# RunConfig field -> the meta.json key it comes from, for messages about a bad value
+SOURCE_KEYS = {"model_name": "model", "npu_num": "tensor_parallel_size", "fp": "dtype",
+               "num_gpu_blocks": "kv_cache.num_gpu_blocks", "no_prefix_caching": "enable_prefix_caching"}
+
+
+def checked_settings(settings: dict, path) -> dict:
+    """The settings checked with the types of the flags they set, a bad one named by its meta.json key."""
+    checked = {}
+    for name, value in settings.items():
+        if value is not None:
+            value = values_from_mapping({name: value}, f"{path}: '{SOURCE_KEYS.get(name, name)}'")[name]
+        checked[name] = value
+    return checked
 
 
 def kv_blocks_line(used: int, derived: int, recorded: int | None) -> str:

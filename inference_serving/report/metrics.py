@@ -94,10 +94,14 @@ class Metrics:
             self._admitted.update(s.id for s in batch.states)
 
     def batch_finished(self, batch: Batch, finished: list[RequestState], now: int) -> list[str]:
-        """Counts the batch in the log interval it ends in; returns the lines of intervals that ended before."""
+        """Counts the batch in the log interval it ends in; returns the line of the interval that ended
+        before, if tokens were counted in it (intervals without tokens have no line, so the log has at
+        most one line per iteration however short the interval)."""
         lines = []
-        while now > self._interval_end:
-            lines.append(self._interval_line())
+        if now > self._interval_end:
+            lines = self.flush_throughput()
+            behind = max(0, now - self._interval_end)
+            self._interval_end += -(-behind // self.log_interval_ns) * self.log_interval_ns
         self.prompt_tokens += batch.prompt_tokens
         self.generated_tokens += batch.sampled
         self._interval_prompt += batch.prompt_tokens

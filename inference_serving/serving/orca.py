@@ -30,8 +30,9 @@ class OrcaPolicy(SchedulingPolicy):
     selective_attention = True
     default_block_size = 8
     supports_pipeline = True
-    supports_skip_prefill = True
     own_flags = ("max_batch", "gen")
+    trust = ("the paper's policy: each request's attention on one rank, timed as batch-1 kernels; for reproducing "
+             "the paper and comparing systems, not for the latency of a vLLM deployment")
     kv: HostSwapKV
 
     def __init__(self, requests: list[Request], kv: HostSwapKV, max_batch: int = 0, skip_prefill: bool = False):

@@ -6,8 +6,8 @@ iteration ends and `next_arrival()` to know when to wake up. A request that foll
 turn of a session) joins the pending queue when that one ends (follow_ups.py); `arrival_listeners`
 hear of each such arrival. A policy declares its traits, which
 the run assembles around it: how attention is laid out over a tensor-parallel group, its default
-block size, whether it runs pipeline stages and `--gen`, and the flags only it reads. New
-policies are one file and one line in POLICIES.
+block size, whether it runs pipeline stages, and the flags only it reads (another policy's are
+refused, flag_use.py). New policies are one file and one line in POLICIES.
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class SchedulingPolicy(ABC):
     selective_attention: ClassVar[bool]      # True: each request's attention on one rank of the group
     default_block_size: ClassVar[int]
     supports_pipeline: ClassVar[bool]
-    supports_skip_prefill: ClassVar[bool]    # --gen
     own_flags: ClassVar[tuple[str, ...]]     # flags that only this policy reads
+    trust: ClassVar[str]                     # which questions its numbers answer (the run's header says it)
     kv: KVManager
 
     def __init__(self, requests: list[Request], kv: KVManager) -> None:
