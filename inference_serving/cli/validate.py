@@ -19,7 +19,7 @@ from ..report.validate import (comparison, format_table, measured_times_ms, meas
                                read_timeseries, throughput_series, write_series)
 
 # run flags validate passes on, for ablations (docs/error_budget.md)
-ABLATION_FLAGS = ("num_gpu_blocks", "engine_overhead", "no_ragged", "no_sampler")
+ABLATION_FLAGS = ("num_gpu_blocks", "engine_overhead", "no_ragged", "no_mixed_unpacking", "no_sampler")
 
 
 @click.command("validate")
