@@ -20,7 +20,6 @@ from inference_serving.inputs.hardware import load_hardware
 from inference_serving.inputs.model import load_model
 from inference_serving.perf.aiconfigurator import AIConfiguratorProvider
 from inference_serving.perf.aiconfigurator_systems import hardware_spec
-from inference_serving.perf.ragged import SM_COUNT
 from inference_serving.perf.scaled import ScaledProvider
 from inference_serving.simulate import simulate
 
@@ -33,12 +32,12 @@ GEMM_TOKENS = (1, 64, 1024, 8192)
 
 def scaled_file(held_out: str, sibling: str, folder: Path) -> Path:
     """A provider-scaled hardware file for `held_out` with its datasheet figures."""
-    spec = hardware_spec(held_out)
+    spec, own = hardware_spec(held_out), load_hardware(held_out)
     peaks = {"bf16": spec.bf16_tflops, **({"fp8": spec.fp8_tflops} if spec.fp8_tflops else {})}
+    gpu = {key: getattr(own, key) for key in ("sm_count", "compute_capability", "l2_mib") if getattr(own, key)}
     data = {"name": f"{held_out}-from-{sibling}", "provider": "scaled", "sibling": sibling,
             "memory_gib": spec.memory_gb, "memory_bw_gbps": spec.memory_bw_gbps, "link_bw_gbps": spec.link_bw_gbps,
-            "engine_overhead_ns": load_hardware(held_out).engine_overhead_ns,
-            "sm_count": SM_COUNT[spec.system], "peak_tflops": peaks}
+            "engine_overhead_ns": own.engine_overhead_ns, "peak_tflops": peaks, **gpu}
     path = folder / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -148,6 +148,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     overhead = system_values["engine_overhead_ns"]
     selective = scheduler.selective_attention
     perf.ragged = not config.no_ragged
+    perf.mixed_unpacking = not config.no_mixed_unpacking
     sampler_bw = 0.0 if selective or config.no_sampler else system.local_bw_gbps
     builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
                            engine_overhead_ns=int(overhead), sampler_bw_gbps=sampler_bw, experts=experts)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from inference_serving.errors import InputError
 from inference_serving.inputs.hardware import known_hardware, load_hardware, read_hardware_file
@@ -13,7 +14,7 @@ from inference_serving.config.run_config import RunConfig
 from inference_serving.perf.provider import build_provider
 from inference_serving.simulate import run_hardware, simulate
 from inference_serving.inputs.model import load_model
-from inference_serving.perf.aiconfigurator_systems import hardware_spec, supported_hardware
+from inference_serving.perf.aiconfigurator_systems import SYSTEMS_DIR, hardware_spec, supported_hardware
 from inference_serving.perf.csv_provider import CsvProvider
 from inference_serving.perf.npu import NpuProvider
 
@@ -58,6 +59,9 @@ def test_every_supported_gpu_has_a_file_matching_the_package():
         assert hw.memory_bw_gbps == pytest.approx(spec.memory_bw_gbps)
         assert hw.link_bw_gbps == pytest.approx(spec.link_bw_gbps)
         assert hw.peak_tflops["bf16"] == pytest.approx(spec.bf16_tflops, rel=1e-3)
+        if hw.compute_capability is not None:  # the files that state one take it from the package's sm_version
+            system = yaml.safe_load((SYSTEMS_DIR / f"{spec.system}.yaml").read_text())
+            assert round(hw.compute_capability * 10) == system["gpu"]["sm_version"]
 
 
 def test_names_are_case_insensitive_and_package_names_still_work():

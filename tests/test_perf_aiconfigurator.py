@@ -129,16 +129,51 @@ def test_decode_attention_grows_with_kv_cache_and_respects_memory_bandwidth(h100
     assert memory_bound_ns <= latencies[-1] <= 3 * memory_bound_ns
 
 
-def test_ragged_decode_batch_costs_more_unless_switched_off(h100):
-    """A batch of mixed contexts is priced at its mean context times the ragged slowdown;
-    with the slowdown off (--no-ragged) it costs what the same batch at the mean context does."""
+@pytest.fixture(scope="module")
+def rtx_pro(llama):
+    return measured_provider(llama, "RTXPRO6000", 16)
+
+
+def test_ragged_decode_batch_costs_more_unless_switched_off(rtx_pro):
+    """On a FlashAttention-2 GPU a batch of mixed contexts costs more than the same batch at its mean
+    context (the long request's thread blocks run on after the short ones); with the schedule off
+    (--no-ragged) it costs what the batch at the mean context does."""
     ragged, even = [255, 8191], [4223, 4223]
-    assert h100.decode_attention_ns(ragged, 1) > h100.decode_attention_ns(even, 1)
-    h100.ragged = False
+    assert rtx_pro.decode_attention_ns(ragged, 1) > rtx_pro.decode_attention_ns(even, 1)
+    rtx_pro.ragged = False
     try:
-        assert h100.decode_attention_ns(ragged, 1) == h100.decode_attention_ns(even, 1)
+        assert rtx_pro.decode_attention_ns(ragged, 1) == rtx_pro.decode_attention_ns(even, 1)
     finally:
-        h100.ragged = True
+        rtx_pro.ragged = True
+
+
+def test_decodes_beside_a_prompt_chunk_cost_more_unpacked(rtx_pro):
+    """A step with a prompt chunk runs its decodes in FA2's unpacked kernel: four times the thread
+    blocks of the packed one (32 query heads, 8 KV heads); --no-mixed-unpacking packs them again."""
+    decodes, chunk = [1023] * 64, [(512, 0)]
+    unpacked = rtx_pro.decode_attention_ns(decodes, 1, chunk)
+    rtx_pro.mixed_unpacking = False
+    try:
+        assert rtx_pro.decode_attention_ns(decodes, 1, chunk) < unpacked
+    finally:
+        rtx_pro.mixed_unpacking = True
+
+
+def test_tile_time_is_the_context_tables_marginal_time_per_tile(rtx_pro):
+    """Per query head a causal prompt of s tokens (multiple of 128) runs s/64 CTAs of 64 rows; CTA m
+    reads ceil(64 (m + 1) / 128) tiles of 128 keys: 2 (1 + ... + s/128) tiles, 4160 at 8192 and 1056
+    at 4096. The time per tile on one of the 188 SMs is the added time over the added tiles."""
+    added_ms = (rtx_pro._evaluate_ms("attn", 1, prefill=True, s=8192)
+                - rtx_pro._evaluate_ms("attn", 1, prefill=True, s=4096))
+    assert rtx_pro._tile_time_s(1) == pytest.approx(added_ms / 1e3 * 188 / (32 * (4160 - 1056)))
+    assert 1e-6 < rtx_pro._tile_time_s(1) < 5e-6
+
+
+def test_only_fa2_gpus_get_the_thread_block_schedule(llama, h100, rtx_pro):
+    """vLLM 0.19 runs FlashAttention 3 on Hopper, and FA2 reads no fp8 KV cache."""
+    assert h100.fa2_gpu is None
+    assert measured_provider(llama, "RTXPRO6000", 8).fa2_gpu is None
+    assert (rtx_pro.fa2_gpu.sms, rtx_pro.fa2_gpu.ctas_per_sm, rtx_pro.fa2_gpu.l2_bytes) == (188, 1, 128 * 2**20)
 
 
 def test_prefill_attention_grows_with_tokens_and_prefix(h100):

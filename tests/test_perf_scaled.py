@@ -60,7 +60,7 @@ def test_shipped_files_load_and_price_llama(name, llama):
     assert hw.provider == "scaled" and hw.sm_count > 0 and hw.peak_tflops["bf16"] > 0
     assert hardware_spec(hw.sibling).name in ("A100", "L40S")  # a measured GPU
     perf = ScaledProvider(llama, hw, 16)
-    assert perf.sm_count == hw.sm_count and f"scaled to {name}" in perf.table
+    assert perf.fa2_gpu.sms == hw.sm_count and f"scaled to {name}" in perf.table  # the target's own SMs
     assert perf.latency_ns("q_proj", 1) > 0
 
 
@@ -106,9 +106,8 @@ def test_fp8_needs_fp8_peaks_on_both_gpus(llama):
     assert ScaledProvider(llama, load_hardware("RTX4090"), 8).latency_ns("q_proj", 1) > 0
 
 
-@pytest.mark.parametrize("drop, words", [("sibling", "missing 'sibling'"), ("sm_count", "missing 'sm_count'"),
-                                         ("peak_tflops", "missing 'peak_tflops'")])
-def test_scaled_file_needs_sibling_sm_count_and_peaks(tmp_path, drop, words):
+@pytest.mark.parametrize("drop, words", [("sibling", "missing 'sibling'"), ("peak_tflops", "missing 'peak_tflops'")])
+def test_scaled_file_needs_sibling_and_peaks(tmp_path, drop, words):
     text = "provider: scaled\nsibling: A100\nsm_count: 82\npeak_tflops: {bf16: 71}\n" \
            "memory_gib: 24\nmemory_bw_gbps: 936\nlink_bw_gbps: 32\n"
     path = tmp_path / "gpu.yaml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 from inference_serving.config.run_config import RunConfig
 from inference_serving.inputs.model import load_model
 from inference_serving.inputs.workload import Request
-from inference_serving.perf.ragged import ragged_slowdown
 from inference_serving.serving.kv.layout import GIB, MemoryLayout, memory_layout
 from inference_serving.serving.kv.prefix_cache import PrefixCacheKV
 from inference_serving.serving.kv.sizing import VllmMemory, vllm_memory
@@ -109,12 +108,3 @@ def test_kv_capacity_terms_by_hand_llama_8b_on_rtx_pro_6000():
     assert memory.activations == 248_709_120
     assert memory.block_bytes == 16 * 2 * 32 * 1024 * 2  # 16 tokens of K and V, 32 layers, 8 KV heads x 128
     assert memory.blocks == (memory.budget - 16_060_522_496 - 33_554_432 - 248_709_120) // 2_097_152 == 36256
-
-
-def test_ragged_slowdown_by_hand():
-    # one stream per request, 4 SMs; contexts 1 and 3, mean 2
-    # ragged: first 1 unit with 2 active streams (max(2, 4) = 4 shares) = 4, then 2 units alone = 8 -> 12
-    # equal: 2 units with 2 active = 2 * 4 = 8  -> 12 / 8
-    assert ragged_slowdown([1, 3], 1, 4) == 12 / 8
-    assert ragged_slowdown([5, 5, 5], 8, 132) == 1.0
-    assert ragged_slowdown([1, 3], 1, None) == 1.0

@@ -21,7 +21,7 @@ from ..report.validate import (METRICS, SERIES_COLUMNS, comparison, format_table
 from .command import Command
 
 # run flags validate passes on, for ablations (docs/error_budget.md)
-ABLATION_FLAGS = ("num_gpu_blocks", "engine_overhead", "no_ragged", "no_sampler")
+ABLATION_FLAGS = ("num_gpu_blocks", "engine_overhead", "no_ragged", "no_mixed_unpacking", "no_sampler")
 
 
 @click.command("validate", cls=Command)

@@ -78,7 +78,11 @@ class RunConfig:
     no_prefix_caching: bool = flag(False, "vllm: prefix caching off (on by default, as in vLLM, for datasets "
                                    "with token_ids).", opts=dashed("no_prefix_caching"), is_flag=True)
     no_ragged: bool = flag(False, "vllm: price batched decode attention at the batch's mean context, without the "
-                           "ragged-batch slowdown (for ablations).", opts=dashed("no_ragged"), is_flag=True)
+                           "attention kernel's thread-block schedule (for ablations).", opts=dashed("no_ragged"),
+                           is_flag=True)
+    no_mixed_unpacking: bool = flag(False, "vllm: schedule the decodes of a step with prompt chunks as one thread "
+                                    "block per KV head, as in decode-only steps (for ablations).",
+                                    opts=dashed("no_mixed_unpacking"), is_flag=True)
     no_sampler: bool = flag(False, "vllm: no sampler row at the end of each step (for ablations).",
                             opts=dashed("no_sampler"), is_flag=True)
     enable_expert_parallel: bool = flag(False, "MoE models: every rank of a tensor-parallel group holds whole experts, "

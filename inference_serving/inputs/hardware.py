@@ -13,8 +13,11 @@ A hardware file is a flat YAML mapping (README "Hardware files"), checked by the
   peak_tflops         mapping dtype -> dense peak TFLOP/s, e.g. {bf16: 989, fp8: 1978}  [optional]
   provider npu:        array_rows, array_cols (systolic array), clock_ghz, vector_lanes [array_cols]
   provider aiconfigurator: system, the package's system name         [the name]
-  provider scaled:     sibling (a measured GPU of the same architecture, e.g. A100), sm_count,
-                       peak_tflops with the GEMM dtype's peak (perf/scaled.py)
+  provider scaled:     sibling (a measured GPU of the same architecture, e.g. A100), peak_tflops with
+                       the GEMM dtype's peak (perf/scaled.py)
+  compute_capability, sm_count, l2_mib   [optional] an NVIDIA GPU's compute capability (e.g. 8.9),
+                       streaming multiprocessors and L2 cache, MiB: with all three, a GPU on which vLLM
+                       runs FlashAttention 2 gets its attention kernel's thread-block schedule (perf/fa2.py)
   provider csv:        csv, the profile's path (relative paths are relative to the YAML file)
 
 A bad file is reported in one line naming the file and the key. Names without a file that
@@ -42,7 +45,7 @@ MAX_CLOCK_GHZ = 1e3      # an array clock, GHz
 MAX_TFLOPS = 1e9         # a dense peak, TFLOP/s
 
 _PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"),
-                      "scaled": ("sibling", "sm_count", "peak_tflops"), "csv": ("csv",)}
+                      "scaled": ("sibling", "peak_tflops"), "csv": ("csv",)}
 
 
 class Hardware(BaseModel):
@@ -65,7 +68,9 @@ class Hardware(BaseModel):
     clock_ghz: Optional[float] = Field(None, gt=0, le=MAX_CLOCK_GHZ, allow_inf_nan=False)  # NPU: clock
     vector_lanes: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # NPU: element-wise operations per cycle
     sibling: Optional[str] = Field(None, min_length=1)     # scaled: the measured GPU whose tables are scaled
-    sm_count: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # scaled: streaming multiprocessors
+    sm_count: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # streaming multiprocessors
+    compute_capability: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # NVIDIA compute capability
+    l2_mib: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # L2 cache, MiB
     source: str = "built-in"                                # the YAML path, or where the numbers came from
 
     @model_validator(mode="after")

@@ -20,15 +20,18 @@ from .aiconfigurator_moe import balanced_tokens, fused_moe_json
 from .aiconfigurator_systems import MS_TO_NS, engine_for, hardware_spec, load_database
 from .collectives import collective_table
 from .experts import ExpertRouting
+from .fa2 import Fa2Gpu, Fa2Step, chunk_ctas, ctas_per_sm, runs_fa2
 from .layers import ACTIVATIONS, LAYERS, NORMS, PROJECTIONS
 from .provider import PerfProvider
-from .ragged import SM_COUNT, ragged_slowdown
 from .shard import shard
 
 # Beyond this KV length one engine call for decode attention takes 0.1-0.3 ms instead of ~5 us;
 # there the engine is sampled on a grid of 2**GRID_BITS points per octave and interpolated.
 DECODE_GRID_FROM = 32768
 GRID_BITS = 8
+# Two prompts long enough that the context-attention kernel's fixed cost and causal tail are small beside
+# its tiles, inside every vLLM context table's measured range: their difference gives the time per tile.
+TILE_PROMPTS = (4096, 8192)
 
 
 def _quant_modes(fp_bits: int) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
@@ -55,7 +58,9 @@ class AIConfiguratorProvider(PerfProvider):
         self._database = load_database(self.spec.system)
         self._engine = engine_for(self.spec.system)
         self.table = f"{self._database.backend} {self._database.version}"
-        self.sm_count = SM_COUNT.get(self.spec.system)  # None: no ragged-batch correction
+        self.fa2_gpu = fa2_gpu(hardware, model.head_dim, fp_bits)  # None: no FlashAttention-2 schedule
+        self._tile_s: dict[int, float] = {}
+        self._fa2_steps: dict[tuple[int, bool], Fa2Step] = {}
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
         self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
@@ -172,28 +177,57 @@ class AIConfiguratorProvider(PerfProvider):
             return 0.0  # the engine's context attention already includes applying RoPE and the KV write
         return self._evaluate_ms(layer, tp, prefill=True, s=tokens, x=tokens) * MS_TO_NS
 
-    def decode_attention_ns(self, kv_caches: list[int], tp: int, overlap_ns: int = 0) -> int:
-        """The batch's decode attention as one kernel plus one rotary-embedding pass over its tokens.
+    def decode_attention_ns(self, kv_caches: list[int], tp: int, prefills: list[tuple[int, int]] = ()) -> int:
+        """The batch's decode attention plus one rotary-embedding pass over its tokens.
 
-        The table measures batches whose requests share one context length; a real batch is
-        ragged. We take the table at the batch's mean context and scale it by
-        `ragged_slowdown`: the same bytes take longer when short requests finish early and too few
-        long ones are left to keep every SM streaming. Prefill attention of the same step
-        (`overlap_ns`) runs in the same kernel and fills that idle tail."""
+        The table measures batches whose requests share one context length; a real batch is ragged,
+        and a step with prompt chunks (`prefills`: tokens, cached tokens) runs its decodes in the same
+        kernel. On a GPU where vLLM runs FlashAttention 2, the schedule of that kernel's thread blocks
+        (perf/fa2.py) prices both from the table's price at the mean context; elsewhere, or with
+        `ragged` off, the decodes cost the table's price at their mean context."""
         if not kv_caches:
             return 0
-        batch = len(kv_caches)
         contexts = [kv + 1 for kv in kv_caches]
+        attention_ns, rope_ns = self._table_decode_ns(contexts, tp)
+        step = self._fa2_step(tp)
+        if step is not None:
+            table_s = attention_ns / 1e9
+            seconds = step.mixed_s(contexts, list(prefills), table_s) if prefills else step.decode_s(contexts, table_s)
+            attention_ns = seconds * 1e9
+        return round(attention_ns + rope_ns)
+
+    def _table_decode_ns(self, contexts: list[int], tp: int) -> tuple[float, float]:
+        """The table's batched decode attention at the batch's mean context, and its rope pass."""
+        batch = len(contexts)
         mean_context = round(sum(contexts) / batch)
         key = (batch, mean_context, tp)
         if key not in self._batched_decode:
             attention = self._evaluate_ms("attn", tp, prefill=False, s=mean_context, batch=batch)
             rope = self._evaluate_ms("rope", tp, prefill=True, s=batch, x=batch)
             self._batched_decode[key] = (attention * MS_TO_NS, rope * MS_TO_NS)
-        attention_ns, rope_ns = self._batched_decode[key]
-        sms = self.sm_count if self.ragged else None
-        slowdown = ragged_slowdown(contexts, shard(self.model, tp).kv_heads, sms)
-        return round(max(attention_ns * slowdown - overlap_ns, attention_ns) + rope_ns)
+        return self._batched_decode[key]
+
+    def _fa2_step(self, tp: int) -> Fa2Step | None:
+        if self.fa2_gpu is None or not self.ragged:
+            return None
+        key = (tp, self.mixed_unpacking)
+        if key not in self._fa2_steps:
+            part = shard(self.model, tp)
+            self._fa2_steps[key] = Fa2Step(self.fa2_gpu, part.heads, part.kv_heads, self.model.head_dim,
+                                           self._tile_time_s(tp), unpacked_mixed=self.mixed_unpacking)
+        return self._fa2_steps[key]
+
+    def _tile_time_s(self, tp: int) -> float:
+        """The context-attention kernel's time per K/V tile on one SM: the longer of TILE_PROMPTS less
+        the shorter, over the tiles it adds (all query heads of the shard), times the SMs."""
+        if tp not in self._tile_s:
+            short, long = TILE_PROMPTS
+            added_ms = (self._evaluate_ms("attn", tp, prefill=True, s=long)
+                        - self._evaluate_ms("attn", tp, prefill=True, s=short))
+            tiles = [sum(tiles for tiles, _ in chunk_ctas(s, 0, self.model.head_dim)) for s in TILE_PROMPTS]
+            per_head = tiles[1] - tiles[0]
+            self._tile_s[tp] = added_ms / 1e3 * self.fa2_gpu.sms / (shard(self.model, tp).heads * per_head)
+        return self._tile_s[tp]
 
     def _fused_moe_json(self, tp: int, ranks: int) -> str | None:
         """The fused MoE op of this placement, or None where the tables lack the model's shape."""
@@ -223,3 +257,13 @@ class AIConfiguratorProvider(PerfProvider):
     def collective_table(self, tp: int) -> dict | None:
         """The measured all-reduce of what vLLM runs on this GPU (perf/collectives.py)."""
         return collective_table(self.spec.system, tp)
+
+
+def fa2_gpu(hardware: Hardware, head_dim: int, fp_bits: int) -> Fa2Gpu | None:
+    """The GPU facts the FlashAttention-2 schedule needs, where vLLM runs FA2 on it with this model:
+    a 16-bit KV cache (FA2 reads no fp8 KV), and a hardware file that states the compute capability,
+    SM count and L2 size. None otherwise."""
+    facts = (hardware.compute_capability, hardware.sm_count, hardware.l2_mib)
+    if fp_bits != 16 or None in facts or not runs_fa2(hardware.compute_capability):
+        return None
+    return Fa2Gpu(hardware.sm_count, ctas_per_sm(hardware.compute_capability, head_dim), round(hardware.l2_mib * 2**20))

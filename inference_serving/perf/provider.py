@@ -37,7 +37,8 @@ class PerfProvider(ABC):
         self._moe_cache: dict[ExpertRouting, int] = {}
         self.lookups = 0
         self.hits = 0
-        self.ragged = True  # batched decode attention with a provider's ragged-batch slowdown (--no-ragged: off)
+        self.ragged = True  # decode attention by a provider's kernel schedule of ragged batches (--no-ragged: off)
+        self.mixed_unpacking = True  # ... with a mixed step's decodes unpacked (--no-mixed-unpacking: packed)
 
     @classmethod
     def build(cls, model: ModelConfig, hardware: Hardware, fp_bits: int) -> "PerfProvider":
@@ -62,11 +63,11 @@ class PerfProvider(ABC):
     def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:
         """Latency in ns of `layer` for this shape on one NPU."""
 
-    def decode_attention_ns(self, kv_caches: list[int], tp: int, overlap_ns: int = 0) -> int:
+    def decode_attention_ns(self, kv_caches: list[int], tp: int, prefills: list[tuple[int, int]] = ()) -> int:
         """rope and attention of one decode step of a whole batch (one request per entry, each
-        with its cached tokens), heads split by tp; `overlap_ns` of prefill attention runs in the
-        same kernel. Providers with a batched kernel model override this; by default the
-        requests' single-request latencies add up."""
+        with its cached tokens), heads split by tp; `prefills` (new tokens, cached tokens) are the
+        step's prompt chunks, priced by their own rows. Providers with a batched kernel model
+        override this; by default the requests' single-request latencies add up."""
         return sum(self.latency_ns("rope", 1, kv, tp) + self.latency_ns("attn", 1, kv, tp) for kv in kv_caches)
 
     def moe_ns(self, routing: ExpertRouting) -> int:

@@ -136,7 +136,6 @@ class ScaledProvider(AIConfiguratorProvider):
             if self.gemm_dtype not in sheet.tflops:
                 raise InputError(f"{sheet.name}: no {self.gemm_dtype} tensor peak for --fp {fp_bits}")
         super().__init__(model, hardware, fp_bits, system=hardware.sibling)
-        self.sm_count = hardware.sm_count
         self.table = f"{self.table} of {self.spec.name}, scaled to {hardware.name}"
 
     def collective_table(self, tp: int) -> dict | None:

@@ -105,11 +105,12 @@ class TraceBuilder(MoeRows):
                 self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
         return AttentionGroup(entry.request_id, rows)
 
-    def _batched_decode_attention(self, decodes: list[BatchEntry], prefill_ns: int) -> list[AttentionGroup]:
-        """One decode attention kernel for all decoding requests (sharing the kernel with
-        `prefill_ns` of prefill attention), its time shared out in proportion to each request's
-        context (rows of one request still separate)."""
-        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp, prefill_ns)
+    def _batched_decode_attention(self, decodes: list[BatchEntry],
+                                  prefills: list[tuple[int, int]]) -> list[AttentionGroup]:
+        """One decode attention kernel for all decoding requests (sharing the kernel with the
+        `prefills` chunks, new and cached tokens), its time shared out in proportion to each
+        request's context (rows of one request still separate)."""
+        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp, prefills)
         weights = [d.cached_tokens + 1 for d in decodes]
         groups, spent, seen = [], 0, 0
         for entry, weight in zip(decodes, weights):
@@ -126,14 +127,12 @@ class TraceBuilder(MoeRows):
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
                 self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
         decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1]
-        prefill_ns = 0
         for entry in entries:
             if not decodes or entry.new_tokens > 1:
-                attention = self._attention(entry)
-                prefill_ns += attention.attention_ns
-                rows.append(attention)
+                rows.append(self._attention(entry))
         if decodes:
-            rows.extend(self._batched_decode_attention(decodes, prefill_ns))
+            prefills = [(e.new_tokens, e.cached_tokens) for e in entries if e.new_tokens > 1]
+            rows.extend(self._batched_decode_attention(decodes, prefills))
         rows.append(self._linear("o_proj", tokens, all_reduce=True))
         rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
         return rows

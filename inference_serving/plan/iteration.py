@@ -52,10 +52,6 @@ class AttentionGroup:
     request_id: int
     rows: tuple[Row, ...]
 
-    @property
-    def attention_ns(self) -> int:
-        return sum(r.comp_ns for r in self.rows if r.name == "attn")
-
 
 @dataclass(frozen=True)
 class BatchEntry:

@@ -34,7 +34,7 @@ class VllmPolicy(SchedulingPolicy):
     supports_pipeline = False
     supports_skip_prefill = False
     own_flags = ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "num_gpu_blocks",
-                 "no_prefix_caching", "no_ragged", "no_sampler")
+                 "no_prefix_caching", "no_ragged", "no_mixed_unpacking", "no_sampler")
     trust = ("vLLM V1's policy, validated against a measured vLLM run (README Validation); for the latency and "
              "throughput of a vLLM deployment")
     kv: PrefixCacheKV
