@@ -2,6 +2,7 @@
 # Example sweeps; each run writes a per-request CSV to output/.
 #   bash run.sh            the tp, mem, rate and npu sweeps
 #   bash run.sh tp|mem|rate|npu|onnx|profile   one of them (profile needs PyTorch)
+#   bash run.sh precision                       a what-if (README "What-ifs")
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
@@ -54,6 +55,13 @@ example_profile() { # profile a model with PyTorch (GPU if present, else CPU), t
         --npu_mem 1 --req_num 20 --dataset dataset/sharegpt_like_100.tsv --output output/profiled_run.csv | tail -12
 }
 
+whatif_precision() { # FP8 KV cache and FP8 weights on one H100 with 24 GiB: more KV blocks, FP8 tables
+    for formats in "--kv-dtype bf16" "--kv-dtype fp8" "--kv-dtype fp8 --weight-dtype fp8"; do
+        # shellcheck disable=SC2086
+        $PY main.py "${COMMON[@]}" --npu_num 1 --npu_mem 24 $formats --output "output/precision_${formats//[- ]/}.csv" | tail -12
+    done
+}
+
 case "${1:-all}" in
     tp) sweep_tp ;;
     mem) sweep_mem ;;
@@ -61,6 +69,7 @@ case "${1:-all}" in
     npu) sweep_npu ;;
     onnx) example_onnx ;;
     profile) example_profile ;;
+    precision) whatif_precision ;;
     all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|all]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|all]" >&2; exit 2 ;;
 esac

@@ -61,7 +61,7 @@ def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig,
     if config.gen and not cls.supports_skip_prefill:
         raise InputError(f"--scheduler {config.scheduler} does not take --gen")
     block_size = config.block_size or cls.default_block_size
-    layout = memory_layout(model, config.fp_bits, config.tp, config.pp, npu_mem, block_size)
+    layout = memory_layout(model, config.precision, config.tp, config.pp, npu_mem, block_size)
     return cls.build(requests, model, layout, config)
 
 
@@ -114,7 +114,7 @@ def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, Pe
     if not requests:
         raise InputError(f"--dataset {config.dataset}: no requests")
     hardware = run_hardware(config)
-    return model, requests, hardware, build_provider(model, hardware, config.fp_bits)
+    return model, requests, hardware, build_provider(model, hardware, config.precision)
 
 
 def simulate(config: RunConfig, log=print) -> Metrics:
@@ -133,7 +133,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
                          reuse=not config.no_reuse, verbose=config.verbose)
     overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
     selective = scheduler.selective_attention
-    builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
+    builder = TraceBuilder(model, perf, config.precision, config.tp, config.pp, selective_attention=selective,
                            engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps)
     log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}), "
         f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "

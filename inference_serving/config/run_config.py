@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..perf.precision import KV_DTYPES, WEIGHT_DTYPES, Precision
 from .types import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, FiniteFloat
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
@@ -46,6 +47,11 @@ class RunConfig:
     link_bw: float | None = flag(None, "NPU-to-NPU link bandwidth in GB/s [default: the hardware's].", POSITIVE)
     link_latency: float | None = flag(None, "Link latency in ns [default: the hardware's].", NON_NEGATIVE)
     fp: str = flag("16", "Bits per weight, activation and KV element.", click.Choice(["8", "16", "32"]))
+    weight_dtype: str | None = flag(None, "Format of the projection weights: weight bytes and GEMM tables "
+                                    "[default: --fp's].", click.Choice(WEIGHT_DTYPES),
+                                    opts=("--weight-dtype", "--weight_dtype"))
+    kv_dtype: str | None = flag(None, "Format of the KV cache: KV bytes and attention tables [default: --fp's].",
+                                click.Choice(KV_DTYPES), opts=("--kv-dtype", "--kv_dtype"))
     block_size: int | None = flag(None, "Tokens per KV-cache block [default: the scheduler's, orca 8, vllm 16].",
                                   POSITIVE_INT)
     dataset: str = flag("dataset/sharegpt_like_100.tsv",
@@ -92,6 +98,10 @@ class RunConfig:
     @property
     def fp_bits(self) -> int:
         return int(self.fp)
+
+    @property
+    def precision(self) -> Precision:
+        return Precision(self.fp_bits, self.weight_dtype, self.kv_dtype)
 
     def check(self) -> None:
         """Checks between flags (each flag's own range is checked by its type)."""

@@ -17,6 +17,7 @@ from ..inputs.model_config import ModelConfig
 from .aiconfigurator_systems import MS_TO_NS, engine_for, hardware_spec, load_database
 from .collectives import collective_table
 from .layers import LAYERS, NORMS, PROJECTIONS
+from .precision import Precision, as_precision
 from .provider import PerfProvider
 from .ragged import SM_COUNT, ragged_slowdown
 from .shard import shard
@@ -27,24 +28,31 @@ DECODE_GRID_FROM = 32768
 GRID_BITS = 8
 
 
-def _quant_modes(fp_bits: int) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
-    """(GEMM, KV-cache, attention-math) quant modes for `--fp`; attention math is measured in bf16 only."""
-    if fp_bits == 16:
-        return common.GEMMQuantMode.bfloat16, common.KVCacheQuantMode.bfloat16, common.FMHAQuantMode.bfloat16
-    if fp_bits == 8:
-        return common.GEMMQuantMode.fp8, common.KVCacheQuantMode.fp8, common.FMHAQuantMode.bfloat16
-    raise InputError(f"the aiconfigurator perf model has measurements for --fp 16 and --fp 8, not --fp {fp_bits}")
+GEMM_MODES = {"bf16": common.GEMMQuantMode.bfloat16, "fp8": common.GEMMQuantMode.fp8,
+              "int8": common.GEMMQuantMode.int8_wo}
+KV_MODES = {"bf16": common.KVCacheQuantMode.bfloat16, "fp16": common.KVCacheQuantMode.bfloat16,
+            "fp8": common.KVCacheQuantMode.fp8}
+
+
+def _quant_modes(precision: Precision) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
+    """(GEMM, KV-cache, attention-math) quant modes of the weight and KV formats; attention math is
+    measured in bf16 only. Whether this GPU's tables hold them is checked at construction."""
+    if precision.weight not in GEMM_MODES or precision.kv not in KV_MODES:
+        flag = precision.weight_flag if precision.weight not in GEMM_MODES else precision.kv_flag
+        raise InputError(f"the aiconfigurator perf model has measurements for --fp 16 and --fp 8, not {flag}")
+    return GEMM_MODES[precision.weight], KV_MODES[precision.kv], common.FMHAQuantMode.bfloat16
 
 
 class AIConfiguratorProvider(PerfProvider):
     """Layer latencies from aiconfigurator-core's measured per-operator data of one GPU."""
 
-    def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int, system: str | None = None) -> None:
+    def __init__(self, model: ModelConfig, hardware: Hardware, precision: int | Precision,
+                 system: str | None = None) -> None:
         """`system`: the package system whose tables price the layers [the hardware's own]."""
         super().__init__()
         self.model = model
         self.spec = hardware_spec(system or hardware.system or hardware.name)
-        self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(fp_bits)
+        self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(as_precision(precision))
         self._database = load_database(self.spec.system)
         self._engine = engine_for(self.spec.system)
         self.table = f"{self._database.backend} {self._database.version}"

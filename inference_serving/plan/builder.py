@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..inputs.model_config import ModelConfig
+from ..perf.precision import Precision, as_precision
 from ..perf.provider import PerfProvider
 from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
                         Row, Trace)
@@ -20,7 +21,7 @@ class TraceBuilder:
 
     model: ModelConfig
     perf: PerfProvider
-    fp_bits: int
+    precision: Precision | int  # the formats (perf/precision.py), or --fp's bits for all of them
     tp: int = 1
     pp: int = 1
     selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
@@ -28,9 +29,12 @@ class TraceBuilder:
     sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
     _attention_cache: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.precision = as_precision(self.precision)
+
     @property
     def elem(self) -> int:
-        return self.fp_bits // 8
+        return self.precision.fp_bits // 8
 
     def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0) -> Trace:
         tokens = sum(e.new_tokens for e in entries)
@@ -68,7 +72,7 @@ class TraceBuilder:
     def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
         fan_in, fan_out = self.model.linear_shapes()[name]
         e = self.elem
-        weight = self.model.projection_parameters(name) * e
+        weight = fan_in * fan_out * self.precision.weight_bits // 8 + (fan_out if self.model.has_bias else 0) * e
         output = tokens * fan_out * e
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
@@ -76,7 +80,7 @@ class TraceBuilder:
     def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> tuple[Row, Row]:
         m, e, t = self.model, self.elem, entry.new_tokens
         qk = t * (m.q_size + m.kv_size) * e
-        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * e
+        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * self.precision.kv_bits // 8
         return (Row("rope", rope_ns, qk, 0, qk),
                 Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
 
