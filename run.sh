@@ -2,7 +2,7 @@
 # Example sweeps; each run writes a per-request CSV to output/.
 #   bash run.sh            the tp, mem, rate and npu sweeps
 #   bash run.sh tp|mem|rate|npu|onnx|profile   one of them (profile needs PyTorch)
-#   bash run.sh precision                       a what-if (README "What-ifs")
+#   bash run.sh precision|spec                  a what-if (README "What-ifs")
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
@@ -62,6 +62,14 @@ whatif_precision() { # FP8 KV cache and FP8 weights on one H100 with 24 GiB: mor
     done
 }
 
+whatif_spec() { # speculative decoding: n-gram drafts on Llama-3.1-8B, an 8B draft model for 70B on 4 H100s
+    $PY main.py "${COMMON[@]}" --npu_num 1 --scheduler vllm --output output/spec_off.csv | tail -12
+    $PY main.py "${COMMON[@]}" --npu_num 1 --scheduler vllm --spec-tokens 3 --spec-acceptance 0.7 \
+        --output output/spec_ngram.csv | tail -13
+    $PY main.py "${COMMON[@]}" --model_name meta-llama/Llama-3.1-70B-Instruct --npu_num 4 --scheduler vllm \
+        --spec-tokens 4 --spec-acceptance 0.9,0.8,0.7,0.6 --spec-draft "$MODEL" --output output/spec_draft.csv | tail -13
+}
+
 case "${1:-all}" in
     tp) sweep_tp ;;
     mem) sweep_mem ;;
@@ -70,6 +78,7 @@ case "${1:-all}" in
     onnx) example_onnx ;;
     profile) example_profile ;;
     precision) whatif_precision ;;
+    spec) whatif_spec ;;
     all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|all]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|spec|all]" >&2; exit 2 ;;
 esac

@@ -29,6 +29,7 @@ from .serving.kv.layout import memory_layout
 from .serving.kv.sizing import check_fits
 from .serving.loop import RunOptions, Simulation
 from .serving.policy import SchedulingPolicy, policy_class
+from .serving.speculative import SpeculativeVllmPolicy, draft_model, draft_planner, spec_config, with_draft
 
 
 def run_hardware(config: RunConfig) -> Hardware:
@@ -62,6 +63,12 @@ def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig,
         raise InputError(f"--scheduler {config.scheduler} does not take --gen")
     block_size = config.block_size or cls.default_block_size
     layout = memory_layout(model, config.precision, config.tp, config.pp, npu_mem, block_size)
+    spec = spec_config(config)
+    if spec is not None:
+        cls = SpeculativeVllmPolicy
+        draft = draft_model(spec, config.tp)
+        if draft is not None:
+            layout = with_draft(layout, draft, config.precision, config.tp)
     return cls.build(requests, model, layout, config)
 
 
@@ -134,11 +141,14 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
     selective = scheduler.selective_attention
     builder = TraceBuilder(model, perf, config.precision, config.tp, config.pp, selective_attention=selective,
-                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps)
+                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps,
+                           drafter=draft_planner(config, hardware))
     log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}), "
         f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
         f"{kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
+    if isinstance(scheduler, SpeculativeVllmPolicy):
+        metrics.sections.append(scheduler.stats)
     metrics.attach(kv, [r.arrival_ns for r in requests])
     metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
     return _run(config, scheduler, builder, options, metrics, perf, log)

@@ -15,7 +15,7 @@ import click
 
 from ..errors import InputError
 from ..perf.precision import KV_DTYPES, WEIGHT_DTYPES, Precision
-from .types import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, FiniteFloat
+from .types import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, FiniteFloat, Probabilities
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 OUT_DIR = click.Path(file_okay=False, path_type=Path)
@@ -77,6 +77,16 @@ class RunConfig:
     gpu_memory_utilization: float = flag(0.9, "vllm: share of device memory for weights, activations and KV cache.",
                                          FiniteFloat(min=0, max=1, min_open=True))
     num_gpu_blocks: int | None = flag(None, "vllm: KV blocks per NPU, instead of deriving them.", POSITIVE_INT)
+    spec_tokens: int = flag(0, "vllm: speculative decoding, draft tokens per request and step (0 = off).",
+                            NON_NEGATIVE_INT, opts=dashed("spec_tokens"))
+    spec_draft: str | None = flag(None, "Drafter of --spec-tokens: ngram (prompt lookup on the host) or a draft "
+                                  "model, named as --model_name [default: ngram].", opts=dashed("spec_draft"))
+    spec_acceptance: tuple[float, ...] | None = flag(
+        None, "Probability that a draft token is accepted once the ones before it were: one number, or one per "
+        "draft position, comma-separated (required with --spec-tokens).", Probabilities(),
+        opts=dashed("spec_acceptance"))
+    spec_seed: int | None = flag(None, "Seed of the draws of accepted draft tokens [default: 0].", NON_NEGATIVE_INT,
+                                 opts=dashed("spec_seed"))
     engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
                                          NON_NEGATIVE, opts=dashed("engine_overhead"))
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",

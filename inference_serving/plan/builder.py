@@ -7,6 +7,7 @@ moved by each NPU; then the per-step engine overhead, the embedding, the decoder
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..inputs.model_config import ModelConfig
 from ..perf.precision import Precision, as_precision
@@ -27,6 +28,7 @@ class TraceBuilder:
     selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
     engine_overhead_ns: int = 0
     sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
+    drafter: Callable[[list[BatchEntry]], list[Row | AttentionGroup]] | None = None  # speculative decoding
     _attention_cache: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -42,8 +44,9 @@ class TraceBuilder:
         return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=self._embedding(tokens),
                      block=self._decoder_block(entries, tokens),
                      stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
-                     head=self._head(tokens, len(entries)), tp=self.tp, batch_requests=len(entries),
-                     kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED, overhead=overhead)
+                     head=self._head(tokens, sum(1 + e.draft_tokens for e in entries)), tp=self.tp,
+                     batch_requests=len(entries), kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED,
+                     overhead=overhead, draft=self.drafter(entries) if self.drafter else [])
 
     def _stage_layer_count(self, stage: int) -> int:
         layers = self.model.num_layers
@@ -99,9 +102,11 @@ class TraceBuilder:
     def _batched_decode_attention(self, decodes: list[BatchEntry], prefill_ns: int) -> list[AttentionGroup]:
         """One decode attention kernel for all decoding requests (sharing the kernel with
         `prefill_ns` of prefill attention), its time shared out in proportion to each request's
-        context (rows of one request still separate)."""
-        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp, prefill_ns)
-        weights = [d.cached_tokens + 1 for d in decodes]
+        context (rows of one request still separate). A request verifying d draft tokens is one of
+        them: its 1 + d queries read its KV cache once, cached + 1 + d keys."""
+        keys_before_last = [d.cached_tokens + d.draft_tokens for d in decodes]
+        total = self.perf.decode_attention_ns(keys_before_last, self.tp, prefill_ns)
+        weights = [keys + 1 for keys in keys_before_last]
         groups, spent, seen = [], 0, 0
         for entry, weight in zip(decodes, weights):
             seen += weight
@@ -115,10 +120,10 @@ class TraceBuilder:
         norm_weight = m.norm_parameters
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
                 self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
-        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1]
+        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1 + e.draft_tokens]
         prefill_ns = 0
         for entry in entries:
-            if not decodes or entry.new_tokens > 1:
+            if not decodes or entry.new_tokens > 1 + entry.draft_tokens:
                 attention = self._attention(entry)
                 prefill_ns += attention.attention_ns
                 rows.append(attention)
@@ -133,16 +138,16 @@ class TraceBuilder:
                 rows.append(self._linear(name, tokens, all_reduce=name in ("down_proj", "fc2")))
         return rows
 
-    def _head(self, tokens: int, requests: int) -> list[Row]:
+    def _head(self, tokens: int, positions: int) -> list[Row]:
         m, e = self.model, self.elem
         norm_weight = m.norm_parameters
         lm_weight = m.vocab_size * m.hidden_size * e
-        # Only the last token of each request reaches the LM head.
+        # Only the last token of each request reaches the LM head (and each draft token it verifies).
         rows = [self._elementwise("final_layernorm", tokens, m.hidden_size, norm_weight),
-                Row("lm_head", self._latency("lm_head", requests), requests * m.hidden_size * e, lm_weight,
-                    requests * m.vocab_size * e)]
+                Row("lm_head", self._latency("lm_head", positions), positions * m.hidden_size * e, lm_weight,
+                    positions * m.vocab_size * e)]
         if self.sampler_bw_gbps:
-            rows.append(self._sampler(requests))
+            rows.append(self._sampler(positions))
         return rows
 
     def _sampler(self, requests: int) -> Row:

@@ -7,7 +7,8 @@ node per row, an ALL_REDUCE COMM_COLL after every row that carries one (tensor p
 and the stage output (MEM_STORE of the sampled token ids on the last stage, COMM_SEND to the next
 stage otherwise). In selective plans the attention group of the k-th request of the batch runs
 only on rank k mod tp (selective batching); in sharded plans every rank runs its share of the heads
-of all requests. The per-step engine overhead, when there is one, is compute on the first stage.
+of all requests. The per-step engine overhead, when there is one, is compute on the first stage; a
+drafter's passes (speculative decoding) follow the head.
 
 With merging, consecutive COMP nodes of a chain become one node with the summed duration:
 in a chain nothing else waits for the inner nodes and one NPU's compute slot runs them back to
@@ -112,7 +113,7 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
     body += _rank_ops(trace.block, rank, tp, merge, trace.selective_attention) * trace.stage_layers[stage]
     last = stage == trace.pp - 1
     if last:
-        body += _rank_ops(trace.head, rank, tp, merge)
+        body += _rank_ops([*trace.head, *trace.draft], rank, tp, merge, trace.selective_attention)
     ops += merge_compute(body) if merge else body
     if last:
         ops.append(Op("store", "output", trace.batch_requests * TOKEN_ID_BYTES))

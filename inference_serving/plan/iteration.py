@@ -8,7 +8,7 @@ batching). text_trace.py writes a plan in the original tool's 11-column text for
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
@@ -59,11 +59,13 @@ class AttentionGroup:
 
 @dataclass(frozen=True)
 class BatchEntry:
-    """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`."""
+    """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`, the last
+    `draft_tokens` of them speculative tokens that the step verifies (serving/speculative.py)."""
 
     request_id: int
     new_tokens: int
     cached_tokens: int
+    draft_tokens: int = 0
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Trace:
     batch_requests: int
     kind: Kind = Kind.SELECTIVE
     overhead: Row | None = None  # per-step engine work outside the model, before the first layer
+    draft: list[Row | AttentionGroup] = field(default_factory=list)  # a drafter's passes, after the head
 
     @property
     def selective_attention(self) -> bool:

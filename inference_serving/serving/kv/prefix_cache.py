@@ -83,9 +83,19 @@ class PrefixCacheKV(KVManager):
 
     def free(self, request_id: int) -> None:
         for key in reversed(self.owned.pop(request_id, [])):
-            self.refs[key] -= 1
-            if self.refs[key] == 0:
-                del self.refs[key]
-                self.used_blocks -= 1
-                if not isinstance(key, tuple):
-                    self.cached_free[key] = None
+            self._release(key)
+
+    def truncate(self, request_id: int, tokens: int) -> None:
+        """Releases the request's blocks beyond those that hold `tokens` tokens (rejected draft tokens)."""
+        blocks = self.owned[request_id]
+        while len(blocks) > self.blocks_for(tokens):
+            self._release(blocks.pop())
+
+    def _release(self, key) -> None:
+        """One holder fewer; a block nobody holds is free, and stays cached when it has a hash."""
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            self.used_blocks -= 1
+            if not isinstance(key, tuple):
+                self.cached_free[key] = None
