@@ -2,7 +2,7 @@
 # Example sweeps; each run writes a per-request CSV to output/.
 #   bash run.sh            the tp, mem, rate and npu sweeps
 #   bash run.sh tp|mem|rate|npu|onnx|profile   one of them (profile needs PyTorch)
-#   bash run.sh precision|spec                  a what-if (README "What-ifs")
+#   bash run.sh precision|spec|tiers            a what-if (README "What-ifs")
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
@@ -70,6 +70,31 @@ whatif_spec() { # speculative decoding: n-gram drafts on Llama-3.1-8B, an 8B dra
         --spec-tokens 4 --spec-acceptance 0.9,0.8,0.7,0.6 --spec-draft "$MODEL" --output output/spec_draft.csv | tail -13
 }
 
+shared_prefix_trace() { # 200 requests at 10/s, each one of 16 system prompts (2048 tokens) + 64 own tokens
+    $PY - "$1" <<'EOF'
+import json, random, sys
+rng = random.Random(0)
+prompts = [[rng.randrange(128000) for _ in range(2048)] for _ in range(16)]
+arrival = 0
+with open(sys.argv[1], "w") as out:
+    for _ in range(200):
+        arrival += int(rng.expovariate(10.0) * 1e9)
+        ids = prompts[rng.randrange(16)] + [rng.randrange(128000) for _ in range(64)]
+        out.write(json.dumps({"input_toks": len(ids), "output_toks": 64, "arrival_time_ns": arrival,
+                              "token_ids": ids}) + "\n")
+EOF
+}
+
+whatif_tiers() { # the prefix cache over memory tiers: 16 shared prompts do not fit a 20 GiB H100's KV cache
+    shared_prefix_trace output/shared_prefix.jsonl
+    for tiers in none cpu:64 cpu:64:63 cxl:256 ssd:512 cpu:2,ssd:512; do
+        local flags=()
+        [[ $tiers == none ]] || flags=(--kv-tiers "$tiers")
+        $PY main.py "${COMMON[@]}" --npu_num 1 --npu_mem 20 --scheduler vllm --dataset output/shared_prefix.jsonl \
+            --req_num 200 "${flags[@]}" --output "output/tiers_${tiers//[:,]/_}.csv" | grep -E "TTFT|KV tier"
+    done
+}
+
 case "${1:-all}" in
     tp) sweep_tp ;;
     mem) sweep_mem ;;
@@ -79,6 +104,7 @@ case "${1:-all}" in
     profile) example_profile ;;
     precision) whatif_precision ;;
     spec) whatif_spec ;;
+    tiers) whatif_tiers ;;
     all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|spec|all]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|spec|tiers|all]" >&2; exit 2 ;;
 esac

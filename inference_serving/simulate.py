@@ -27,6 +27,7 @@ from .report.outputs import check_outputs, write_outputs
 from .report.progress import Progress
 from .serving.kv.layout import memory_layout
 from .serving.kv.sizing import check_fits
+from .serving.kv.tiered import TieredPrefixCacheKV, check_tiers
 from .serving.loop import RunOptions, Simulation
 from .serving.policy import SchedulingPolicy, policy_class
 from .serving.speculative import SpeculativeVllmPolicy, draft_model, draft_planner, spec_config, with_draft
@@ -99,7 +100,8 @@ def system_config(config: RunConfig, defaults: dict, collectives: dict | None) -
         value = getattr(config, name)
         return value if value is not None else defaults[name]
     return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=pick("link_bw"), link_latency_ns=pick("link_latency"),
-                        local_bw_gbps=pick("local_bw"), remote_bw_gbps=config.remote_bw, collective_table=collectives)
+                        local_bw_gbps=pick("local_bw"), remote_bw_gbps=config.remote_bw, collective_table=collectives,
+                        memory_tiers=config.kv_tiers or ())
 
 
 def effective_config(config: RunConfig, defaults: dict, block_size: int, overhead: float) -> dict:
@@ -120,6 +122,7 @@ def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, Pe
     requests = load_dataset(config.dataset, config.req_num)
     if not requests:
         raise InputError(f"--dataset {config.dataset}: no requests")
+    check_tiers(config, requests)
     hardware = run_hardware(config)
     return model, requests, hardware, build_provider(model, hardware, config.precision)
 
@@ -134,6 +137,8 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     binary, backend = engine_backend(config)
     if backend != "step" and config.chrome_trace is not None:
         raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
+    if backend != "step" and config.kv_tiers:
+        raise InputError("--kv-tiers needs our engine (memory tiers); leave out --astra-sim")
     system = system_config(config, defaults, measured_collectives(config, perf, backend))
     options = RunOptions(tp=config.tp, pp=config.pp, system=system, engine_binary=binary, backend=backend,
                          engine_timeout_s=config.engine_timeout, keep_traces=config.keep_traces,
@@ -149,6 +154,8 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
     if isinstance(scheduler, SpeculativeVllmPolicy):
         metrics.sections.append(scheduler.stats)
+    if isinstance(kv, TieredPrefixCacheKV):
+        metrics.sections.append(kv.store)
     metrics.attach(kv, [r.arrival_ns for r in requests])
     metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
     return _run(config, scheduler, builder, options, metrics, perf, log)

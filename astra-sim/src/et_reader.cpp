@@ -67,6 +67,7 @@ void readAttributes(const ChakraProtoMsg::Node& proto, EtNode& node, const std::
     else if (name == "comm_dst") node.commDst = static_cast<int>(value);
     else if (name == "comm_tag") node.commTag = static_cast<int>(value);
     else if (name == "comm_priority") node.commPriority = static_cast<int>(value);
+    else if (name == "memory_tier") node.memoryTier = value;
   }
 }
 

@@ -33,6 +33,7 @@ struct EtNode {
   int commDst = 0;
   int commTag = 0;
   int commPriority = 0;
+  int64_t memoryTier = 0;  // memory nodes: 0 = the remote memory, k = its k-th memory tier (memory_tiers.h)
   std::vector<bool> involvedDim;  // empty = every dimension
   std::vector<uint64_t> dataDeps;
 };

@@ -42,6 +42,10 @@ void Workload::validate(const EtNode& node) const {
   if (isMemory(node) && !context.memory.available()) {
     failNode(node, "memory node needs a remote memory (memory-type is NO_MEMORY_EXPANSION or no --remote-memory-configuration)");
   }
+  if (isMemory(node) && (node.memoryTier < 0 || static_cast<uint64_t>(node.memoryTier) > context.memory.tiers())) {
+    failNode(node, "memory_tier " + std::to_string(node.memoryTier) + " is not a tier of the remote memory (it lists " +
+                       std::to_string(context.memory.tiers()) + " in \"memory-tiers\")");
+  }
   if (context.system.roofline && runsAsCompute(node) && !isMemory(node) && !isSkipped(node) && node.numOps == 0) {
     failNode(node, "roofline is enabled but num_ops is 0 (the reference divides 0 by 0)");
   }
@@ -151,7 +155,7 @@ void Workload::issue(uint32_t index) {
     npu_.schedule(std::max<Tick>(1, node.durationNs), this, index);
   } else if (isMemory(node)) {
     occupy(node);
-    context.memory.issue(npu_.id(), node.tensorSize, Completion{this, index});
+    context.memory.issue(npu_.id(), node.tensorSize, node.memoryTier, Completion{this, index});
   } else if (runsAsCompute(node)) {
     if (isSkipped(node)) {
       skip(index);

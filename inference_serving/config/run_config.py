@@ -15,6 +15,7 @@ import click
 
 from ..errors import InputError
 from ..perf.precision import KV_DTYPES, WEIGHT_DTYPES, Precision
+from ..serving.kv.tiers import Tier, TierList
 from .types import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, FiniteFloat, Probabilities
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
@@ -87,6 +88,9 @@ class RunConfig:
         opts=dashed("spec_acceptance"))
     spec_seed: int | None = flag(None, "Seed of the draws of accepted draft tokens [default: 0].", NON_NEGATIVE_INT,
                                  opts=dashed("spec_seed"))
+    kv_tiers: tuple[Tier, ...] | None = flag(
+        None, "vllm: memory tiers below device memory for the prefix cache, fastest first, each "
+        "name:GiB[:GB/s[:ns]] with name cpu, cxl or ssd (e.g. cpu:256,ssd:4096).", TierList(), opts=dashed("kv_tiers"))
     engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
                                          NON_NEGATIVE, opts=dashed("engine_overhead"))
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",

@@ -1,7 +1,7 @@
 """Trace generator: one iteration's batch as a plan of layers priced by the performance provider.
 
 Each request's attention rows form an AttentionGroup (the graph builder may give them to one NPU of
-the group: selective batching). KV-cache swaps come first as rows whose weight_size is the bytes
+the group: selective batching). KV-cache swaps (host memory, then the memory tiers) come first as rows whose weight_size is the bytes
 moved by each NPU; then the per-step engine overhead, the embedding, the decoder block, the head.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..inputs.model_config import ModelConfig
 from ..perf.precision import Precision, as_precision
 from ..perf.provider import PerfProvider
 from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
-                        Row, Trace)
+                        Row, TierMove, Trace)
 
 
 @dataclass
@@ -38,10 +38,12 @@ class TraceBuilder:
     def elem(self) -> int:
         return self.precision.fp_bits // 8
 
-    def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0) -> Trace:
+    def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0,
+              tier_moves: list[TierMove] = ()) -> Trace:
         tokens = sum(e.new_tokens for e in entries)
         overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
-        return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=self._embedding(tokens),
+        swaps = self._swap_rows(evict_bytes, load_bytes) + [move.row() for move in tier_moves]
+        return Trace(swaps=swaps, embedding=self._embedding(tokens),
                      block=self._decoder_block(entries, tokens),
                      stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
                      head=self._head(tokens, sum(1 + e.draft_tokens for e in entries)), tp=self.tp,

@@ -1,7 +1,8 @@
 """Graph builder: an iteration trace becomes one Chakra execution trace per NPU.
 
 Layout: stage s of the pipeline owns NPUs s*tp .. s*tp+tp-1. Every NPU of a stage runs the
-stage's part of the plan (iteration.py) as a chain: KV swap nodes (MEM_STORE / MEM_LOAD), then the stage input (MEM_LOAD of
+stage's part of the plan (iteration.py) as a chain: KV swap nodes (MEM_STORE / MEM_LOAD, a memory tier's with
+its `memory_tier` attribute), then the stage input (MEM_LOAD of
 the token ids on stage 0, COMM_RECV of the hidden state from the previous stage otherwise), a COMP
 node per row, an ALL_REDUCE COMM_COLL after every row that carries one (tensor parallelism),
 and the stage output (MEM_STORE of the sampled token ids on the last stage, COMM_SEND to the next
@@ -26,7 +27,7 @@ from typing import NamedTuple
 from chakra.schema.protobuf import et_def_pb2 as et
 from chakra.src.third_party.utils.protolib import encodeMessage
 
-from .iteration import EVICT_ROW, TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
+from .iteration import TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
 
 ET_VERSION = "0.0.4"
 
@@ -40,6 +41,7 @@ class Op(NamedTuple):
     value: int = 0          # ns for comp, bytes otherwise
     peer: int = -1          # send/recv partner
     tag: int = 0
+    tier: int = 0           # load/store: the memory tier (0 = the remote memory)
 
 
 class _ChainWriter:
@@ -102,7 +104,7 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
     """The whole chain of one NPU; the decoder block's ops are built once and repeated."""
     tp, hidden_bytes = trace.tp, trace.embedding.output_size
     npu = stage * tp + rank
-    ops = [Op("store" if r.name == EVICT_ROW else "load", r.name, r.weight_size) for r in trace.swaps]
+    ops = [Op("store" if r.stores else "load", r.name, r.weight_size, tier=r.memory_tier) for r in trace.swaps]
     if stage == 0:
         ops.append(Op("load", "input", trace.embedding.input_size))
         body = _rank_ops([trace.overhead, trace.embedding] if trace.overhead else [trace.embedding], rank, tp, merge)
@@ -168,6 +170,8 @@ def _node(op: Op, npu: int) -> et.Node:
     else:
         node.type = et.MEM_LOAD_NODE if op.kind == "load" else et.MEM_STORE_NODE
         _attr(node, "tensor_size", "uint64_val", op.value)
+        if op.tier:
+            _attr(node, "memory_tier", "int64_val", op.tier)
     _attr(node, "is_cpu_op", "bool_val", False)  # every node runs on the NPU, none on its host CPU
     return node
 

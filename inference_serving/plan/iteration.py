@@ -15,6 +15,8 @@ TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
 EVICT_ROW = "vllm_evict_kv"     # KV moved to host memory (weight_size: bytes per NPU)
 LOAD_ROW = "vllm_load_kv"       # KV brought back from host memory
 OVERHEAD_ROW = "engine_overhead"
+TIER_STORE_ROW = "kv_store_"     # + tier name: KV blocks demoted to a memory tier (weight_size: bytes per NPU)
+TIER_LOAD_ROW = "kv_load_"       # + tier name: KV blocks reloaded from a memory tier
 
 
 class Comm(str, Enum):
@@ -43,6 +45,12 @@ class Row:
     input_loc: str = "LOCAL"
     weight_loc: str = "LOCAL"
     output_loc: str = "LOCAL"
+    memory_tier: int = 0  # swap rows: 0 = host memory (--remote_bw), k = the k-th of --kv-tiers
+
+    @property
+    def stores(self) -> bool:
+        """A swap row that moves KV out of device memory (else it brings KV in)."""
+        return self.name == EVICT_ROW or self.name.startswith(TIER_STORE_ROW)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,20 @@ class AttentionGroup:
     @property
     def attention_ns(self) -> int:
         return sum(r.comp_ns for r in self.rows if r.name == "attn")
+
+
+@dataclass(frozen=True)
+class TierMove:
+    """KV blocks moved between device memory and memory tier `tier` (1 = the first) in one step."""
+
+    tier: int
+    name: str
+    load: bool
+    nbytes: int  # per NPU
+
+    def row(self) -> Row:
+        prefix = TIER_LOAD_ROW if self.load else TIER_STORE_ROW
+        return Row(prefix + self.name, weight_size=self.nbytes, weight_loc=self.name.upper(), memory_tier=self.tier)
 
 
 @dataclass(frozen=True)

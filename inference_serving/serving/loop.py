@@ -136,7 +136,7 @@ class Simulation:
         batch = self.scheduler.schedule(self.now)
         if batch is None:
             return False
-        trace = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes)
+        trace = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes, batch.tier_moves)
         graph = build_graph(trace, merge=self.opt.reuse)
         self.metrics.batch_started(batch, self.now)
         self._log_batch_start(batch)
@@ -226,5 +226,8 @@ class Simulation:
         if batch.reloaded:
             self.log(f"[{self.now / 1e9:.6f} s] reload requests {batch.reloaded} from host memory: "
                      f"{batch.load_bytes} B per NPU (MEM_LOAD)")
+        for move in batch.tier_moves:
+            self.log(f"[{self.now / 1e9:.6f} s] KV blocks {'from' if move.load else 'to'} memory tier {move.name}: "
+                     f"{move.nbytes} B per NPU ({'MEM_LOAD' if move.load else 'MEM_STORE'})")
         self.log(f"[{self.now / 1e9:.6f} s] KV cache: {self.kv.used_blocks}/{self.kv.total_blocks} blocks in use, "
                  f"{self.kv.device_bytes_in_use()} B per NPU")

@@ -64,6 +64,7 @@ class SchedulingPolicy(ABC):
         self._fill(batch, now)
         if not batch.entries:
             return None
+        batch.tier_moves = self.kv.take_tier_moves()
         self.batches += 1
         for state in batch.states:
             state.in_flight = True

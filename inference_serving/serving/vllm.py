@@ -21,6 +21,7 @@ from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry
 from .kv.layout import MemoryLayout
 from .kv.prefix_cache import PrefixCacheKV
+from .kv.tiered import prefix_cache
 from .kv.sizing import activation_reserve_bytes, vllm_kv_blocks
 from .policy import SchedulingPolicy
 from .request import Batch, RequestState
@@ -51,7 +52,7 @@ class VllmPolicy(SchedulingPolicy):
             activation_reserve_bytes(model, config.fp_bits, config.tp, config.max_num_batched_tokens,
                                      config.max_num_seqs))
         caching = any(r.token_ids is not None for r in requests)
-        return cls(requests, PrefixCacheKV(layout, blocks, caching), config.max_num_seqs,
+        return cls(requests, prefix_cache(layout, blocks, caching, config), config.max_num_seqs,
                    config.max_num_batched_tokens)
 
     @staticmethod

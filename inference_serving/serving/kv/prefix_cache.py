@@ -38,18 +38,22 @@ class PrefixCacheKV(KVManager):
         usable = (tokens - 1) // self.layout.block_size
         found = []
         for key in self.prompt_hashes(request)[:usable]:
-            if key not in self.refs and key not in self.cached_free:
+            if not self._cached(key):
                 break
             found.append(key)
         self.prefix_queries += 1
         self.prefix_hits += bool(found)
         return found
 
+    def _cached(self, key) -> bool:
+        """Whether a block with this key can be reused."""
+        return key in self.refs or key in self.cached_free
+
     def can_allocate(self, request: Request, tokens: int, reuse: list = ()) -> bool:
         held = len(self.owned.get(request.id, ())) + len(reuse)
         fresh = max(0, self.blocks_for(tokens) - held)
-        reused_from_free = sum(1 for key in reuse if key in self.cached_free)
-        return fresh + reused_from_free <= self.free_blocks
+        reused_unheld = sum(1 for key in reuse if key not in self.refs)  # each takes a free block
+        return fresh + reused_unheld <= self.free_blocks
 
     def allocate(self, request: Request, tokens: int, reuse: list = ()) -> None:
         blocks = self.owned.setdefault(request.id, [])
@@ -62,10 +66,7 @@ class PrefixCacheKV(KVManager):
             key = hashes[index] if index < len(hashes) and hashes[index] not in self.refs else None
             if key is None:
                 key, self._next_unique = ("unique", self._next_unique), self._next_unique + 1
-            self._make_room()
-            self.cached_free.pop(key, None)
-            self.refs[key] = 1
-            self.used_blocks += 1
+            self._take_block(key)
             blocks.append(key)
 
     def _hold(self, key) -> None:
@@ -76,10 +77,20 @@ class PrefixCacheKV(KVManager):
         self.refs[key] = 1
         self.used_blocks += 1
 
+    def _take_block(self, key) -> None:
+        """A free device block for `key` (its cached copy, if any, is overwritten), held once."""
+        self._make_room()
+        self.cached_free.pop(key, None)
+        self.refs[key] = 1
+        self.used_blocks += 1
+
     def _make_room(self) -> None:
         """Evicts the least recently freed cached block when every free block holds cached data."""
         if self.used_blocks + len(self.cached_free) >= self.total_blocks and self.cached_free:
-            self.cached_free.popitem(last=False)
+            self._evict(self.cached_free.popitem(last=False)[0])
+
+    def _evict(self, key) -> None:
+        """A cached block leaves the device: its data is dropped."""
 
     def free(self, request_id: int) -> None:
         for key in reversed(self.owned.pop(request_id, [])):
