@@ -2,7 +2,7 @@
 # Example sweeps; each run writes a per-request CSV to output/.
 #   bash run.sh            the tp, mem, rate and npu sweeps
 #   bash run.sh tp|mem|rate|npu|onnx|profile   one of them (profile needs PyTorch)
-#   bash run.sh precision|spec|tiers            a what-if (README "What-ifs")
+#   bash run.sh precision|spec|tiers|energy     a what-if (README "What-ifs")
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
@@ -95,6 +95,13 @@ whatif_tiers() { # the prefix cache over memory tiers: 16 shared prompts do not 
     done
 }
 
+whatif_energy() { # energy per token and power of the orca and vllm schedulers, with power.png
+    for scheduler in orca vllm; do
+        $PY main.py "${COMMON[@]}" --npu_num 1 --scheduler "$scheduler" --energy --plot "output/energy_$scheduler" \
+            --output "output/energy_$scheduler.csv" | tail -3
+    done
+}
+
 case "${1:-all}" in
     tp) sweep_tp ;;
     mem) sweep_mem ;;
@@ -105,6 +112,7 @@ case "${1:-all}" in
     precision) whatif_precision ;;
     spec) whatif_spec ;;
     tiers) whatif_tiers ;;
+    energy) whatif_energy ;;
     all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|spec|tiers|all]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|spec|tiers|energy|all]" >&2; exit 2 ;;
 esac

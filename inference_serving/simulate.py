@@ -22,6 +22,7 @@ from .paths import DEFAULT_ENGINE
 from .perf.provider import PROVIDERS, PerfProvider, build_provider
 from .perf.shard import check_tensor_parallel
 from .plan.builder import TraceBuilder
+from .report.energy import EnergyMeter, PowerModel
 from .report.metrics import Metrics
 from .report.outputs import check_outputs, write_outputs
 from .report.progress import Progress
@@ -156,6 +157,10 @@ def simulate(config: RunConfig, log=print) -> Metrics:
         metrics.sections.append(scheduler.stats)
     if isinstance(kv, TieredPrefixCacheKV):
         metrics.sections.append(kv.store)
+    if config.energy:
+        meter = EnergyMeter(PowerModel.of(hardware, config.npu_num, system.local_bw_gbps), kv.layout)
+        metrics.observers.append(meter)
+        metrics.sections.append(meter)
     metrics.attach(kv, [r.arrival_ns for r in requests])
     metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
     return _run(config, scheduler, builder, options, metrics, perf, log)

@@ -93,6 +93,8 @@ class RunConfig:
         "name:GiB[:GB/s[:ns]] with name cpu, cxl or ssd (e.g. cpu:256,ssd:4096).", TierList(), opts=dashed("kv_tiers"))
     engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
                                          NON_NEGATIVE, opts=dashed("engine_overhead"))
+    energy: bool = flag(False, "Report energy per token and power (the hardware file's power figures; "
+                        "with --plot also power.png).", is_flag=True)
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",
                                      OUT_FILE, opts=dashed("summary_json"))
     plot: Path | None = flag(None, "Write PNG plots (throughput, requests and KV use over time, latency CDFs) here.",

@@ -16,6 +16,8 @@ A hardware file is a flat YAML mapping (README "Hardware files"), checked by the
   provider scaled:     sibling (a measured GPU of the same architecture, e.g. A100), sm_count,
                        peak_tflops with the GEMM dtype's peak (perf/scaled.py)
   provider csv:        csv, the profile's path (relative paths are relative to the YAML file)
+  energy (--energy):   idle_power_w, max_power_w (board power idle and at full load, W),
+                       memory_pj_per_bit (device-memory traffic), link_pj_per_bit (link traffic)
 
 A bad file is reported in one line naming the file and the key. Names without a file that
 aiconfigurator-core has measured (e.g. its system names such as `h100_sxm`) are accepted too and
@@ -61,6 +63,10 @@ class Hardware(BaseModel):
     vector_lanes: Optional[int] = Field(None, gt=0)         # NPU: element-wise operations per cycle
     sibling: Optional[str] = Field(None, min_length=1)     # scaled: the measured GPU whose tables are scaled
     sm_count: Optional[int] = Field(None, gt=0)             # scaled: streaming multiprocessors
+    idle_power_w: Optional[float] = Field(None, ge=0, allow_inf_nan=False)       # energy: board power, idle
+    max_power_w: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # energy: board power at full load
+    memory_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)  # energy: device-memory traffic
+    link_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)    # energy: link traffic
     source: str = "built-in"                                # the YAML path, or where the numbers came from
 
     @model_validator(mode="after")

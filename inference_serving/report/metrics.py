@@ -71,6 +71,8 @@ class Metrics:
     config: dict = field(default_factory=dict)         # the run's effective configuration
     # parts of the summary that features add: section.summary(now) -> dict, section.lines(now) -> lines
     sections: list = field(default_factory=list)
+    # called as observer(batch, now) after every finished iteration (report/energy.py)
+    observers: list[Callable[[Batch, int], None]] = field(default_factory=list)
     _interval_end: int = 0
     _interval_prompt: int = 0
     _interval_generated: int = 0
@@ -102,6 +104,8 @@ class Metrics:
         self.finished.extend(finished)
         if self._kv is not None:
             self._sample(batch, now)
+        for observer in self.observers:
+            observer(batch, now)
         for listener in self.listeners:
             listener(self, now)
         return lines

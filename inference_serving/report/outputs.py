@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config.run_config import RunConfig
 from ..errors import InputError
+from .energy import EnergyMeter, write_power_plot
 from .metrics import CSV_HEADER, Metrics
 
 
@@ -94,6 +95,8 @@ def write_outputs(config: RunConfig, metrics: Metrics, states, span_file: Path |
         from .plots import write_plots
         title = f"({Path(config.model_name).name.removesuffix('.json')}, {config.npu_num} x {config.hardware})"
         write_plots(config.plot, metrics, metrics.end_ns, title=title)
+        for meter in (s for s in metrics.sections if isinstance(s, EnergyMeter)):
+            write_power_plot(config.plot, meter, metrics.end_ns, title=title)
     if config.chrome_trace is not None:
         from .chrome_trace import write_chrome_trace
         write_chrome_trace(config.chrome_trace, span_file, config.npu_num, states, metrics.samples, metrics.end_ns,

@@ -136,7 +136,7 @@ class Simulation:
         batch = self.scheduler.schedule(self.now)
         if batch is None:
             return False
-        trace = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes, batch.tier_moves)
+        trace = batch.plan = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes, batch.tier_moves)
         graph = build_graph(trace, merge=self.opt.reuse)
         self.metrics.batch_started(batch, self.now)
         self._log_batch_start(batch)
