@@ -2,7 +2,7 @@
 # Example sweeps; each run writes a per-request CSV to output/.
 #   bash run.sh            the tp, mem, rate and npu sweeps
 #   bash run.sh tp|mem|rate|npu|onnx|profile   one of them (profile needs PyTorch)
-#   bash run.sh precision|spec|tiers|energy     a what-if (README "What-ifs")
+#   bash run.sh precision|spec|tiers|energy|pim a what-if (README "What-ifs")
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
@@ -102,6 +102,15 @@ whatif_energy() { # energy per token and power of the orca and vllm schedulers, 
     done
 }
 
+whatif_pim() { # decode attention on the HBM-PIM units of hardware/NPU-PIM.yaml, alone and interleaved
+    for pim in none offload interleave; do
+        local flags=()
+        [[ $pim == none ]] || flags=(--pim "$pim")
+        $PY main.py --model_name "$MODEL" --hardware NPU-PIM --npu_num 1 --block_size 16 --req_num 20 \
+            --dataset dataset/sharegpt_like_100.tsv "${flags[@]}" --output "output/pim_$pim.csv" | tail -12
+    done
+}
+
 case "${1:-all}" in
     tp) sweep_tp ;;
     mem) sweep_mem ;;
@@ -113,6 +122,7 @@ case "${1:-all}" in
     spec) whatif_spec ;;
     tiers) whatif_tiers ;;
     energy) whatif_energy ;;
+    pim) whatif_pim ;;
     all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|spec|tiers|energy|all]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|precision|spec|tiers|energy|pim|all]" >&2; exit 2 ;;
 esac

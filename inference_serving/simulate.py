@@ -21,7 +21,11 @@ from .inputs.workload import Request, load_dataset
 from .paths import DEFAULT_ENGINE
 from .perf.provider import PROVIDERS, PerfProvider, build_provider
 from .perf.shard import check_tensor_parallel
+from .perf.pim import PimModel
 from .plan.builder import TraceBuilder
+from .plan.chakra import build_graph
+from .plan.pim import PimTraceBuilder, check_pim
+from .plan.pim_graph import interleaved_graph
 from .report.energy import EnergyMeter, PowerModel
 from .report.metrics import Metrics
 from .report.outputs import check_outputs, write_outputs
@@ -105,6 +109,32 @@ def system_config(config: RunConfig, defaults: dict, collectives: dict | None) -
                         memory_tiers=config.kv_tiers or ())
 
 
+def trace_builder(config: RunConfig, model: ModelConfig, perf: PerfProvider, hardware: Hardware, selective: bool,
+                  system: SystemConfig, overhead_ns: int) -> TraceBuilder:
+    """The trace builder of the run: with a draft model's passes (--spec-draft), on PIM units (--pim)."""
+    common = dict(selective_attention=selective, engine_overhead_ns=overhead_ns,
+                  sampler_bw_gbps=0.0 if selective else system.local_bw_gbps, drafter=draft_planner(config, hardware))
+    if not config.pim:
+        return TraceBuilder(model, perf, config.precision, config.tp, config.pp, **common)
+    check_pim(config)
+    pim = PimModel.of(model, hardware, config.precision, system.local_bw_gbps)
+    return PimTraceBuilder(model, perf, config.precision, config.tp, config.pp, **common, pim=pim,
+                           interleave=config.pim == "interleave")
+
+
+def add_feature_reports(metrics: Metrics, config: RunConfig, scheduler: SchedulingPolicy, hardware: Hardware,
+                        system: SystemConfig) -> None:
+    """The summary sections (and observers) of the features a run turns on."""
+    if isinstance(scheduler, SpeculativeVllmPolicy):
+        metrics.sections.append(scheduler.stats)
+    if isinstance(scheduler.kv, TieredPrefixCacheKV):
+        metrics.sections.append(scheduler.kv.store)
+    if config.energy:
+        meter = EnergyMeter(PowerModel.of(hardware, config.npu_num, system.local_bw_gbps), scheduler.kv.layout)
+        metrics.observers.append(meter)
+        metrics.sections.append(meter)
+
+
 def effective_config(config: RunConfig, defaults: dict, block_size: int, overhead: float) -> dict:
     """Every flag after defaults were applied (the hardware's included), JSON-ready."""
     values = config.as_dict()
@@ -143,24 +173,15 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     system = system_config(config, defaults, measured_collectives(config, perf, backend))
     options = RunOptions(tp=config.tp, pp=config.pp, system=system, engine_binary=binary, backend=backend,
                          engine_timeout_s=config.engine_timeout, keep_traces=config.keep_traces,
-                         reuse=not config.no_reuse, verbose=config.verbose)
+                         reuse=not config.no_reuse, verbose=config.verbose,
+                         graph_builder=interleaved_graph if config.pim == "interleave" else build_graph)
     overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
-    selective = scheduler.selective_attention
-    builder = TraceBuilder(model, perf, config.precision, config.tp, config.pp, selective_attention=selective,
-                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps,
-                           drafter=draft_planner(config, hardware))
+    builder = trace_builder(config, model, perf, hardware, scheduler.selective_attention, system, int(overhead))
     log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}), "
         f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
         f"{kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
-    if isinstance(scheduler, SpeculativeVllmPolicy):
-        metrics.sections.append(scheduler.stats)
-    if isinstance(kv, TieredPrefixCacheKV):
-        metrics.sections.append(kv.store)
-    if config.energy:
-        meter = EnergyMeter(PowerModel.of(hardware, config.npu_num, system.local_bw_gbps), kv.layout)
-        metrics.observers.append(meter)
-        metrics.sections.append(meter)
+    add_feature_reports(metrics, config, scheduler, hardware, system)
     metrics.attach(kv, [r.arrival_ns for r in requests])
     metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
     return _run(config, scheduler, builder, options, metrics, perf, log)

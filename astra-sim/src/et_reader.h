@@ -24,6 +24,7 @@ struct EtNode {
   std::string name;
   NodeKind kind = NodeKind::Invalid;
   bool isCpuOp = false;
+  bool isPimOp = false;  // a COMP node of the NPU's processing-in-memory units: their own slot (workload.h)
   uint64_t durationNs = 0;  // duration_micros holds nanoseconds (LLMServingSim/C2 convention)
   int64_t numOps = 0;
   uint64_t tensorSize = 0;

@@ -91,6 +91,9 @@ class RunConfig:
     kv_tiers: tuple[Tier, ...] | None = flag(
         None, "vllm: memory tiers below device memory for the prefix cache, fastest first, each "
         "name:GiB[:GB/s[:ns]] with name cpu, cxl or ssd (e.g. cpu:256,ssd:4096).", TierList(), opts=dashed("kv_tiers"))
+    pim: str | None = flag(None, "Decode attention on the memory's PIM units (the hardware's pim_* keys): offload, "
+                           "or interleave (two sub-batches, one's attention in PIM beside the other's GEMMs).",
+                           click.Choice(["offload", "interleave"]))
     engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
                                          NON_NEGATIVE, opts=dashed("engine_overhead"))
     energy: bool = flag(False, "Report energy per token and power (the hardware file's power figures; "

@@ -18,6 +18,7 @@ A hardware file is a flat YAML mapping (README "Hardware files"), checked by the
   provider csv:        csv, the profile's path (relative paths are relative to the YAML file)
   energy (--energy):   idle_power_w, max_power_w (board power idle and at full load, W),
                        memory_pj_per_bit (device-memory traffic), link_pj_per_bit (link traffic)
+  PIM (--pim):         pim_bw_gbps (internal bandwidth of the memory's PIM units, GB/s), pim_tflops
 
 A bad file is reported in one line naming the file and the key. Names without a file that
 aiconfigurator-core has measured (e.g. its system names such as `h100_sxm`) are accepted too and
@@ -67,6 +68,8 @@ class Hardware(BaseModel):
     max_power_w: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # energy: board power at full load
     memory_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)  # energy: device-memory traffic
     link_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)    # energy: link traffic
+    pim_bw_gbps: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # PIM: internal bandwidth
+    pim_tflops: Optional[float] = Field(None, gt=0, allow_inf_nan=False)         # PIM: peak of its units
     source: str = "built-in"                                # the YAML path, or where the numbers came from
 
     @model_validator(mode="after")

@@ -33,7 +33,8 @@ ET_VERSION = "0.0.4"
 
 
 class Op(NamedTuple):
-    """One node of an NPU's chain before it is numbered: kind is comp, coll, send, recv, load, store.
+    """One node of an NPU's chain before it is numbered: kind is comp, pim (compute on the NPU's
+    processing-in-memory units), coll, send, recv, load, store.
     (A named tuple: ops are hashed for the encoding caches, and tuples hash fast.)"""
 
     kind: str
@@ -53,7 +54,10 @@ class _ChainWriter:
         self.pending_name, self.pending_ns = "", 0
 
     def row(self, row: Row) -> None:
-        if row.comp_ns:
+        if row.on_pim:
+            self.flush()
+            self.ops.append(Op("pim", row.name, row.comp_ns))
+        elif row.comp_ns:
             if not self.merge:
                 self.ops.append(Op("comp", row.name, row.comp_ns))
             elif self.pending_ns:
@@ -85,6 +89,11 @@ def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool
         else:
             writer.row(item)
     return writer.flush()
+
+
+def chain_ops(items: list[Row | AttentionGroup], merge: bool) -> list[Op]:
+    """The ops of a run of plan items on a single NPU (no tensor parallelism)."""
+    return _rank_ops(items, 0, 1, merge)
 
 
 def merge_compute(ops: list[Op]) -> list[Op]:
@@ -153,9 +162,11 @@ def _varint(value: int) -> bytes:
 
 def _node(op: Op, npu: int) -> et.Node:
     node = et.Node(name=op.name)
-    if op.kind == "comp":
+    if op.kind in ("comp", "pim"):
         node.type = et.COMP_NODE
         node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
+        if op.kind == "pim":
+            _attr(node, "is_pim_op", "bool_val", True)
     elif op.kind == "coll":
         node.type = et.COMM_COLL_NODE
         _attr(node, "comm_type", "int64_val", et.ALL_REDUCE)
@@ -179,11 +190,14 @@ def _node(op: Op, npu: int) -> et.Node:
 def serialize_chain(ops: list[Op], npu: int, swaps: int = 0) -> bytes:
     """ET bytes of a chain: the first `swaps` nodes have no parents, the next waits for all of
     them, every later node waits for the one before it."""
-    records = [_metadata_record()]
-    for index, op in enumerate(ops):
-        parents = (index - 1,) if index > swaps else tuple(range(swaps)) if index == swaps else ()
-        records.append(_record(index, parents, op, npu))
-    return b"".join(records)
+    parents = [(index - 1,) if index > swaps else tuple(range(swaps)) if index == swaps else ()
+               for index in range(len(ops))]
+    return serialize_nodes(ops, parents, npu)
+
+
+def serialize_nodes(ops: list[Op], parents: list[tuple[int, ...]], npu: int) -> bytes:
+    """ET bytes of nodes 0..n-1, node i waiting for the nodes `parents[i]`."""
+    return b"".join([_metadata_record(), *(_record(i, p, op, npu) for i, (op, p) in enumerate(zip(ops, parents)))])
 
 
 @lru_cache(maxsize=1)

@@ -46,6 +46,7 @@ class Row:
     weight_loc: str = "LOCAL"
     output_loc: str = "LOCAL"
     memory_tier: int = 0  # swap rows: 0 = host memory (--remote_bw), k = the k-th of --kv-tiers
+    on_pim: bool = False  # computed by the processing-in-memory units (plan/pim.py)
 
     @property
     def stores(self) -> bool:

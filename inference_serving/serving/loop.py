@@ -13,12 +13,13 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..backend.base import BACKENDS, EngineSetup
 from ..backend.engine_config import SystemConfig, write_configs
 from ..errors import EngineError, InputError
 from ..plan.builder import TraceBuilder
-from ..plan.chakra import build_graph
+from ..plan.chakra import IterationGraph, build_graph
 from ..plan.text_trace import write_trace
 from ..report.metrics import Metrics
 from .policy import SchedulingPolicy
@@ -43,6 +44,7 @@ class RunOptions:
     reuse: bool = True
     verbose: bool = False
     span_file: Path | None = None  # the engine appends every node's start/end here (--chrome-trace)
+    graph_builder: Callable[..., IterationGraph] = build_graph  # plan -> engine graph (plan/pim_graph.py)
 
 
 @dataclass
@@ -137,7 +139,7 @@ class Simulation:
         if batch is None:
             return False
         trace = batch.plan = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes, batch.tier_moves)
-        graph = build_graph(trace, merge=self.opt.reuse)
+        graph = self.opt.graph_builder(trace, merge=self.opt.reuse)
         self.metrics.batch_started(batch, self.now)
         self._log_batch_start(batch)
         digest = graph.digest if self._graph_reuse_possible() else None

@@ -32,6 +32,7 @@ _ATTR_FIELD = {
     "comm_dst": "int32_val",
     "comm_tag": "int32_val",
     "memory_tier": "int64_val",
+    "is_pim_op": "bool_val",
 }
 
 
