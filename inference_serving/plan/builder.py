@@ -1,8 +1,9 @@
 """Trace generator: one iteration's batch as a plan of layers priced by the performance provider.
 
 Each request's attention rows form an AttentionGroup (the graph builder may give them to one NPU of
-the group: selective batching). KV-cache swaps (host memory, then the memory tiers) come first as rows whose weight_size is the bytes
-moved by each NPU; then the per-step engine overhead, the embedding, the decoder block, the head.
+the group: selective batching). KV-cache swaps (host memory, then the memory tiers) come first as rows
+whose weight_size is the bytes moved by each NPU; then the per-step engine overhead, the embedding, the
+decoder block, the head.
 """
 from __future__ import annotations
 

@@ -166,7 +166,8 @@ class EnergyMeter:
             decode_j += energy * it.decode_tokens / tokens if tokens else 0.0
         idle_j = idle_w * now * 1e-9
         total = idle_j + sum(it.dynamic_j for it in self.iterations)
-        prompt, generated = sum(it.prefill_tokens for it in self.iterations), sum(it.generated for it in self.iterations)
+        prompt = sum(it.prefill_tokens for it in self.iterations)
+        generated = sum(it.generated for it in self.iterations)
         return {"energy_j": total, "energy_idle_j": idle_j,
                 "energy_prefill_j_per_token": prefill_j / prompt if prompt else float("nan"),
                 "energy_decode_j_per_token": decode_j / generated if generated else float("nan"),
