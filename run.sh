@@ -2,6 +2,7 @@
 # Example sweeps; each run writes a per-request CSV to output/.
 #   bash run.sh            the tp, mem, rate and npu sweeps
 #   bash run.sh tp|mem|rate|npu|onnx|profile|moe|sessions   one of them (profile needs PyTorch)
+#   bash run.sh precision|spec|tiers|energy|pim a what-if (README "What-ifs")
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
@@ -90,6 +91,62 @@ example_sessions() { # 50 four-turn sessions on one H100 (vLLM), prefix caching 
     done
 }
 
+whatif_precision() { # FP8 KV cache and FP8 weights on one H100 with 24 GiB: more KV blocks, FP8 tables
+    for formats in "--kv-dtype bf16" "--kv-dtype fp8" "--kv-dtype fp8 --weight-dtype fp8"; do
+        # shellcheck disable=SC2086
+        $PY main.py "${COMMON[@]}" --npu_num 1 --npu_mem 24 $formats --output "output/precision_${formats//[- ]/}.csv" | tail -12
+    done
+}
+
+whatif_spec() { # speculative decoding: n-gram drafts on Llama-3.1-8B, an 8B draft model for 70B on 4 H100s
+    $PY main.py "${COMMON[@]}" --npu_num 1 --scheduler vllm --output output/spec_off.csv | tail -12
+    $PY main.py "${COMMON[@]}" --npu_num 1 --scheduler vllm --spec-tokens 3 --spec-acceptance 0.7 \
+        --output output/spec_ngram.csv | tail -13
+    $PY main.py "${COMMON[@]}" --model_name meta-llama/Llama-3.1-70B-Instruct --npu_num 4 --scheduler vllm \
+        --spec-tokens 4 --spec-acceptance 0.9,0.8,0.7,0.6 --spec-draft "$MODEL" --output output/spec_draft.csv | tail -13
+}
+
+shared_prefix_trace() { # 200 requests at 10/s, each one of 16 system prompts (2048 tokens) + 64 own tokens
+    $PY - "$1" <<'EOF'
+import json, random, sys
+rng = random.Random(0)
+prompts = [[rng.randrange(128000) for _ in range(2048)] for _ in range(16)]
+arrival = 0
+with open(sys.argv[1], "w") as out:
+    for _ in range(200):
+        arrival += int(rng.expovariate(10.0) * 1e9)
+        ids = prompts[rng.randrange(16)] + [rng.randrange(128000) for _ in range(64)]
+        out.write(json.dumps({"input_toks": len(ids), "output_toks": 64, "arrival_time_ns": arrival,
+                              "token_ids": ids}) + "\n")
+EOF
+}
+
+whatif_tiers() { # the prefix cache over memory tiers: 16 shared prompts do not fit a 20 GiB H100's KV cache
+    shared_prefix_trace output/shared_prefix.jsonl
+    for tiers in none cpu:64 cpu:64:63 cxl:256 ssd:512 cpu:2,ssd:512; do
+        local flags=()
+        [[ $tiers == none ]] || flags=(--kv-tiers "$tiers")
+        $PY main.py "${COMMON[@]}" --npu_num 1 --npu_mem 20 --scheduler vllm --dataset output/shared_prefix.jsonl \
+            --req_num 200 "${flags[@]}" --output "output/tiers_${tiers//[:,]/_}.csv" | grep -E "TTFT|KV tier"
+    done
+}
+
+whatif_energy() { # energy per token and power of the orca and vllm schedulers, with power.png
+    for scheduler in orca vllm; do
+        $PY main.py "${COMMON[@]}" --npu_num 1 --scheduler "$scheduler" --energy --plot "output/energy_$scheduler" \
+            --output "output/energy_$scheduler.csv" | tail -3
+    done
+}
+
+whatif_pim() { # decode attention on the HBM-PIM units of hardware/NPU-PIM.yaml, alone and interleaved
+    for pim in none offload interleave; do
+        local flags=()
+        [[ $pim == none ]] || flags=(--pim "$pim")
+        $PY main.py --model_name "$MODEL" --hardware NPU-PIM --npu_num 1 --block_size 16 --req_num 20 \
+            --dataset dataset/sharegpt_like_100.tsv "${flags[@]}" --output "output/pim_$pim.csv" | tail -12
+    done
+}
+
 case "${1:-all}" in
     tp) sweep_tp ;;
     mem) sweep_mem ;;
@@ -99,6 +156,12 @@ case "${1:-all}" in
     profile) example_profile ;;
     moe) example_moe ;;
     sessions) example_sessions ;;
+    precision) whatif_precision ;;
+    spec) whatif_spec ;;
+    tiers) whatif_tiers ;;
+    energy) whatif_energy ;;
+    pim) whatif_pim ;;
     all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|moe|sessions|all]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|moe|sessions|precision|spec|tiers|energy|pim|all]" >&2
+       exit 2 ;;
 esac

@@ -23,15 +23,22 @@ from .inputs.workload import Request, load_dataset
 from .paths import DEFAULT_ENGINE
 from .perf.experts import expert_plan
 from .perf.provider import PROVIDERS, PerfProvider, build_provider
+from .perf.pim import PimModel
 from .perf.shard import check_pipeline_parallel, check_tensor_parallel
 from .plan.builder import TraceBuilder
+from .plan.chakra import build_graph
+from .plan.pim import PimTraceBuilder, check_pim
+from .plan.pim_graph import interleaved_graph
+from .report.energy import EnergyMeter, PowerModel
 from .report.metrics import Metrics
 from .report.outputs import check_outputs, write_outputs
 from .report.progress import Progress
 from .serving.kv.layout import memory_layout
 from .serving.kv.sizing import check_fits, context_limit
+from .serving.kv.tiered import TieredPrefixCacheKV, check_tiers
 from .serving.loop import RunOptions, Simulation
 from .serving.policy import SchedulingPolicy, policy_class
+from .serving.speculative import SpeculativeVllmPolicy, draft_model, draft_planner, spec_config, with_draft
 
 
 # flags that override a hardware file's value -> its key
@@ -75,7 +82,13 @@ def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig,
     if config.pp > 1 and not cls.supports_pipeline:
         raise InputError(f"--scheduler {config.scheduler} runs without pipeline stages (--npu_group 1)")
     block_size = config.block_size or cls.default_block_size
-    layout = memory_layout(model, config.fp_bits, config.tp, config.pp, npu_mem, block_size)
+    layout = memory_layout(model, config.precision, config.tp, config.pp, npu_mem, block_size)
+    spec = spec_config(config)
+    if spec is not None:
+        cls = SpeculativeVllmPolicy
+        draft = draft_model(spec, config.tp)
+        if draft is not None:
+            layout = with_draft(layout, draft, config.precision, config.tp)
     return cls.build(requests, model, layout, config)
 
 
@@ -104,7 +117,33 @@ def measured_collectives(config: RunConfig, perf: PerfProvider, backend: str) ->
 def system_config(config: RunConfig, system: dict, collectives: dict | None) -> SystemConfig:
     return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=system["link_bw"],
                         link_latency_ns=system["link_latency"], local_bw_gbps=system["local_bw"],
-                        remote_bw_gbps=config.remote_bw, collective_table=collectives)
+                        remote_bw_gbps=config.remote_bw, collective_table=collectives,
+                        memory_tiers=config.kv_tiers or ())
+def trace_builder(config: RunConfig, model: ModelConfig, perf: PerfProvider, hardware: Hardware, selective: bool,
+                  system: SystemConfig, overhead_ns: int, experts) -> TraceBuilder:
+    """The trace builder of the run: with a draft model's passes (--spec-draft), on PIM units (--pim)."""
+    sampler_bw = 0.0 if selective or config.no_sampler else system.local_bw_gbps
+    common = dict(selective_attention=selective, engine_overhead_ns=overhead_ns, sampler_bw_gbps=sampler_bw,
+                  drafter=draft_planner(config, hardware), experts=experts)
+    if not config.pim:
+        return TraceBuilder(model, perf, config.precision, config.tp, config.pp, **common)
+    check_pim(config)
+    pim = PimModel.of(model, hardware, config.precision, system.local_bw_gbps)
+    return PimTraceBuilder(model, perf, config.precision, config.tp, config.pp, **common, pim=pim,
+                           interleave=config.pim == "interleave")
+
+
+def add_feature_reports(metrics: Metrics, config: RunConfig, scheduler: SchedulingPolicy, hardware: Hardware,
+                        system: SystemConfig) -> None:
+    """The summary sections (and observers) of the features a run turns on."""
+    if isinstance(scheduler, SpeculativeVllmPolicy):
+        metrics.sections.append(scheduler.stats)
+    if isinstance(scheduler.kv, TieredPrefixCacheKV):
+        metrics.sections.append(scheduler.kv.store)
+    if config.energy:
+        meter = EnergyMeter(PowerModel.of(hardware, config.npu_num, system.local_bw_gbps), scheduler.kv.layout)
+        metrics.observers.append(meter)
+        metrics.sections.append(meter)
 
 
 def effective_config(config: RunConfig, system: dict, block_size: int) -> dict:
@@ -125,9 +164,10 @@ def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, Pe
     requests = load_dataset(config.dataset, config.req_num)
     if not requests:
         raise InputError(f"--dataset {config.dataset}: no requests")
+    check_tiers(config, requests)
     hardware = run_hardware(config)
     check_provider_flags(config, hardware.provider, PROVIDERS.get(hardware.provider).fixed_flags)
-    return model, requests, hardware, build_provider(model, hardware, config.fp_bits)
+    return model, requests, hardware, build_provider(model, hardware, config.precision)
 
 
 def simulate(config: RunConfig, log=print) -> Metrics:
@@ -141,22 +181,24 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     binary, backend = engine_backend(config)
     if backend != "step" and config.chrome_trace is not None:
         raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
+    if backend != "step" and config.kv_tiers:
+        raise InputError("--kv-tiers needs our engine (memory tiers); leave out --astra-sim")
     system = system_config(config, system_values, measured_collectives(config, perf, backend))
     options = RunOptions(tp=config.tp, pp=config.pp, system=system, engine_binary=binary, backend=backend,
                          engine_timeout_s=config.engine_timeout, keep_traces=config.keep_traces,
-                         reuse=not config.no_reuse, verbose=config.verbose)
+                         reuse=not config.no_reuse, verbose=config.verbose,
+                         graph_builder=interleaved_graph if config.pim == "interleave" else build_graph)
     overhead = system_values["engine_overhead_ns"]
     selective = scheduler.selective_attention
     perf.ragged = not config.no_ragged
     perf.mixed_unpacking = not config.no_mixed_unpacking
-    sampler_bw = 0.0 if selective or config.no_sampler else system.local_bw_gbps
-    builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
-                           engine_overhead_ns=int(overhead), sampler_bw_gbps=sampler_bw, experts=experts)
+    builder = trace_builder(config, model, perf, hardware, selective, system, int(overhead), experts)
     ep = f", EP {experts.ranks}" if experts and experts.ranks > 1 else ""
     log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}{ep}), "
         f"{len(requests)} requests, {config.scheduler} scheduler ({scheduler.trust}), {kv.total_blocks} KV blocks "
         f"of {kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
+    add_feature_reports(metrics, config, scheduler, hardware, system)
     metrics.attach(kv, [r.arrival_ns for r in requests if r.after is None])
     scheduler.arrival_listeners.append(metrics.arrived)
     metrics.config = {**effective_config(config, system_values, kv.layout.block_size), **scheduler.kv_config()}

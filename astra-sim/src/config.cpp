@@ -219,6 +219,7 @@ MemoryConfig loadMemoryConfig(const std::string& path) {
   config.bandwidthGBps = bandwidth < 0 ? 0 : static_cast<uint64_t>(bandwidth);  // integer GB/s, as upstream
   if (config.kind != MemoryKind::None && config.bandwidthGBps == 0) file.bad("remote-mem-bw", "must be >= 1");
   if (config.kind == MemoryKind::PerNode) config.npusPerNode = file.integer("num-npus-per-node", 1, 1);
+  config.tiers = parseMemoryTiers(root, path);
   return config;
 }
 

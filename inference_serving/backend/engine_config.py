@@ -27,6 +27,7 @@ class SystemConfig:
     endpoint_delay_ns: int = 10
     # Measured collective times (inference_serving/collectives.py), written as collectives.json; None: link model
     collective_table: dict | None = field(default=None, compare=False)
+    memory_tiers: tuple = ()  # serving.kv.tiers.Tier of --kv-tiers: the remote memory's "memory-tiers"
 
 
 def network_yaml(cfg: SystemConfig) -> str:
@@ -56,8 +57,9 @@ def system_json(cfg: SystemConfig) -> dict:
 
 
 def memory_json(cfg: SystemConfig) -> dict:
+    tiers = [{"name": t.name, "bandwidth": t.bandwidth_gbps, "latency": t.latency_ns} for t in cfg.memory_tiers]
     return {"memory-type": "PER_NPU_MEMORY_EXPANSION", "remote-mem-latency": 0,
-            "remote-mem-bw": cfg.remote_bw_gbps}
+            "remote-mem-bw": cfg.remote_bw_gbps, **({"memory-tiers": tiers} if tiers else {})}
 
 
 def write_configs(cfg: SystemConfig, folder: Path) -> dict[str, Path]:

@@ -14,8 +14,10 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..perf.precision import KV_DTYPES, WEIGHT_DTYPES, Precision
+from ..serving.kv.tiers import Tier, TierList
 from .types import (BANDWIDTH, DURATION_NS, HOST_BANDWIDTH, INTERVAL_S, MEMORY_GIB, NON_NEGATIVE_INT, POSITIVE_INT,
-                    SHARE, TIMEOUT_S, TOKENS, ExpertLoadSpec)
+                    SHARE, TIMEOUT_S, TOKENS, ExpertLoadSpec, Probabilities)
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 OUT_DIR = click.Path(file_okay=False, path_type=Path)
@@ -48,6 +50,11 @@ class RunConfig:
     link_bw: float | None = flag(None, "NPU-to-NPU link bandwidth in GB/s [default: the hardware's].", BANDWIDTH)
     link_latency: float | None = flag(None, "Link latency in ns [default: the hardware's].", DURATION_NS)
     fp: str = flag("16", "Bits per weight, activation and KV element.", click.Choice(["8", "16", "32"]))
+    weight_dtype: str | None = flag(None, "Format of the projection weights: weight bytes and GEMM tables "
+                                    "[default: --fp's].", click.Choice(WEIGHT_DTYPES),
+                                    opts=("--weight-dtype", "--weight_dtype"))
+    kv_dtype: str | None = flag(None, "Format of the KV cache: KV bytes and attention tables [default: --fp's].",
+                                click.Choice(KV_DTYPES), opts=("--kv-dtype", "--kv_dtype"))
     block_size: int | None = flag(None, "Tokens per KV-cache block [default: the scheduler's, orca 8, vllm 16].",
                                   TOKENS)
     dataset: str = flag("dataset/sharegpt_like_100.tsv",
@@ -93,6 +100,24 @@ class RunConfig:
                             opts=dashed("expert_load"))
     engine_overhead: float | None = flag(None, "Per-step engine time outside the model, ns [default: the hardware's].",
                                          DURATION_NS, opts=dashed("engine_overhead"))
+    spec_tokens: int = flag(0, "vllm: speculative decoding, draft tokens per request and step (0 = off).",
+                            NON_NEGATIVE_INT, opts=dashed("spec_tokens"))
+    spec_draft: str | None = flag(None, "Drafter of --spec-tokens: ngram (prompt lookup on the host) or a draft "
+                                  "model, named as --model_name [default: ngram].", opts=dashed("spec_draft"))
+    spec_acceptance: tuple[float, ...] | None = flag(
+        None, "Probability that a draft token is accepted once the ones before it were: one number, or one per "
+        "draft position, comma-separated (required with --spec-tokens).", Probabilities(),
+        opts=dashed("spec_acceptance"))
+    spec_seed: int | None = flag(None, "Seed of the draws of accepted draft tokens [default: 0].", NON_NEGATIVE_INT,
+                                 opts=dashed("spec_seed"))
+    kv_tiers: tuple[Tier, ...] | None = flag(
+        None, "vllm: memory tiers below device memory for the prefix cache, fastest first, each "
+        "name:GiB[:GB/s[:ns]] with name cpu, cxl or ssd (e.g. cpu:256,ssd:4096).", TierList(), opts=dashed("kv_tiers"))
+    pim: str | None = flag(None, "Decode attention on the memory's PIM units (the hardware's pim_* keys): offload, "
+                           "or interleave (two sub-batches, one's attention in PIM beside the other's GEMMs).",
+                           click.Choice(["offload", "interleave"]))
+    energy: bool = flag(False, "Report energy per token and power (the hardware file's power figures; "
+                        "with --plot also power.png).", is_flag=True)
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",
                                      OUT_FILE, opts=dashed("summary_json"))
     plot: Path | None = flag(None, "Write PNG plots (throughput, requests and KV use over time, latency CDFs) here.",
@@ -114,6 +139,10 @@ class RunConfig:
     @property
     def fp_bits(self) -> int:
         return int(self.fp)
+
+    @property
+    def precision(self) -> Precision:
+        return Precision(self.fp_bits, self.weight_dtype, self.kv_dtype)
 
     def check(self) -> None:
         """Checks between flags (each flag's own range is checked by its type)."""

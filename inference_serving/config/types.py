@@ -80,3 +80,23 @@ TIMEOUT_S = FiniteFloat(min=0, min_open=True, max=MAX_TIMEOUT_S)
 TOKENS = StrictInt(min=1, max=MAX_DIMENSION)
 REQUESTS = StrictInt(min=1, max=MAX_REQUESTS)
 INTERVAL_S = FiniteFloat(min=1e-9, max=MAX_SIM_NS / 1e9)  # at least one tick of the simulated clock
+
+
+class Probabilities(click.ParamType):
+    """One probability or several, comma-separated ("0.8" or "0.9,0.7,0.5"), each in [0, 1]: a tuple."""
+
+    name = "probabilities"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        if isinstance(value, bool):
+            self.fail(f"{value!r} is not a probability", param, ctx)
+        parts = [value] if isinstance(value, (int, float)) else str(value).split(",")
+        try:
+            numbers = tuple(float(p) for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not one number or comma-separated numbers", param, ctx)
+        if not all(0.0 <= p <= 1.0 for p in numbers):
+            self.fail(f"{value!r}: every probability must be within [0, 1]", param, ctx)
+        return numbers

@@ -19,6 +19,9 @@ A hardware file is a flat YAML mapping (README "Hardware files"), checked by the
                        streaming multiprocessors and L2 cache, MiB: with all three, a GPU on which vLLM
                        runs FlashAttention 2 gets its attention kernel's thread-block schedule (perf/fa2.py)
   provider csv:        csv, the profile's path (relative paths are relative to the YAML file)
+  energy (--energy):   idle_power_w, max_power_w (board power idle and at full load, W),
+                       memory_pj_per_bit (device-memory traffic), link_pj_per_bit (link traffic)
+  PIM (--pim):         pim_bw_gbps (internal bandwidth of the memory's PIM units, GB/s), pim_tflops
 
 A bad file is reported in one line naming the file and the key. Names without a file that
 aiconfigurator-core has measured (e.g. its system names such as `h100_sxm`) are accepted too and
@@ -71,6 +74,12 @@ class Hardware(BaseModel):
     sm_count: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # streaming multiprocessors
     compute_capability: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # NVIDIA compute capability
     l2_mib: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # L2 cache, MiB
+    idle_power_w: Optional[float] = Field(None, ge=0, allow_inf_nan=False)       # energy: board power, idle
+    max_power_w: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # energy: board power at full load
+    memory_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)  # energy: device-memory traffic
+    link_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)    # energy: link traffic
+    pim_bw_gbps: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # PIM: internal bandwidth
+    pim_tflops: Optional[float] = Field(None, gt=0, allow_inf_nan=False)         # PIM: peak of its units
     source: str = "built-in"                                # the YAML path, or where the numbers came from
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from .collectives import collective_table
 from .experts import ExpertRouting
 from .fa2 import Fa2Gpu, Fa2Step, chunk_ctas, ctas_per_sm, runs_fa2
 from .layers import ACTIVATIONS, LAYERS, NORMS, PROJECTIONS
+from .precision import Precision, as_precision
 from .provider import PerfProvider
 from .shard import shard
 
@@ -34,13 +35,19 @@ GRID_BITS = 8
 TILE_PROMPTS = (4096, 8192)
 
 
-def _quant_modes(fp_bits: int) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
-    """(GEMM, KV-cache, attention-math) quant modes for `--fp`; attention math is measured in bf16 only."""
-    if fp_bits == 16:
-        return common.GEMMQuantMode.bfloat16, common.KVCacheQuantMode.bfloat16, common.FMHAQuantMode.bfloat16
-    if fp_bits == 8:
-        return common.GEMMQuantMode.fp8, common.KVCacheQuantMode.fp8, common.FMHAQuantMode.bfloat16
-    raise InputError(f"the aiconfigurator perf model has measurements for --fp 16 and --fp 8, not --fp {fp_bits}")
+GEMM_MODES = {"bf16": common.GEMMQuantMode.bfloat16, "fp8": common.GEMMQuantMode.fp8,
+              "int8": common.GEMMQuantMode.int8_wo}
+KV_MODES = {"bf16": common.KVCacheQuantMode.bfloat16, "fp16": common.KVCacheQuantMode.bfloat16,
+            "fp8": common.KVCacheQuantMode.fp8}
+
+
+def _quant_modes(precision: Precision) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
+    """(GEMM, KV-cache, attention-math) quant modes of the weight and KV formats; attention math is
+    measured in bf16 only. Whether this GPU's tables hold them is checked at construction."""
+    if precision.weight not in GEMM_MODES or precision.kv not in KV_MODES:
+        flag = precision.weight_flag if precision.weight not in GEMM_MODES else precision.kv_flag
+        raise InputError(f"the aiconfigurator perf model has measurements for --fp 16 and --fp 8, not {flag}")
+    return GEMM_MODES[precision.weight], KV_MODES[precision.kv], common.FMHAQuantMode.bfloat16
 
 
 class AIConfiguratorProvider(PerfProvider):
@@ -48,17 +55,19 @@ class AIConfiguratorProvider(PerfProvider):
 
     fixed_flags = {"local_bw": "its measured kernel times already include the GPU's memory bandwidth"}
 
-    def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int, system: str | None = None) -> None:
+    def __init__(self, model: ModelConfig, hardware: Hardware, precision: int | Precision,
+                 system: str | None = None) -> None:
         """`system`: the package system whose tables price the layers [the hardware's own]."""
         super().__init__()
         self.model = model
         self.spec = hardware_spec(system or hardware.system or hardware.name)
-        self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(fp_bits)
-        self.fp_bits = fp_bits
+        precision = as_precision(precision)
+        self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(precision)
+        self.fp_bits = precision.fp_bits
         self._database = load_database(self.spec.system)
         self._engine = engine_for(self.spec.system)
         self.table = f"{self._database.backend} {self._database.version}"
-        self.fa2_gpu = fa2_gpu(hardware, model.head_dim, fp_bits)  # None: no FlashAttention-2 schedule
+        self.fa2_gpu = fa2_gpu(hardware, model.head_dim, precision.kv_bits)  # None: no FlashAttention-2 schedule
         self._tile_s: dict[int, float] = {}
         self._fa2_steps: dict[tuple[int, bool], Fa2Step] = {}
         self._ops_json: dict[tuple[str, int, bool], str] = {}
@@ -259,11 +268,11 @@ class AIConfiguratorProvider(PerfProvider):
         return collective_table(self.spec.system, tp)
 
 
-def fa2_gpu(hardware: Hardware, head_dim: int, fp_bits: int) -> Fa2Gpu | None:
+def fa2_gpu(hardware: Hardware, head_dim: int, kv_bits: int) -> Fa2Gpu | None:
     """The GPU facts the FlashAttention-2 schedule needs, where vLLM runs FA2 on it with this model:
     a 16-bit KV cache (FA2 reads no fp8 KV), and a hardware file that states the compute capability,
     SM count and L2 size. None otherwise."""
     facts = (hardware.compute_capability, hardware.sm_count, hardware.l2_mib)
-    if fp_bits != 16 or None in facts or not runs_fa2(hardware.compute_capability):
+    if kv_bits != 16 or None in facts or not runs_fa2(hardware.compute_capability):
         return None
     return Fa2Gpu(hardware.sm_count, ctas_per_sm(hardware.compute_capability, head_dim), round(hardware.l2_mib * 2**20))

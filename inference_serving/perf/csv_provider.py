@@ -9,6 +9,7 @@ from ..errors import InputError
 from ..inputs.hardware import Hardware
 from ..inputs.model_config import ModelConfig
 from .layers import ATTENTION, SHARDED
+from .precision import Precision
 from .provider import PerfProvider
 
 
@@ -46,7 +47,8 @@ class CsvProvider(PerfProvider):
     Under tensor parallelism the sharded layers (layers.SHARDED) take latency / tp.
     """
 
-    def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int) -> None:
+    def __init__(self, model: ModelConfig, hardware: Hardware, precision: int | Precision) -> None:
+        """`precision` is not read: the profile was timed at its own formats."""
         super().__init__()
         self.path = str(hardware.csv)
         self.table: dict[str, dict[int, list[tuple[int, float]]]] = self._read(self.path, hardware.name,

@@ -1,6 +1,6 @@
 """The performance-provider interface: the latency of one layer on one NPU for a given shape.
 
-Providers are built from (model, hardware, precision) and registered under the name a hardware
+Providers are built from (model, hardware, precision: perf/precision.py) and registered under the name a hardware
 file's `provider` key uses (registry.py); `PerfProvider.latency_ns` caches every answer per shape,
 the paper's computation reuse.
 
@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..inputs.hardware import Hardware, check_provider_fields
 from ..inputs.model_config import ModelConfig
 from .experts import EXPERT_LAYERS, ExpertRouting
+from .precision import Precision
 from .registry import PROVIDERS
 
 
@@ -41,8 +42,8 @@ class PerfProvider(ABC):
         self.mixed_unpacking = True  # ... with a mixed step's decodes unpacked (--no-mixed-unpacking: packed)
 
     @classmethod
-    def build(cls, model: ModelConfig, hardware: Hardware, fp_bits: int) -> "PerfProvider":
-        return cls(model, hardware, fp_bits)
+    def build(cls, model: ModelConfig, hardware: Hardware, precision: int | Precision) -> "PerfProvider":
+        return cls(model, hardware, precision)
 
     def latency_ns(self, layer: str, tokens: int, kv_cache: int = 0, tp: int = 1) -> int:
         key = (layer, tokens, kv_cache, tp)
@@ -90,8 +91,9 @@ class PerfProvider(ABC):
         return None
 
 
-def build_provider(model: ModelConfig, hardware: Hardware, fp_bits: int) -> PerfProvider:
-    """The provider the hardware names, built for this model and precision."""
+def build_provider(model: ModelConfig, hardware: Hardware, precision: int | Precision) -> PerfProvider:
+    """The provider the hardware names, built for this model and precision (a Precision, or --fp's
+    bits for every format)."""
     cls = PROVIDERS.get(hardware.provider)
     check_provider_fields(hardware)
-    return cls.build(model, hardware, fp_bits)
+    return cls.build(model, hardware, precision)

@@ -34,13 +34,15 @@ from .aiconfigurator_systems import hardware_spec
 from .experts import ExpertRouting
 from .layers import PROJECTIONS
 from .provider import PerfProvider
+from .precision import Precision, as_precision
 from .shard import shard
 
 # The smallest GEMM the tables measure (m = 1, n = k = 32): its time is the GEMM kernel's fixed cost.
 FIXED_GEMM = "fixed_gemm"
 SMALLEST_GEMM_NK = 32
 BF16_BYTES = 2  # activations and attention outputs stay bf16 at --fp 8 (vLLM's FP8 checkpoints)
-GEMM_DTYPES = {16: "bf16", 8: "fp8"}  # --fp -> the tensor peak GEMMs run at
+# weight format -> the tensor peak its GEMMs run at (int8 is weight-only: the math runs in bf16)
+GEMM_DTYPES = {"bf16": "bf16", "fp8": "fp8", "int8": "bf16"}
 
 
 @dataclass(frozen=True)
@@ -124,18 +126,20 @@ class ScaledProvider(AIConfiguratorProvider):
 
     fixed_flags = {}  # the target's bandwidth is a datasheet input: --local_bw scales the memory-bound ops
 
-    def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int) -> None:
+    def __init__(self, model: ModelConfig, hardware: Hardware, precision: int | Precision) -> None:
+        precision = as_precision(precision)
         self.target = datasheet_of_hardware(hardware)
         self.sibling = datasheet_of_system(hardware.sibling)
-        if fp_bits not in GEMM_DTYPES:
-            raise InputError(f"the scaled perf model prices --fp 16 and --fp 8, not --fp {fp_bits}")
-        self.gemm_dtype = GEMM_DTYPES[fp_bits]
-        self.weight_bytes = fp_bits / 8  # weights and KV cache
+        if precision.weight not in GEMM_DTYPES:
+            raise InputError(f"the scaled perf model prices --fp 16 and --fp 8, not {precision.weight_flag}")
+        self.gemm_dtype = GEMM_DTYPES[precision.weight]
+        self.weight_bytes = precision.weight_bits / 8
+        self.kv_bytes = precision.kv_bits / 8
         self._fixed: dict[tuple[str, int, bool], float] = {}
         for sheet in (self.target, self.sibling):
             if self.gemm_dtype not in sheet.tflops:
-                raise InputError(f"{sheet.name}: no {self.gemm_dtype} tensor peak for --fp {fp_bits}")
-        super().__init__(model, hardware, fp_bits, system=hardware.sibling)
+                raise InputError(f"{sheet.name}: no {self.gemm_dtype} tensor peak for {precision.weight_flag}")
+        super().__init__(model, hardware, precision, system=hardware.sibling)
         self.table = f"{self.table} of {self.spec.name}, scaled to {hardware.name}"
 
     def collective_table(self, tp: int) -> dict | None:
@@ -163,8 +167,8 @@ class ScaledProvider(AIConfiguratorProvider):
             part = shard(self.model, tp)
             heads = (part.heads, part.kv_heads, self.model.head_dim)
             if prefill:
-                return prefill_attention_work(s, prefix, *heads, kv_bytes=self.weight_bytes)
-            return decode_attention_work(batch, s, *heads, kv_bytes=self.weight_bytes)
+                return prefill_attention_work(s, prefix, *heads, kv_bytes=self.kv_bytes)
+            return decode_attention_work(batch, s, *heads, kv_bytes=self.kv_bytes)
         return STREAMING
 
     def fixed_ms(self, layer: str, tp: int, prefill: bool) -> float:

@@ -1,20 +1,22 @@
 """Trace generator: one iteration's batch as a plan of layers priced by the performance provider.
 
 Each request's attention rows form an AttentionGroup (the graph builder may give them to one NPU of
-the group: selective batching). KV-cache swaps come first as rows whose weight_size is the bytes
-moved by each NPU; then the per-step engine overhead, the embedding, the decoder block, the head.
-A mixture-of-experts model's block has the MoE rows (moe_block.py) in place of the MLP's; its
-leading dense layers, if any, run a block with the MLP.
+the group: selective batching). KV-cache swaps (host memory, then the memory tiers) come first as rows
+whose weight_size is the bytes moved by each NPU; then the per-step engine overhead, the embedding, the
+decoder block, the head. A mixture-of-experts model's block has the MoE rows (moe_block.py) in place of
+the MLP's; its leading dense layers, if any, run a block with the MLP.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..inputs.model_config import ModelConfig
 from ..perf.experts import ExpertPlan, expert_plan
+from ..perf.precision import Precision, as_precision
 from ..perf.provider import PerfProvider
 from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
-                        Row, Trace)
+                        Row, TierMove, Trace)
 from .moe_block import MoeRows
 
 
@@ -24,35 +26,40 @@ class TraceBuilder(MoeRows):
 
     model: ModelConfig
     perf: PerfProvider
-    fp_bits: int
+    precision: Precision | int  # the formats (perf/precision.py), or --fp's bits for all of them
     tp: int = 1
     pp: int = 1
     selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
     engine_overhead_ns: int = 0
     sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
     experts: ExpertPlan | None = None  # an MoE model's expert placement and load [tensor-parallel, uniform]
+    drafter: Callable[[list[BatchEntry]], list[Row | AttentionGroup]] | None = None  # speculative decoding
     _attention_cache: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.precision = as_precision(self.precision)
         if self.model.is_moe and self.experts is None:
             self.experts = expert_plan(self.model, self.tp, False, "uniform")
 
     @property
     def elem(self) -> int:
-        return self.fp_bits // 8
+        return self.precision.fp_bits // 8
 
-    def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0) -> Trace:
+    def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0,
+              tier_moves: list[TierMove] = ()) -> Trace:
         tokens = sum(e.new_tokens for e in entries)
         overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
         attention = self._attention_part(entries, tokens)
         mlp = self._mlp_rows(tokens) if not self.model.is_moe or self.model.first_dense_layers else []
         block = attention + (self._moe_rows(tokens) if self.model.is_moe else mlp)
         first_block = attention + mlp if self.model.is_moe and self.model.first_dense_layers else None
-        return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=self._embedding(tokens),
+        swaps = self._swap_rows(evict_bytes, load_bytes) + [move.row() for move in tier_moves]
+        return Trace(swaps=swaps, embedding=self._embedding(tokens),
                      block=block, stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
-                     head=self._head(tokens, len(entries)), tp=self.tp, batch_requests=len(entries),
-                     kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED, overhead=overhead,
-                     first_block=first_block, first_layers=self.model.first_dense_layers)
+                     head=self._head(tokens, sum(1 + e.draft_tokens for e in entries)), tp=self.tp,
+                     batch_requests=len(entries), kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED,
+                     overhead=overhead, first_block=first_block, first_layers=self.model.first_dense_layers,
+                     draft=self.drafter(entries) if self.drafter else [])
 
     def _stage_layer_count(self, stage: int) -> int:
         layers = self.model.num_layers
@@ -81,7 +88,7 @@ class TraceBuilder(MoeRows):
     def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
         fan_in, fan_out = self.model.linear_shapes()[name]
         e = self.elem
-        weight = self.model.projection_parameters(name) * e
+        weight = fan_in * fan_out * self.precision.weight_bits // 8 + (fan_out if self.model.has_bias else 0) * e
         output = tokens * fan_out * e
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
@@ -89,7 +96,7 @@ class TraceBuilder(MoeRows):
     def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> tuple[Row, Row]:
         m, e, t = self.model, self.elem, entry.new_tokens
         qk = t * (m.q_size + m.kv_size) * e
-        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * e
+        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * self.precision.kv_bits // 8
         return (Row("rope", rope_ns, qk, 0, qk),
                 Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
 
@@ -109,9 +116,11 @@ class TraceBuilder(MoeRows):
                                   prefills: list[tuple[int, int]]) -> list[AttentionGroup]:
         """One decode attention kernel for all decoding requests (sharing the kernel with the
         `prefills` chunks, new and cached tokens), its time shared out in proportion to each
-        request's context (rows of one request still separate)."""
-        total = self.perf.decode_attention_ns([d.cached_tokens for d in decodes], self.tp, prefills)
-        weights = [d.cached_tokens + 1 for d in decodes]
+        request's context (rows of one request still separate). A request verifying d draft tokens
+        is one of them: its 1 + d queries read its KV cache once, cached + 1 + d keys."""
+        keys_before_last = [d.cached_tokens + d.draft_tokens for d in decodes]
+        total = self.perf.decode_attention_ns(keys_before_last, self.tp, prefills)
+        weights = [keys + 1 for keys in keys_before_last]
         groups, spent, seen = [], 0, 0
         for entry, weight in zip(decodes, weights):
             seen += weight
@@ -126,12 +135,12 @@ class TraceBuilder(MoeRows):
         norm_weight = m.norm_parameters
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
                 self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
-        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1]
+        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1 + e.draft_tokens]
         for entry in entries:
-            if not decodes or entry.new_tokens > 1:
+            if not decodes or entry.new_tokens > 1 + entry.draft_tokens:
                 rows.append(self._attention(entry))
         if decodes:
-            prefills = [(e.new_tokens, e.cached_tokens) for e in entries if e.new_tokens > 1]
+            prefills = [(e.new_tokens, e.cached_tokens) for e in entries if e.new_tokens > 1 + e.draft_tokens]
             rows.extend(self._batched_decode_attention(decodes, prefills))
         rows.append(self._linear("o_proj", tokens, all_reduce=True))
         rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
@@ -146,16 +155,16 @@ class TraceBuilder(MoeRows):
                 rows.append(self._linear(name, tokens, all_reduce=name in ("down_proj", "fc2")))
         return rows
 
-    def _head(self, tokens: int, requests: int) -> list[Row]:
+    def _head(self, tokens: int, positions: int) -> list[Row]:
         m, e = self.model, self.elem
         norm_weight = m.norm_parameters
         lm_weight = m.vocab_size * m.hidden_size * e
-        # Only the last token of each request reaches the LM head.
+        # Only the last token of each request reaches the LM head (and each draft token it verifies).
         rows = [self._elementwise("final_layernorm", tokens, m.hidden_size, norm_weight),
-                Row("lm_head", self._latency("lm_head", requests), requests * m.hidden_size * e, lm_weight,
-                    requests * m.vocab_size * e)]
+                Row("lm_head", self._latency("lm_head", positions), positions * m.hidden_size * e, lm_weight,
+                    positions * m.vocab_size * e)]
         if self.sampler_bw_gbps:
-            rows.append(self._sampler(requests))
+            rows.append(self._sampler(positions))
         return rows
 
     def _sampler(self, requests: int) -> Row:

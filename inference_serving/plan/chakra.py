@@ -1,13 +1,15 @@
 """Graph builder: an iteration trace becomes one Chakra execution trace per NPU.
 
 Layout: stage s of the pipeline owns NPUs s*tp .. s*tp+tp-1. Every NPU of a stage runs the
-stage's part of the plan (iteration.py) as a chain: KV swap nodes (MEM_STORE / MEM_LOAD), then the stage input (MEM_LOAD of
+stage's part of the plan (iteration.py) as a chain: KV swap nodes (MEM_STORE / MEM_LOAD, a memory tier's with
+its `memory_tier` attribute), then the stage input (MEM_LOAD of
 the token ids on stage 0, COMM_RECV of the hidden state from the previous stage otherwise), a COMP
 node per row, an ALL_REDUCE COMM_COLL after every row that carries one (tensor parallelism),
 and the stage output (MEM_STORE of the sampled token ids on the last stage, COMM_SEND to the next
 stage otherwise). In selective plans the attention group of the k-th request of the batch runs
 only on rank k mod tp (selective batching); in sharded plans every rank runs its share of the heads
-of all requests. The per-step engine overhead, when there is one, is compute on the first stage.
+of all requests. The per-step engine overhead, when there is one, is compute on the first stage; a
+drafter's passes (speculative decoding) follow the head.
 
 With merging, consecutive COMP nodes of a chain become one node with the summed duration:
 in a chain nothing else waits for the inner nodes and one NPU's compute slot runs them back to
@@ -25,13 +27,14 @@ from typing import NamedTuple
 from chakra.schema.protobuf import et_def_pb2 as et
 from chakra.src.third_party.utils.protolib import encodeMessage
 
-from .iteration import EVICT_ROW, TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
+from .iteration import TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
 
 ET_VERSION = "0.0.4"
 
 
 class Op(NamedTuple):
-    """One node of an NPU's chain before it is numbered: kind is comp, coll, send, recv, load, store.
+    """One node of an NPU's chain before it is numbered: kind is comp, pim (compute on the NPU's
+    processing-in-memory units), coll, send, recv, load, store.
     (A named tuple: ops are hashed for the encoding caches, and tuples hash fast.)"""
 
     kind: str
@@ -39,6 +42,7 @@ class Op(NamedTuple):
     value: int = 0          # ns for comp, bytes otherwise
     peer: int = -1          # send/recv partner
     tag: int = 0
+    tier: int = 0           # load/store: the memory tier (0 = the remote memory)
 
 
 class _ChainWriter:
@@ -50,7 +54,10 @@ class _ChainWriter:
         self.pending_name, self.pending_ns = "", 0
 
     def row(self, row: Row) -> None:
-        if row.comp_ns:
+        if row.on_pim:
+            self.flush()
+            self.ops.append(Op("pim", row.name, row.comp_ns))
+        elif row.comp_ns:
             if not self.merge:
                 self.ops.append(Op("comp", row.name, row.comp_ns))
             elif self.pending_ns:
@@ -84,6 +91,11 @@ def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool
     return writer.flush()
 
 
+def chain_ops(items: list[Row | AttentionGroup], merge: bool) -> list[Op]:
+    """The ops of a run of plan items on a single NPU (no tensor parallelism)."""
+    return _rank_ops(items, 0, 1, merge)
+
+
 def merge_compute(ops: list[Op]) -> list[Op]:
     """Runs of consecutive COMP ops become one op (named after the first, with a '+')."""
     merged: list[Op] = []
@@ -101,7 +113,7 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
     """The whole chain of one NPU; the decoder block's ops are built once and repeated."""
     tp, hidden_bytes = trace.tp, trace.embedding.output_size
     npu = stage * tp + rank
-    ops = [Op("store" if r.name == EVICT_ROW else "load", r.name, r.weight_size) for r in trace.swaps]
+    ops = [Op("store" if r.stores else "load", r.name, r.weight_size, tier=r.memory_tier) for r in trace.swaps]
     if stage == 0:
         ops.append(Op("load", "input", trace.embedding.input_size))
         body = _rank_ops([trace.overhead, trace.embedding] if trace.overhead else [trace.embedding], rank, tp, merge)
@@ -113,7 +125,7 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
         body += _rank_ops(block, rank, tp, merge, trace.selective_attention) * layers
     last = stage == trace.pp - 1
     if last:
-        body += _rank_ops(trace.head, rank, tp, merge)
+        body += _rank_ops([*trace.head, *trace.draft], rank, tp, merge, trace.selective_attention)
     ops += merge_compute(body) if merge else body
     if last:
         ops.append(Op("store", "output", trace.batch_requests * TOKEN_ID_BYTES))
@@ -151,9 +163,11 @@ def _varint(value: int) -> bytes:
 
 def _node(op: Op, npu: int) -> et.Node:
     node = et.Node(name=op.name)
-    if op.kind == "comp":
+    if op.kind in ("comp", "pim"):
         node.type = et.COMP_NODE
         node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
+        if op.kind == "pim":
+            _attr(node, "is_pim_op", "bool_val", True)
     elif op.kind == "coll":
         node.type = et.COMM_COLL_NODE
         _attr(node, "comm_type", "int64_val", et.ALL_REDUCE)
@@ -168,6 +182,8 @@ def _node(op: Op, npu: int) -> et.Node:
     else:
         node.type = et.MEM_LOAD_NODE if op.kind == "load" else et.MEM_STORE_NODE
         _attr(node, "tensor_size", "uint64_val", op.value)
+        if op.tier:
+            _attr(node, "memory_tier", "int64_val", op.tier)
     _attr(node, "is_cpu_op", "bool_val", False)  # every node runs on the NPU, none on its host CPU
     return node
 
@@ -175,11 +191,14 @@ def _node(op: Op, npu: int) -> et.Node:
 def serialize_chain(ops: list[Op], npu: int, swaps: int = 0) -> bytes:
     """ET bytes of a chain: the first `swaps` nodes have no parents, the next waits for all of
     them, every later node waits for the one before it."""
-    records = [_metadata_record()]
-    for index, op in enumerate(ops):
-        parents = (index - 1,) if index > swaps else tuple(range(swaps)) if index == swaps else ()
-        records.append(_record(index, parents, op, npu))
-    return b"".join(records)
+    parents = [(index - 1,) if index > swaps else tuple(range(swaps)) if index == swaps else ()
+               for index in range(len(ops))]
+    return serialize_nodes(ops, parents, npu)
+
+
+def serialize_nodes(ops: list[Op], parents: list[tuple[int, ...]], npu: int) -> bytes:
+    """ET bytes of nodes 0..n-1, node i waiting for the nodes `parents[i]`."""
+    return b"".join([_metadata_record(), *(_record(i, p, op, npu) for i, (op, p) in enumerate(zip(ops, parents)))])
 
 
 @lru_cache(maxsize=1)

@@ -8,13 +8,15 @@ batching). text_trace.py writes a plan in the original tool's 11-column text for
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
 EVICT_ROW = "vllm_evict_kv"     # KV moved to host memory (weight_size: bytes per NPU)
 LOAD_ROW = "vllm_load_kv"       # KV brought back from host memory
 OVERHEAD_ROW = "engine_overhead"
+TIER_STORE_ROW = "kv_store_"     # + tier name: KV blocks demoted to a memory tier (weight_size: bytes per NPU)
+TIER_LOAD_ROW = "kv_load_"       # + tier name: KV blocks reloaded from a memory tier
 
 
 class Comm(str, Enum):
@@ -43,6 +45,13 @@ class Row:
     input_loc: str = "LOCAL"
     weight_loc: str = "LOCAL"
     output_loc: str = "LOCAL"
+    memory_tier: int = 0  # swap rows: 0 = host memory (--remote_bw), k = the k-th of --kv-tiers
+    on_pim: bool = False  # computed by the processing-in-memory units (plan/pim.py)
+
+    @property
+    def stores(self) -> bool:
+        """A swap row that moves KV out of device memory (else it brings KV in)."""
+        return self.name == EVICT_ROW or self.name.startswith(TIER_STORE_ROW)
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,28 @@ class AttentionGroup:
 
 
 @dataclass(frozen=True)
+class TierMove:
+    """KV blocks moved between device memory and memory tier `tier` (1 = the first) in one step."""
+
+    tier: int
+    name: str
+    load: bool
+    nbytes: int  # per NPU
+
+    def row(self) -> Row:
+        prefix = TIER_LOAD_ROW if self.load else TIER_STORE_ROW
+        return Row(prefix + self.name, weight_size=self.nbytes, weight_loc=self.name.upper(), memory_tier=self.tier)
+
+
+@dataclass(frozen=True)
 class BatchEntry:
-    """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`."""
+    """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`, the last
+    `draft_tokens` of them speculative tokens that the step verifies (serving/speculative.py)."""
 
     request_id: int
     new_tokens: int
     cached_tokens: int
+    draft_tokens: int = 0
 
 
 @dataclass
@@ -80,6 +105,7 @@ class Trace:
     overhead: Row | None = None  # per-step engine work outside the model, before the first layer
     first_block: list[Row | AttentionGroup] | None = None
     first_layers: int = 0
+    draft: list[Row | AttentionGroup] = field(default_factory=list)  # a drafter's passes, after the head
 
     @property
     def selective_attention(self) -> bool:

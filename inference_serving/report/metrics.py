@@ -69,6 +69,10 @@ class Metrics:
     listeners: list[Callable[["Metrics", int], None]] = field(default_factory=list)
     end_ns: int = 0                                    # the simulated time at the end of the run
     config: dict = field(default_factory=dict)         # the run's effective configuration
+    # parts of the summary that features add: section.summary(now) -> dict, section.lines(now) -> lines
+    sections: list = field(default_factory=list)
+    # called as observer(batch, now) after every finished iteration (report/energy.py)
+    observers: list[Callable[[Batch, int], None]] = field(default_factory=list)
     _interval_end: int = 0
     _interval_prompt: int = 0
     _interval_generated: int = 0
@@ -109,6 +113,8 @@ class Metrics:
         self.finished.extend(finished)
         if self._kv is not None:
             self._sample(batch, now)
+        for observer in self.observers:
+            observer(batch, now)
         for listener in self.listeners:
             listener(self, now)
         return lines
@@ -153,6 +159,8 @@ class Metrics:
                 stats = (float("nan"),) * 3
             for stat, value in zip(("mean", "median", "p99"), stats):
                 out[f"{key}_{stat}_ms"] = float(value)
+        for section in self.sections:
+            out.update(section.summary(now))
         return out
 
     def summary_lines(self, now: int) -> list[str]:
@@ -169,6 +177,8 @@ class Metrics:
         for (key, _), label in zip(SUMMARY_TIMES, ("TTFT", "TPOT", "end-to-end latency", "queuing delay")):
             lines.append(f"{label + ' (ms):':26}mean {m[key + '_mean_ms']:.3f}  median {m[key + '_median_ms']:.3f}  "
                          f"p99 {m[key + '_p99_ms']:.3f}")
+        for section in self.sections:
+            lines += section.lines(now)
         return lines
 
     def write_csv(self, path: Path) -> None:

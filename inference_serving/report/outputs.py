@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config.run_config import RunConfig
 from ..errors import InputError
+from .energy import EnergyMeter, write_power_plot
 from .metrics import CSV_HEADER, Metrics
 from .output_paths import check_distinct, check_file, check_folder, first_line, is_png
 from .plots import PLOT_FILES
@@ -90,6 +91,9 @@ def write_outputs(config: RunConfig, metrics: Metrics, states, span_file: Path |
         title = f"({Path(config.model_name).name.removesuffix('.json')}, {config.npu_num} x {config.hardware})"
         _write("--plot", config.plot / PLOT_FILES[0],
                lambda: write_plots(config.plot, metrics, metrics.end_ns, title=title))
+        for meter in (s for s in metrics.sections if isinstance(s, EnergyMeter)):
+            _write("--plot", config.plot / "power.png",
+                   lambda meter=meter: write_power_plot(config.plot, meter, metrics.end_ns, title=title))
     if config.chrome_trace is not None:
         from .chrome_trace import write_chrome_trace
         _write("--chrome-trace", config.chrome_trace,

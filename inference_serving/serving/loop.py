@@ -13,12 +13,13 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..backend.base import BACKENDS, EngineSetup
 from ..backend.engine_config import SystemConfig, write_configs
 from ..errors import EngineError, InputError
 from ..plan.builder import TraceBuilder
-from ..plan.chakra import build_graph
+from ..plan.chakra import IterationGraph, build_graph
 from ..plan.text_trace import write_trace
 from ..report.metrics import Metrics
 from .policy import SchedulingPolicy
@@ -43,6 +44,7 @@ class RunOptions:
     reuse: bool = True
     verbose: bool = False
     span_file: Path | None = None  # the engine appends every node's start/end here (--chrome-trace)
+    graph_builder: Callable[..., IterationGraph] = build_graph  # plan -> engine graph (plan/pim_graph.py)
 
 
 @dataclass
@@ -136,8 +138,8 @@ class Simulation:
         batch = self.scheduler.schedule(self.now)
         if batch is None:
             return False
-        trace = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes)
-        graph = build_graph(trace, merge=self.opt.reuse)
+        trace = batch.plan = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes, batch.tier_moves)
+        graph = self.opt.graph_builder(trace, merge=self.opt.reuse)
         self.metrics.batch_started(batch, self.now)
         self._log_batch_start(batch)
         digest = graph.digest if self._graph_reuse_possible() else None
@@ -226,5 +228,8 @@ class Simulation:
         if batch.reloaded:
             self.log(f"[{self.now / 1e9:.6f} s] reload requests {batch.reloaded} from host memory: "
                      f"{batch.load_bytes} B per NPU (MEM_LOAD)")
+        for move in batch.tier_moves:
+            self.log(f"[{self.now / 1e9:.6f} s] KV blocks {'from' if move.load else 'to'} memory tier {move.name}: "
+                     f"{move.nbytes} B per NPU ({'MEM_LOAD' if move.load else 'MEM_STORE'})")
         self.log(f"[{self.now / 1e9:.6f} s] KV cache: {self.kv.used_blocks}/{self.kv.total_blocks} blocks in use, "
                  f"{self.kv.device_bytes_in_use()} B per NPU")

@@ -74,6 +74,7 @@ class SchedulingPolicy(ABC):
         self._fill(batch, now)
         if not batch.entries:
             return None
+        batch.tier_moves = self.kv.take_tier_moves()
         self.batches += 1
         for state in batch.states:
             state.in_flight = True
@@ -88,10 +89,16 @@ class SchedulingPolicy(ABC):
         finished: list[RequestState] = []
         for state, entry in zip(batch.states, batch.entries):
             state.in_flight = False
-            state.cached = entry.cached_tokens + entry.new_tokens
-            if self._samples(state, entry):
-                self._sample_token(batch, state, now, finished)
+            self._advance(batch, state, entry, now, finished)
         return finished
+
+    def _advance(self, batch: Batch, state: RequestState, entry: BatchEntry, now: int,
+                 finished: list[RequestState]) -> None:
+        """One request after its share of a finished step: what the step computed is cached, and it
+        has a token if the step sampled one."""
+        state.cached = entry.cached_tokens + entry.new_tokens
+        if self._samples(state, entry):
+            self._sample_token(batch, state, now, finished)
 
     def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
         """Whether the step produced a token for the request (a prompt chunk short of its end does not)."""

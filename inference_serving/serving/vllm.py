@@ -22,6 +22,7 @@ from ..plan.iteration import BatchEntry
 from .kv.layout import MemoryLayout
 from .kv.prefix_cache import PrefixCacheKV
 from .kv.sizing import VllmMemory, vllm_memory
+from .kv.tiered import prefix_cache
 from .policy import SchedulingPolicy
 from .request import Batch, RequestState
 
@@ -52,7 +53,7 @@ class VllmPolicy(SchedulingPolicy):
               config: RunConfig) -> "VllmPolicy":
         memory = vllm_memory(model, layout, config)
         caching = not config.no_prefix_caching and any(r.token_ids is not None for r in requests)
-        kv = PrefixCacheKV(layout, config.num_gpu_blocks or memory.blocks, caching)
+        kv = prefix_cache(layout, config.num_gpu_blocks or memory.blocks, caching, config)
         return cls(requests, kv, config.max_num_seqs, config.max_num_batched_tokens, memory)
 
     def kv_config(self) -> dict:
@@ -71,17 +72,22 @@ class VllmPolicy(SchedulingPolicy):
         index = 0
         while index < len(self.running) and budget > 0:
             state = self.running[index]
-            tokens = min(self._known_tokens(state) - state.cached, budget)
+            missing = self._known_tokens(state) - state.cached
+            tokens = min(missing + self._draft_tokens(state), budget)
             while not self.kv.can_allocate(state.request, state.cached + tokens):
                 victim = self.running.pop()
                 self._preempt(batch, victim)
                 if victim is state:
                     return budget
             self.kv.allocate(state.request, state.cached + tokens)
-            batch.add(state, tokens)
+            batch.add(state, tokens, max(0, tokens - missing))
             budget -= tokens
             index += 1
         return budget
+
+    def _draft_tokens(self, state: RequestState) -> int:
+        """Speculative tokens the request's step verifies besides its known tokens (none here)."""
+        return 0
 
     def _preempt(self, batch: Batch, state: RequestState) -> None:
         """Recompute policy: the KV is dropped and rebuilt later from the prompt and outputs so far."""

@@ -34,6 +34,10 @@ class KVManager(ABC):
         """Keys of the request's leading blocks already in the cache (none without a prefix cache)."""
         return []
 
+    def take_tier_moves(self) -> list:
+        """The memory-tier moves (plan.iteration.TierMove) of the step being formed (none without tiers)."""
+        return []
+
     def swapped_requests(self) -> int:
         """Requests whose blocks are in host memory (none without a host tier)."""
         return 0
