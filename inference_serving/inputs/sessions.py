@@ -26,7 +26,8 @@ from pathlib import Path
 
 from ..config.types import MAX_DIMENSION, MAX_SIM_NS
 from ..errors import InputError
-from .workload import Request, token_ids_field, whole_field
+from .fields import token_ids_field, whole_field
+from .request import Request
 
 SESSION_FIELD = "session_id"
 

@@ -14,39 +14,20 @@ result row can be joined back to its dataset line; the returned list is sorted b
 from __future__ import annotations
 
 import json
-import re
 import sys
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
 from ..config.types import MAX_DIMENSION, MAX_SIM_NS
 from ..errors import InputError
+from .fields import TsvField, token_ids_field, whole_field
+from .request import Request
+from .sessions import SESSION_FIELD, session_requests
 
 COLUMNS = ("input_toks", "output_toks", "arrival_time_ns")
 TSV_HEADER = "\t".join(COLUMNS)
-INTEGER = re.compile(r"-?[0-9]+")
 
-
-@dataclass(frozen=True)
-class Request:
-    """One inference request: prompt length, tokens to generate, arrival time. A turn of a multi-turn
-    session (inputs/sessions.py) names its session and the request it follows: it arrives `think_ns`
-    after that one ends (its `arrival_ns` holds the session's start until the run releases it)."""
-
-    id: int
-    input_tokens: int
-    output_tokens: int
-    arrival_ns: int
-    token_ids: tuple[int, ...] | None = None
-    output_token_ids: tuple[int, ...] | None = None  # the tokens it will generate, where a later turn reads them
-    session: int | None = None
-    after: int | None = None
-    think_ns: int = 0
-
-
-# ---------------------------------------------------------------- loading
 
 def load_dataset(path: str | Path, req_num: int | None = None) -> list[Request]:
     """The first `req_num` requests of the file (all if None or more than it holds), by arrival."""
@@ -60,7 +41,6 @@ def load_dataset(path: str | Path, req_num: int | None = None) -> list[Request]:
     if reader is None:
         raise InputError(f"{path}: unknown dataset extension '{path.suffix}'; use .tsv or .jsonl")
     rows = list(islice(reader(path), None if req_num is None else min(req_num, sys.maxsize)))
-    from .sessions import SESSION_FIELD, session_requests  # sessions.py builds on this module's Request
     if rows and SESSION_FIELD in rows[0][1]:
         requests = session_requests(path, rows)
     else:
@@ -111,19 +91,6 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
         yield line_no, fields
 
 
-def whole_field(path: Path, line_no: int, fields: dict, column: str, minimum: int, maximum: int) -> int:
-    """A required whole-number field of a row, from minimum to maximum."""
-    if column not in fields:
-        raise InputError(f"{path}, line {line_no}: missing '{column}'")
-    value = _as_integer(fields[column])
-    if value is None or value < minimum:
-        raise InputError(f"{path}, line {line_no}: '{column}' must be a whole number >= {minimum}, "
-                         f"got {fields[column]!r}")
-    if value > maximum:
-        raise InputError(f"{path}, line {line_no}: '{column}' must be at most {maximum}, got {value}")
-    return value
-
-
 def _request_from_fields(path: Path, line_no: int, request_id: int, fields: dict) -> Request:
     def field(column: str, minimum: int, maximum: int) -> int:
         return whole_field(path, line_no, fields, column, minimum, maximum)
@@ -136,36 +103,6 @@ def _request_from_fields(path: Path, line_no: int, request_id: int, fields: dict
         arrival_ns=field("arrival_time_ns", 0, MAX_SIM_NS),
         token_ids=token_ids_field(path, line_no, fields.get("token_ids"), input_tokens),
     )
-
-
-def _as_integer(raw: object) -> int | None:
-    """An int from a TSV field (text) or a JSON integer; None when it is not a whole number (a JSON
-    text such as "4" included: JSON values are typed)."""
-    if isinstance(raw, TsvField):
-        text = raw.strip()
-        try:
-            return int(text) if INTEGER.fullmatch(text) else None
-        except ValueError:  # more digits than int() converts
-            return None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    return None
-
-
-class TsvField(str):
-    """The text of one TSV field: a number written as text, unlike a JSON string."""
-
-
-def token_ids_field(path: Path, line_no: int, raw: object, count: int, field: str = "token_ids",
-                    unit: str = "prompt token") -> tuple[int, ...] | None:
-    """An optional list of `count` token ids (None when absent)."""
-    if raw is None:
-        return None
-    valid = isinstance(raw, list) and all(type(t) is int and t >= 0 for t in raw)
-    if not valid or len(raw) != count:
-        raise InputError(f"{path}, line {line_no}: '{field}' must be a list of {count} "
-                            f"non-negative integers (one per {unit})")
-    return tuple(raw)
 
 
 def write_dataset(requests: list[Request], path: str | Path, force: bool = False) -> None:

@@ -9,7 +9,7 @@ parameter at --fp's, the blocks at the KV format.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ...inputs.model_config import ModelConfig
 from ...perf.precision import Precision, as_precision
