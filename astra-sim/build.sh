@@ -6,7 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python="${PYTHON:-$here/../.venv/bin/python}"
 for tool in cmake protoc; do
   if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "build.sh: '$tool' not found: apt-get install cmake g++ libprotobuf-dev protobuf-compiler" >&2
+    echo "build.sh: '$tool' not found: apt-get install cmake g++ libprotobuf-dev protobuf-compiler nlohmann-json3-dev" >&2
     exit 1
   fi
 done

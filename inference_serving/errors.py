@@ -1,13 +1,10 @@
 """The one error type of every command: a message for the user and the exit status it ends with.
 
 Exit statuses (README "Errors and exit codes"): 2 for bad input (a flag, file, row or key the user can
-fix), 1 for an engine or internal failure. Every command prints `error: <message>` on one line of
-stderr and exits with the error's status; nothing else reaches the user as a traceback.
+fix), 1 for an engine or internal failure; cli/command.py prints `error: <message>` on one line of
+stderr and exits with the error's status, for every command.
 """
 from __future__ import annotations
-
-import sys
-from functools import wraps
 
 BAD_INPUT = 2
 FAILURE = 1
@@ -29,15 +26,3 @@ class EngineError(SimError):
     """The engine failed, exited early, or did not answer in time; or the simulation cannot go on."""
 
     exit_code = FAILURE
-
-
-def exit_on_error(function):
-    """Runs a command's body; a SimError becomes one line on stderr and its exit status."""
-    @wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except SimError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(err.exit_code)
-    return wrapper

@@ -11,27 +11,51 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .backend.blame import blamed
 from .backend.engine_config import SystemConfig
 from .config.run_config import RunConfig
 from .errors import EngineError, InputError
+from .flag_use import check_provider_flags, check_scheduler_flags
 from .inputs.hardware import Hardware, fallback_hardware, load_hardware
-from .inputs.model import ModelConfig, load_model
+from .inputs.model import load_model
+from .inputs.model_config import ModelConfig
 from .inputs.workload import Request, load_dataset
 from .paths import DEFAULT_ENGINE
+from .perf.experts import expert_plan
 from .perf.provider import PROVIDERS, PerfProvider, build_provider
-from .perf.shard import check_tensor_parallel
+from .perf.pim import PimModel
+from .perf.shard import check_pipeline_parallel, check_tensor_parallel
 from .plan.builder import TraceBuilder
+from .plan.chakra import build_graph
+from .plan.pim import PimTraceBuilder, check_pim
+from .plan.pim_graph import interleaved_graph
+from .report.energy import EnergyMeter, PowerModel
 from .report.metrics import Metrics
 from .report.outputs import check_outputs, write_outputs
 from .report.progress import Progress
 from .serving.kv.layout import memory_layout
-from .serving.kv.sizing import check_fits
+from .serving.kv.sizing import check_fits, context_limit
+from .serving.kv.tiered import TieredPrefixCacheKV, check_tiers
 from .serving.loop import RunOptions, Simulation
 from .serving.policy import SchedulingPolicy, policy_class
+from .serving.speculative import SpeculativeVllmPolicy, draft_model, draft_planner, spec_config, with_draft
+
+
+# flags that override a hardware file's value -> its key
+HARDWARE_FLAGS = {"npu_mem": "memory_gib", "local_bw": "memory_bw_gbps", "link_bw": "link_bw_gbps",
+                  "link_latency": "link_latency_ns", "engine_overhead": "engine_overhead_ns"}
 
 
 def run_hardware(config: RunConfig) -> Hardware:
-    """The --hardware name or file, with --perf-model's provider; with a profiled CSV any name goes,
+    """The --hardware name or file, with --perf-model's provider and the values of the flags that
+    override the file's (so the provider, the memory layout and the engine all see the flag)."""
+    hardware = _chosen_hardware(config)
+    flags = {key: getattr(config, name) for name, key in HARDWARE_FLAGS.items() if getattr(config, name) is not None}
+    return hardware.model_copy(update=flags)
+
+
+def _chosen_hardware(config: RunConfig) -> Hardware:
+    """The --hardware name or file with --perf-model's provider; with a profiled CSV any name goes,
     and a name without a file gets the fallback defaults (README "Hardware files")."""
     choice = config.perf_model
     csv_override = choice is not None and choice not in PROVIDERS.names()
@@ -47,7 +71,9 @@ def run_hardware(config: RunConfig) -> Hardware:
             raise InputError(f"--perf-model {choice}: neither a provider ({', '.join(PROVIDERS.names())}) "
                              f"nor a profiled CSV file")
         return hardware.model_copy(update={"provider": "csv", "csv": Path(choice)})
-    return hardware.model_copy(update={"provider": choice}) if choice else hardware
+    if choice:
+        hardware = hardware.model_copy(update={"provider": choice, "source": f"{hardware.source} with --perf-model {choice}"})
+    return hardware
 
 
 def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig, npu_mem: float) -> SchedulingPolicy:
@@ -55,10 +81,14 @@ def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig,
     cls = policy_class(config.scheduler)
     if config.pp > 1 and not cls.supports_pipeline:
         raise InputError(f"--scheduler {config.scheduler} runs without pipeline stages (--npu_group 1)")
-    if config.gen and not cls.supports_skip_prefill:
-        raise InputError(f"--scheduler {config.scheduler} does not take --gen")
     block_size = config.block_size or cls.default_block_size
-    layout = memory_layout(model, config.fp_bits, config.tp, config.pp, npu_mem, block_size)
+    layout = memory_layout(model, config.precision, config.tp, config.pp, npu_mem, block_size)
+    spec = spec_config(config)
+    if spec is not None:
+        cls = SpeculativeVllmPolicy
+        draft = draft_model(spec, config.tp)
+        if draft is not None:
+            layout = with_draft(layout, draft, config.precision, config.tp)
     return cls.build(requests, model, layout, config)
 
 
@@ -76,60 +106,102 @@ def engine_backend(config: RunConfig) -> tuple[Path, str]:
     return binary, backend
 
 
-def system_config(config: RunConfig, defaults: dict) -> SystemConfig:
-    def pick(name: str) -> float:
-        value = getattr(config, name)
-        return value if value is not None else defaults[name]
-    return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=pick("link_bw"), link_latency_ns=pick("link_latency"),
-                        local_bw_gbps=pick("local_bw"), remote_bw_gbps=config.remote_bw)
+def measured_collectives(config: RunConfig, perf: PerfProvider, backend: str) -> dict | None:
+    """The provider's measured collective table; none for another engine (it would ignore it) or when
+    --link_bw / --link_latency ask for the link model."""
+    if backend != "step" or config.link_bw is not None or config.link_latency is not None:
+        return None
+    return perf.collective_table(config.tp)
 
 
-def effective_config(config: RunConfig, defaults: dict, block_size: int, overhead: float) -> dict:
+def system_config(config: RunConfig, system: dict, collectives: dict | None) -> SystemConfig:
+    return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=system["link_bw"],
+                        link_latency_ns=system["link_latency"], local_bw_gbps=system["local_bw"],
+                        remote_bw_gbps=config.remote_bw, collective_table=collectives,
+                        memory_tiers=config.kv_tiers or ())
+def trace_builder(config: RunConfig, model: ModelConfig, perf: PerfProvider, hardware: Hardware, selective: bool,
+                  system: SystemConfig, overhead_ns: int, experts) -> TraceBuilder:
+    """The trace builder of the run: with a draft model's passes (--spec-draft), on PIM units (--pim)."""
+    sampler_bw = 0.0 if selective or config.no_sampler else system.local_bw_gbps
+    common = dict(selective_attention=selective, engine_overhead_ns=overhead_ns, sampler_bw_gbps=sampler_bw,
+                  drafter=draft_planner(config, hardware), experts=experts)
+    if not config.pim:
+        return TraceBuilder(model, perf, config.precision, config.tp, config.pp, **common)
+    check_pim(config)
+    pim = PimModel.of(model, hardware, config.precision, system.local_bw_gbps)
+    return PimTraceBuilder(model, perf, config.precision, config.tp, config.pp, **common, pim=pim,
+                           interleave=config.pim == "interleave")
+
+
+def add_feature_reports(metrics: Metrics, config: RunConfig, scheduler: SchedulingPolicy, hardware: Hardware,
+                        system: SystemConfig) -> None:
+    """The summary sections (and observers) of the features a run turns on."""
+    if isinstance(scheduler, SpeculativeVllmPolicy):
+        metrics.sections.append(scheduler.stats)
+    if isinstance(scheduler.kv, TieredPrefixCacheKV):
+        metrics.sections.append(scheduler.kv.store)
+    if config.energy:
+        meter = EnergyMeter(PowerModel.of(hardware, config.npu_num, system.local_bw_gbps), scheduler.kv.layout)
+        metrics.observers.append(meter)
+        metrics.sections.append(meter)
+
+
+def effective_config(config: RunConfig, system: dict, block_size: int) -> dict:
     """Every flag after defaults were applied (the hardware's included), JSON-ready."""
     values = config.as_dict()
-    for name in ("npu_mem", "local_bw", "link_bw", "link_latency"):
-        if values.get(name) is None:
-            values[name] = defaults[name]
-    values.update(block_size=block_size, engine_overhead=overhead, tp=config.tp, pp=config.pp)
+    values.update({name: system[name] for name in ("npu_mem", "local_bw", "link_bw", "link_latency")})
+    values.update(block_size=block_size, engine_overhead=system["engine_overhead_ns"], tp=config.tp, pp=config.pp)
     return values
 
 
 def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, PerfProvider]:
     config.check()
+    check_scheduler_flags(config)
     check_outputs(config)
     model = load_model(config.model_name)
     check_tensor_parallel(model, config.tp)
+    check_pipeline_parallel(model, config.pp)
     requests = load_dataset(config.dataset, config.req_num)
     if not requests:
         raise InputError(f"--dataset {config.dataset}: no requests")
+    check_tiers(config, requests)
     hardware = run_hardware(config)
-    return model, requests, hardware, build_provider(model, hardware, config.fp_bits)
+    check_provider_flags(config, hardware.provider, PROVIDERS.get(hardware.provider).fixed_flags)
+    return model, requests, hardware, build_provider(model, hardware, config.precision)
 
 
 def simulate(config: RunConfig, log=print) -> Metrics:
     model, requests, hardware, perf = _inputs(config)
-    defaults = hardware.defaults()
-    npu_mem = config.npu_mem if config.npu_mem is not None else defaults["npu_mem"]
+    experts = expert_plan(model, config.tp, config.enable_expert_parallel, config.expert_load)
+    system_values = hardware.defaults()
+    npu_mem = system_values["npu_mem"]
     scheduler = build_policy(config, requests, model, npu_mem)
     kv = scheduler.kv
-    check_fits(requests, model, kv.layout, kv.total_blocks, npu_mem)
+    check_fits(requests, model, kv.layout, kv.total_blocks, npu_mem, context_limit(model, config.max_model_len))
     binary, backend = engine_backend(config)
     if backend != "step" and config.chrome_trace is not None:
         raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
-    system = system_config(config, defaults)
+    if backend != "step" and config.kv_tiers:
+        raise InputError("--kv-tiers needs our engine (memory tiers); leave out --astra-sim")
+    system = system_config(config, system_values, measured_collectives(config, perf, backend))
     options = RunOptions(tp=config.tp, pp=config.pp, system=system, engine_binary=binary, backend=backend,
                          engine_timeout_s=config.engine_timeout, keep_traces=config.keep_traces,
-                         reuse=not config.no_reuse, verbose=config.verbose)
-    overhead = config.engine_overhead if config.engine_overhead is not None else defaults["engine_overhead_ns"]
+                         reuse=not config.no_reuse, verbose=config.verbose,
+                         graph_builder=interleaved_graph if config.pim == "interleave" else build_graph)
+    overhead = system_values["engine_overhead_ns"]
     selective = scheduler.selective_attention
-    builder = TraceBuilder(model, perf, config.fp_bits, config.tp, config.pp, selective_attention=selective,
-                           engine_overhead_ns=int(overhead), sampler_bw_gbps=0.0 if selective else system.local_bw_gbps)
-    log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}), "
-        f"{len(requests)} requests, {config.scheduler} scheduler, {kv.total_blocks} KV blocks of "
-        f"{kv.layout.block_size} tokens per NPU")
+    perf.ragged = not config.no_ragged
+    perf.mixed_unpacking = not config.no_mixed_unpacking
+    builder = trace_builder(config, model, perf, hardware, selective, system, int(overhead), experts)
+    ep = f", EP {experts.ranks}" if experts and experts.ranks > 1 else ""
+    log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}{ep}), "
+        f"{len(requests)} requests, {config.scheduler} scheduler ({scheduler.trust}), {kv.total_blocks} KV blocks "
+        f"of {kv.layout.block_size} tokens per NPU")
     metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
-    metrics.attach(kv, [r.arrival_ns for r in requests], lambda: scheduler.admissions)
-    metrics.config = effective_config(config, defaults, kv.layout.block_size, overhead)
+    add_feature_reports(metrics, config, scheduler, hardware, system)
+    metrics.attach(kv, [r.arrival_ns for r in requests if r.after is None])
+    scheduler.arrival_listeners.append(metrics.arrived)
+    metrics.config = {**effective_config(config, system_values, kv.layout.block_size), **scheduler.kv_config()}
     return _run(config, scheduler, builder, options, metrics, perf, log)
 
 
@@ -146,8 +218,11 @@ def _run(config: RunConfig, scheduler: SchedulingPolicy, builder: TraceBuilder, 
         options.span_file = Path(span_name)
     try:
         simulation = Simulation(scheduler, builder, options, metrics, log)
-        simulation.run()
-        perf.persist()
+        try:
+            simulation.run()
+            perf.persist()
+        except EngineError as err:
+            raise blamed(err, config.astra_sim) from None
         metrics.end_ns = simulation.now
         if progress is not None:
             progress.close(len(metrics.finished), simulation.now)
@@ -167,4 +242,7 @@ def _reuse_line(perf: PerfProvider, simulation: Simulation, metrics: Metrics, sc
     line = (f"computation reuse: layer shapes {perf.hits}/{perf.lookups} looked up again, "
             f"iterations {simulation.graph_hits}/{metrics.iterations} reused, "
             f"tensor-parallel groups folded {simulation.engine.folds}")
-    return line + (f"; prefix cache: {kv.prefix_hits}/{kv.prefix_queries} lookups hit" if kv.prefix_queries else "")
+    if not kv.prefix_queries:
+        return line
+    return (line + f"; prefix cache: {kv.prefix_hits}/{kv.prefix_queries} lookups hit, "
+            f"{kv.prefix_hit_tokens}/{kv.prefix_query_tokens} tokens found cached")

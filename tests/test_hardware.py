@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from inference_serving.errors import InputError
 from inference_serving.inputs.hardware import known_hardware, load_hardware, read_hardware_file
@@ -13,7 +14,7 @@ from inference_serving.config.run_config import RunConfig
 from inference_serving.perf.provider import build_provider
 from inference_serving.simulate import run_hardware, simulate
 from inference_serving.inputs.model import load_model
-from inference_serving.perf.aiconfigurator_systems import hardware_spec, supported_hardware
+from inference_serving.perf.aiconfigurator_systems import SYSTEMS_DIR, hardware_spec, supported_hardware
 from inference_serving.perf.csv_provider import CsvProvider
 from inference_serving.perf.npu import NpuProvider
 
@@ -58,6 +59,9 @@ def test_every_supported_gpu_has_a_file_matching_the_package():
         assert hw.memory_bw_gbps == pytest.approx(spec.memory_bw_gbps)
         assert hw.link_bw_gbps == pytest.approx(spec.link_bw_gbps)
         assert hw.peak_tflops["bf16"] == pytest.approx(spec.bf16_tflops, rel=1e-3)
+        if hw.compute_capability is not None:  # the files that state one take it from the package's sm_version
+            system = yaml.safe_load((SYSTEMS_DIR / f"{spec.system}.yaml").read_text())
+            assert round(hw.compute_capability * 10) == system["gpu"]["sm_version"]
 
 
 def test_names_are_case_insensitive_and_package_names_still_work():
@@ -82,7 +86,7 @@ def test_yaml_path_with_defaults(tmp_path):
     (NPU_KEYS.replace("array_cols: 128", "array_cols: 12.5"), ["'array_cols'", "integer"]),
     (NPU_KEYS.replace("memory_gib: 40", "memory_gib: -1"), ["'memory_gib'"]),
     (NPU_KEYS + "link_latency_ns: -5\n", ["'link_latency_ns'", "greater than or equal to 0"]),
-    (NPU_KEYS.replace("provider: npu", "provider: gpu"), ["'provider'", "aiconfigurator, npu, csv"]),
+    (NPU_KEYS.replace("provider: npu", "provider: gpu"), ["'provider'", "aiconfigurator, scaled, npu, csv"]),
     (NPU_KEYS.replace("provider: npu", "provider: csv"), ["missing 'csv'"]),
     (NPU_KEYS.replace("provider: npu", "provider: csv") + "csv: nowhere.csv\n", ["'csv'", "nowhere.csv"]),
     (NPU_KEYS + "peak_tflops: 5\n", ["'peak_tflops'"]),
@@ -123,7 +127,7 @@ def test_providers_and_overrides(tmp_path):
     assert isinstance(perf, CsvProvider) and perf.latency_ns("q_proj", 1) == 110
     assert defaults["engine_overhead_ns"] == 250
     # --perf-model npu needs the array: a GPU file has none
-    with pytest.raises(Exception, match="systolic array"):
+    with pytest.raises(InputError, match="missing .array_rows. .required for provider npu"):
         build_perf_model(request(tmp_path, hardware="H100", perf_model="npu"), model)
 
 

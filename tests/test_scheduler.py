@@ -18,7 +18,7 @@ def requests(*shapes: tuple[int, int, int]) -> list[Request]:
 
 
 def shapes(batch) -> list[tuple[int, int, int]]:
-    return list(zip(batch.request_ids, batch.new_tokens, batch.cached_tokens))
+    return [(e.request_id, e.new_tokens, e.cached_tokens) for e in batch.entries]
 
 
 def test_llama_8b_layout_on_h100_tp1():
@@ -66,7 +66,7 @@ def test_arrivals_join_only_after_arriving():
 
 def test_max_batch_caps_requests():
     s = OrcaPolicy(requests((2, 3, 0), (2, 3, 0), (2, 3, 0)), kv_with_blocks(10), max_batch=2)
-    assert s.schedule(0).request_ids == [0, 1]
+    assert [e.request_id for e in s.schedule(0).entries] == [0, 1]
 
 
 def test_new_request_waits_for_blocks_fcfs():

@@ -279,6 +279,12 @@ def test_vllm_policy_single_request_exact_times(tmp_path):
     assert (r["TTFT"], r["end_time"]) == (prefill, prefill + decode) == (3972, 7034)
 
 
+def test_no_sampler_drops_the_sampler_row(tmp_path):
+    """--no-sampler: the same request 12 ns sooner per step (two steps)."""
+    rows, _ = run(tmp_path, [(5, 2, 0)], scheduler="vllm", engine_overhead=0, no_sampler=True)
+    assert by_id(rows)[0]["end_time"] == 7034 - 2 * 12
+
+
 @pytest.mark.parametrize("npu_num", [1, 2])
 def test_vllm_policy_traces_pass_the_checker(tmp_path, npu_num):
     kept = tmp_path / "traces"

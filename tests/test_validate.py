@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from inference_serving.config.run_config import RunConfig
-from inference_serving.simulate import simulate
+from inference_serving.report.engine_settings import run_settings
 from inference_serving.report.metrics import RequestTimes
+from inference_serving.simulate import simulate
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -21,15 +22,23 @@ MEASURED = [(4, 3, 1000.000, 50.000, 50.010, 50.030),
             (5, 1, 1000.002, 50.002, 50.012, 50.012)]
 
 
-def measured_folder(root: Path) -> Path:
+def measured_folder(root: Path, **meta_extra) -> Path:
     (root / "vllm").mkdir(parents=True)
     rows = [{"input_toks": i, "output_toks": o, "arrival_time": a, "queued_ts": q, "first_token_ts": f,
              "last_token_ts": last} for i, o, a, q, f, last in MEASURED]
     (root / "vllm" / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    meta = {"model": str(DATA / "tiny_model.json"),
-            "engine_kwargs": {"tensor_parallel_size": 1, "max_num_seqs": 4, "max_num_batched_tokens": 16}}
+    engine = {"tensor_parallel_size": 1, "max_num_seqs": 4, "max_num_batched_tokens": 16,
+              **meta_extra.pop("engine", {})}
+    meta = {"model": str(DATA / "tiny_model.json"), "engine_kwargs": engine, **meta_extra}
     (root / "vllm" / "meta.json").write_text(json.dumps(meta))
     return root
+
+
+def validate(folder: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inference_serving.validate", "--measured", str(folder),
+                           "--hardware", "TINY", "--perf-model", str(DATA / "tiny_perf.csv"), "--npu_mem", "1",
+                           "--out", str(folder / "out"), *flags],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 def simulated_directly(tmp_path: Path) -> dict[str, list[float]]:
@@ -77,3 +86,50 @@ def test_validate_missing_fields_is_one_line(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "requests.jsonl:1: missing" in done.stderr
+
+
+def test_engine_settings_from_meta():
+    meta = {"model": "m", "engine_kwargs": {
+        "model": "m", "seed": 42, "tensor_parallel_size": 2, "data_parallel_size": 2, "enable_expert_parallel": True,
+        "max_num_seqs": 64, "max_num_batched_tokens": 4096, "max_model_len": 8192, "block_size": 32,
+        "enable_prefix_caching": False, "dtype": "bfloat16", "kv_cache_dtype": "fp8", "gpu_memory_utilization": 0.8,
+        "swap_space": 4}, "kv_cache": {"num_gpu_blocks": 1234}}
+    fields, skipped = run_settings(meta, has_token_ids=False)
+    assert fields == {"model_name": "m", "npu_num": 2, "max_num_seqs": 64, "max_num_batched_tokens": 4096,
+                      "max_model_len": 8192, "block_size": 32, "no_prefix_caching": True, "fp": "16",
+                      "gpu_memory_utilization": 0.8, "num_gpu_blocks": 1234, "enable_expert_parallel": True}
+    assert skipped == ["data_parallel_size=2", "swap_space=4", "kv_cache_dtype=fp8"]
+
+
+def test_engine_settings_defaults_and_fp8():
+    fields, skipped = run_settings({"model": "m", "engine_kwargs": {"quantization": "fp8", "kv_cache_dtype": "fp8",
+                                                                   "max_model_len": None}}, has_token_ids=True)
+    assert fields["fp"] == "8" and fields["block_size"] == 16 and fields["gpu_memory_utilization"] == 0.9
+    assert fields["num_gpu_blocks"] is None and fields["max_model_len"] is None and not fields["no_prefix_caching"]
+    assert skipped == ["max_num_seqs absent (assumed 256)", "max_num_batched_tokens absent (assumed 2048)"]
+
+
+def test_validate_names_unmodelled_settings_and_uses_recorded_blocks(tmp_path):
+    folder = measured_folder(tmp_path / "run", engine={"data_parallel_size": 2}, kv_cache={"num_gpu_blocks": 40})
+    done = validate(folder)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == ("not modelled: data_parallel_size=2, "
+                        "enable_prefix_caching=True (the workload has no token ids)")
+    assert lines[1].startswith("KV blocks per GPU: 40 used; derived ") and "measured 40 (derived " in lines[1]
+
+
+def test_validate_derived_blocks_when_none_recorded(tmp_path):
+    done = validate(measured_folder(tmp_path / "run", engine={"enable_prefix_caching": False}))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "not modelled: none"
+    used, derived = lines[1].split(" used; derived ")
+    assert used.split()[-1] == derived.split(";")[0]
+    assert lines[1].endswith("measured absent (meta.json has no kv_cache.num_gpu_blocks)")
+
+
+def test_validate_refuses_requests_longer_than_max_model_len(tmp_path):
+    done = validate(measured_folder(tmp_path / "run", engine={"max_model_len": 7}))  # request 1: 6 + 2 tokens
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "request 1: 8 tokens exceed the longest request accepted, 7" in done.stderr

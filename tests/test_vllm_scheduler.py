@@ -1,26 +1,25 @@
 """The vLLM V1 policy on small scenarios worked out by hand (block size 4 tokens)."""
 from __future__ import annotations
 
-import numpy as np
-
-from inference_serving.serving.kv.layout import MemoryLayout
-from inference_serving.perf.ragged import ragged_slowdown
-from inference_serving.serving.kv.prefix_cache import PrefixCacheKV
-from inference_serving.serving.kv.sizing import vllm_kv_blocks
-from inference_serving.serving.vllm import VllmPolicy
+from inference_serving.config.run_config import RunConfig
+from inference_serving.inputs.model import load_model
 from inference_serving.inputs.workload import Request
+from inference_serving.serving.kv.layout import GIB, MemoryLayout, memory_layout
+from inference_serving.serving.kv.prefix_cache import PrefixCacheKV
+from inference_serving.serving.kv.sizing import VllmMemory, vllm_memory
+from inference_serving.serving.vllm import VllmPolicy
 
 
 def scheduler(shapes, blocks=100, budget=8, max_seqs=16, token_ids=None) -> VllmPolicy:
     requests = [Request(i, inp, out, arr, token_ids[i] if token_ids else None) for i, (inp, out, arr) in enumerate(shapes)]
     layout = MemoryLayout(weight_bytes=0, block_bytes=1, capacity_bytes=blocks, block_size=4)
     pool = PrefixCacheKV(layout, blocks, caching=token_ids is not None)
-    return VllmPolicy(requests, pool, max_seqs, budget)
+    return VllmPolicy(requests, pool, max_seqs, budget, VllmMemory(blocks, 0, 0, 0, 1))
 
 
 def step(s: VllmPolicy, now: int = 0):
     batch = s.schedule(now)
-    shapes = list(zip(batch.request_ids, batch.new_tokens, batch.cached_tokens))
+    shapes = [(e.request_id, e.new_tokens, e.cached_tokens) for e in batch.entries]
     s.complete(batch, now + 1)
     return shapes, batch
 
@@ -92,15 +91,20 @@ def test_freed_prefix_blocks_stay_cached_until_space_is_needed():
     assert step(s, 10)[0] == [(1, 1, 8)]  # 2 cached blocks reused, the last token recomputed
 
 
-def test_kv_capacity_from_memory_utilisation():
-    layout = MemoryLayout(weight_bytes=1000, block_bytes=10, capacity_bytes=10_000, block_size=16)
-    assert vllm_kv_blocks(layout, 0.9, activation_bytes=500) == (9000 - 1000 - 500) // 10
-
-
-def test_ragged_slowdown_by_hand():
-    # one stream per request, 4 SMs; contexts 1 and 3, mean 2
-    # ragged: first 1 unit with 2 active streams (max(2, 4) = 4 shares) = 4, then 2 units alone = 8 -> 12
-    # equal: 2 units with 2 active = 2 * 4 = 8  -> 12 / 8
-    assert ragged_slowdown(np.array([1, 3]), 1, 4) == 12 / 8
-    assert ragged_slowdown(np.array([5, 5, 5]), 8, 132) == 1.0
-    assert ragged_slowdown(np.array([1, 3]), 1, None) == 1.0
+def test_kv_capacity_terms_by_hand_llama_8b_on_rtx_pro_6000():
+    """vLLM 0.19's budget for Llama-3.1-8B (bf16, TP 1) on one RTX PRO 6000 (95.5927734375 GiB),
+    max_num_seqs 128, max_num_batched_tokens 2048, gpu_memory_utilization 0.9, block size 16."""
+    model = load_model("meta-llama/Llama-3.1-8B")
+    config = RunConfig(model_name=model.name, npu_num=1, max_num_seqs=128, max_num_batched_tokens=2048)
+    memory = vllm_memory(model, memory_layout(model, 16, 1, 1, 95.5927734375, 16), config)
+    assert memory.budget == int(95.5927734375 * GIB * 0.9)
+    # 32 layers x (4096 x (4096 + 2 x 1024) + 4096 x 4096 + 3 x 4096 x 14336 + 2 x 4096)
+    # + embedding and LM head 2 x 128256 x 4096 + final norm 4096 parameters, 2 bytes each
+    assert memory.weights == 8_030_261_248 * 2
+    assert memory.buffers == 131072 * 128 * 2          # rotary cos/sin table
+    # forward: 2048 tokens x (residual 4096 + gate/up 28672 + activation 14336) x 2 bytes = 192,937,984
+    # sampler: hidden states (2048 + 2 x 128) x 4096 x 2 + bf16 logits 128 x 128256 x 2
+    #          + 3 fp32 copies 3 x 128 x 128256 x 4 = 18,874,368 + 32,833,536 + 197,001,216
+    assert memory.activations == 248_709_120
+    assert memory.block_bytes == 16 * 2 * 32 * 1024 * 2  # 16 tokens of K and V, 32 layers, 8 KV heads x 128
+    assert memory.blocks == (memory.budget - 16_060_522_496 - 33_554_432 - 248_709_120) // 2_097_152 == 36256

@@ -1,4 +1,4 @@
-"""Checks a saved iteration trace (the 11-column text format, see inference_serving/trace.py).
+"""Checks a saved iteration trace (the 11-column text format, see inference_serving/plan/text_trace.py).
 
     python trace_test/check_trace.py TRACE.txt [TRACE.txt ...]
 
@@ -6,24 +6,45 @@ Rules, as the original tool's README asks of a trace generator:
   1. every ATTENTION <id> block is closed by ATTENTION END, holds only that request's rows, and
      each request appears once per decoder layer;
   2. tensor sizes chain: a row's input size equals the output size of the row feeding it
-     (q/k/v and gate/up/fc1 read the preceding norm's output; o_proj reads the attention
-     outputs of all requests; lm_head reads the last token of each request);
-  3. with tensor parallelism every o_proj and down_proj/fc2 row, and no other row, carries an
+     (q/k/v and gate/up/fc1 read the preceding norm's output, and so do an MoE layer's router,
+     shared-expert gate/up and routed experts; o_proj reads the attention outputs of all requests;
+     lm_head reads the last token of each request);
+  3. with tensor parallelism every o_proj and down_proj/fc2/experts row, and no other row, carries an
      ALLREDUCE of its output size; without it, no row communicates.
-Prints one line per problem and exits 1 if any, else prints OK.
+Prints one line per problem and exits 1 if any, else prints OK. A file that cannot be read or is not
+a trace is one line on stderr and exit status 2 (as for every command, README "Errors and exit codes").
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-PROJECTIONS_READING_NORM = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "fc1")
-ALLREDUCE_AFTER = ("o_proj", "down_proj", "fc2")
+PROJECTIONS_READING_NORM = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "fc1",
+                            "router", "shared_gate_proj", "shared_up_proj", "experts")
+ALLREDUCE_AFTER = ("o_proj", "down_proj", "fc2", "experts")
 SWAP_ROWS = ("vllm_evict_kv", "vllm_load_kv", "engine_overhead")
 
 
+class NotATrace(Exception):
+    """The file cannot be read, or is not in the trace format."""
+
+
 def parse(path: Path) -> tuple[int, list[dict]]:
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise NotATrace(getattr(err, "strerror", None) or str(err)) from None
+    try:
+        return _parse_lines(lines)
+    except (IndexError, ValueError, KeyError) as err:
+        raise NotATrace(f"not an iteration trace ({err})") from None
+
+
+def _parse_lines(lines: list[str]) -> tuple[int, list[dict]]:
+    if len(lines) < 4 or not lines[2].startswith("Layername") or not lines[1].strip().isdigit():
+        raise ValueError("expected a header line, the row count and the column names")
+    if not 0 < int(lines[1]) <= len(lines) - 3:
+        raise ValueError(f"the header announces {lines[1].strip()} rows, the file holds {len(lines) - 3}")
     header = dict(part.split(": ") for part in lines[0].split("\t\t")[1:])
     tp = int(header.get("tp_size", 1))
     rows = []
@@ -106,9 +127,16 @@ def check_trace(path: Path) -> list[str]:
 
 
 def main(paths: list[str]) -> int:
+    if not paths:
+        print("error: usage: python trace_test/check_trace.py TRACE.txt [TRACE.txt ...]", file=sys.stderr)
+        return 2
     failed = False
     for name in paths:
-        problems = check_trace(Path(name))
+        try:
+            problems = check_trace(Path(name))
+        except NotATrace as err:
+            print(f"error: {name}: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
         for problem in problems:
             print(f"{name}: {problem}")
         failed |= bool(problems)

@@ -10,7 +10,7 @@ constexpr Tick kGroupRingEndpointDelay = 10;  // communicator-group rings use a 
 
 CollectivePlanner::CollectivePlanner(int npu, const Network& network, const SystemConfig& system, Tick endpointDelay,
                                      const std::vector<int>& commGroup, int queuesPerDim)
-    : network_(network), system_(system), endpointDelay_(endpointDelay) {
+    : npu_(npu), network_(network), system_(system), endpointDelay_(endpointDelay) {
   for (int d = 0; d < network.dims(); ++d) {
     RingView ring;
     int base = npu - network.coord(npu, d) * network.stride(d);
@@ -66,6 +66,21 @@ PhaseSpec CollectivePlanner::phase(CollectiveKind kind, int dim, uint64_t bytes,
     spec.endpointDelay = endpointDelay_;
   }
   return spec;
+}
+
+std::vector<int> CollectivePlanner::participants(CollectiveKind kind, const std::vector<bool>& involvedDims) const {
+  std::vector<int> members = useGroup_ ? groupRing_.members : std::vector<int>{npu_};
+  size_t listed = useGroup_ ? 0 : system_.implementations[static_cast<int>(kind)].size();
+  for (size_t d = 0; d < listed; ++d) {
+    if (!usable(static_cast<int>(d), listed, involvedDims)) continue;
+    std::vector<int> grown;
+    for (int member : members) {
+      for (int peer : dimRings_[d].members) grown.push_back(member + peer - npu_);
+    }
+    members.swap(grown);
+  }
+  std::sort(members.begin(), members.end());
+  return members;
 }
 
 std::vector<PhaseSpec> CollectivePlanner::plan(CollectiveKind kind, uint64_t chunkBytes,

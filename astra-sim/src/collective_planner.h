@@ -17,6 +17,9 @@ class CollectivePlanner {
 
   // Phases of one chunk; consumes queue assignments (round robin) unless `dryRun`.
   std::vector<PhaseSpec> plan(CollectiveKind kind, uint64_t chunkBytes, const std::vector<bool>& involvedDims, bool dryRun);
+  // The NPUs taking part in this NPU's `kind` collective (itself included), ascending: its communicator
+  // group, or every NPU that differs from it only in the dimensions the collective uses.
+  std::vector<int> participants(CollectiveKind kind, const std::vector<bool>& involvedDims) const;
 
  private:
   // Round-robin queue choice inside one dimension: over all its queues, over the first half
@@ -34,6 +37,7 @@ class CollectivePlanner {
                   std::vector<QueueLevel>& levels) const;
   bool usable(int dim, size_t listed, const std::vector<bool>& involvedDims) const;
 
+  int npu_;
   const Network& network_;
   const SystemConfig& system_;
   Tick endpointDelay_;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "collective_table.h"
 #include "common.h"
 #include "documents.h"
 
@@ -195,6 +196,7 @@ SystemConfig loadSystemConfig(const std::string& path, const NetworkConfig& netw
   if (config.roofline && (config.peakPerfTflops <= 0 || config.localMemBwGBps <= 0)) {
     file.bad("roofline-enabled", "needs \"peak-perf\" > 0 and \"local-mem-bw\" > 0");
   }
+  config.collectiveTable = besideFile(path, file.text("collective-table", ""));
   if (file.integer("model-shared-bus", 0, 0) != 0) file.bad("model-shared-bus", "= 1 (LogGP bus model) is not supported");
   return config;
 }
@@ -217,6 +219,7 @@ MemoryConfig loadMemoryConfig(const std::string& path) {
   config.bandwidthGBps = bandwidth < 0 ? 0 : static_cast<uint64_t>(bandwidth);  // integer GB/s, as upstream
   if (config.kind != MemoryKind::None && config.bandwidthGBps == 0) file.bad("remote-mem-bw", "must be >= 1");
   if (config.kind == MemoryKind::PerNode) config.npusPerNode = file.integer("num-npus-per-node", 1, 1);
+  config.tiers = parseMemoryTiers(root, path);
   return config;
 }
 

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "memory_tiers.h"
+
 namespace engine {
 
 enum class TopologyKind { Ring, FullyConnected, Switch };
@@ -46,6 +48,7 @@ struct SystemConfig {
   double peakPerfTflops = 0;
   bool roofline = false;
   bool replayOnly = false;
+  std::string collectiveTable;  // "collective-table": measured collective times (collective_table.h), "" = none
 };
 
 enum class MemoryKind { None, PerNpu, PerNode, Pool };
@@ -55,6 +58,7 @@ struct MemoryConfig {
   uint64_t latencyNs = 0;
   uint64_t bandwidthGBps = 0;  // integer, GB = 10^9 bytes
   int npusPerNode = 1;
+  std::vector<MemoryTier> tiers;  // "memory-tiers": memory nodes with a memory_tier attribute (memory_tiers.h)
 };
 
 // For each NPU, the member list of the communicator group it belongs to (empty = whole network).

@@ -4,8 +4,8 @@
 
 namespace engine {
 
-Json readJsonFile(const std::string& path) {
-  std::string text = readTextFile(path, "JSON file");
+Json readJsonFile(const std::string& path, const std::string& what) {
+  std::string text = readTextFile(path, what);
   try {
     return Json::parse(text);
   } catch (const Json::exception& e) {

@@ -58,6 +58,7 @@ void readAttributes(const ChakraProtoMsg::Node& proto, EtNode& node, const std::
     int64_t value = 0;
     bool isInteger = integerValue(a, &value);
     if (name == "is_cpu_op") node.isCpuOp = isInteger && value != 0;
+    else if (name == "is_pim_op") node.isPimOp = isInteger && value != 0;
     else if (!isInteger) continue;  // other attributes are informative only
     else if (name == "num_ops") node.numOps = value;
     else if (name == "tensor_size") node.tensorSize = static_cast<uint64_t>(value);
@@ -67,6 +68,7 @@ void readAttributes(const ChakraProtoMsg::Node& proto, EtNode& node, const std::
     else if (name == "comm_dst") node.commDst = static_cast<int>(value);
     else if (name == "comm_tag") node.commTag = static_cast<int>(value);
     else if (name == "comm_priority") node.commPriority = static_cast<int>(value);
+    else if (name == "memory_tier") node.memoryTier = value;
   }
 }
 

@@ -24,6 +24,7 @@ struct EtNode {
   std::string name;
   NodeKind kind = NodeKind::Invalid;
   bool isCpuOp = false;
+  bool isPimOp = false;  // a COMP node of the NPU's processing-in-memory units: their own slot (workload.h)
   uint64_t durationNs = 0;  // duration_micros holds nanoseconds (LLMServingSim/C2 convention)
   int64_t numOps = 0;
   uint64_t tensorSize = 0;
@@ -33,6 +34,7 @@ struct EtNode {
   int commDst = 0;
   int commTag = 0;
   int commPriority = 0;
+  int64_t memoryTier = 0;  // memory nodes: 0 = the remote memory, k = its k-th memory tier (memory_tiers.h)
   std::vector<bool> involvedDim;  // empty = every dimension
   std::vector<uint64_t> dataDeps;
 };

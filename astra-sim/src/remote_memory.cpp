@@ -7,7 +7,11 @@ RemoteMemory::RemoteMemory(EventQueue& events, const MemoryConfig& config, int n
   if (config_.kind == MemoryKind::PerNode) servers_.resize((npus + config_.npusPerNode - 1) / config_.npusPerNode);
 }
 
-void RemoteMemory::issue(int npu, uint64_t bytes, Completion done) {
+void RemoteMemory::issue(int npu, uint64_t bytes, int64_t tier, Completion done) {
+  if (tier > 0) {
+    events_.scheduleForNpu(npu, config_.tiers[tier - 1].serviceTime(bytes), done.handler, done.arg);
+    return;
+  }
   if (config_.kind == MemoryKind::PerNpu) {
     events_.scheduleForNpu(npu, serviceTime(bytes), done.handler, done.arg);
     return;

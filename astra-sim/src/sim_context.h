@@ -9,6 +9,7 @@
 #include "config.h"
 #include "et_reader.h"
 #include "event_queue.h"
+#include "measured_collectives.h"
 #include "message_fabric.h"
 #include "network.h"
 #include "remote_memory.h"
@@ -30,6 +31,7 @@ struct SimContext {
         fabric(events, network),
         memory(events, memoryConfig, network.npus()),
         system(systemConfig),
+        measured(events, CollectiveTable::load(systemConfig.collectiveTable)),
         options(engineOptions),
         endpointDelay(static_cast<Tick>(systemConfig.endpointDelay * engineOptions.injectionScale)) {}
 
@@ -38,6 +40,7 @@ struct SimContext {
   MessageFabric fabric;
   RemoteMemory memory;
   SystemConfig system;
+  MeasuredCollectives measured;  // collectives the "collective-table" times
   EngineOptions options;
   Tick endpointDelay;
   std::function<void(int npu)> onWorkloadFinished;

@@ -23,6 +23,7 @@ CollectiveKind collectiveKindOf(int64_t type) {
 
 bool isMemory(const EtNode& node) { return node.kind == NodeKind::MemLoad || node.kind == NodeKind::MemStore; }
 bool runsAsCompute(const EtNode& node) { return node.isCpuOp || node.kind == NodeKind::Comp; }
+bool isPim(const EtNode& node) { return node.isPimOp && !node.isCpuOp; }
 bool isSkipped(const EtNode& node) { return node.durationNs == 0 && node.numOps == 0; }
 bool simulatedAsCollective(const EtNode& node) {
   return node.kind == NodeKind::Collective && !node.isCpuOp && node.commType != kBroadcast;
@@ -51,9 +52,14 @@ void Workload::validate(const EtNode& node) const {
   if (isMemory(node) && !context.memory.available()) {
     failNode(node, "memory node needs a remote memory (memory-type is NO_MEMORY_EXPANSION or no --remote-memory-configuration)");
   }
+  if (isMemory(node) && (node.memoryTier < 0 || static_cast<uint64_t>(node.memoryTier) > context.memory.tiers())) {
+    failNode(node, "memory_tier " + std::to_string(node.memoryTier) + " is not a tier of the remote memory (it lists " +
+                       std::to_string(context.memory.tiers()) + " in \"memory-tiers\")");
+  }
   if (context.system.roofline && runsAsCompute(node) && !isMemory(node) && !isSkipped(node) && node.numOps == 0) {
     failNode(node, "roofline is enabled but num_ops is 0 (the reference divides 0 by 0)");
   }
+  if (node.isPimOp && node.kind != NodeKind::Comp) failNode(node, "is_pim_op is set on a node that is not a COMP node");
   if (node.isCpuOp || isMemory(node)) return;
   if (node.kind == NodeKind::Collective) {
     if (!simulatedCollective(node.commType)) failNode(node, "collective type " + std::to_string(node.commType) + " is not simulated (supported: ALL_REDUCE, REDUCE_SCATTER, ALL_GATHER, ALL_TO_ALL, BROADCAST)");
@@ -130,6 +136,7 @@ std::vector<std::pair<uint64_t, std::string>> Workload::remainingNodes() const {
 
 Workload::Slot Workload::slotOf(const EtNode& node) const {
   if (node.isCpuOp) return Slot::Cpu;
+  if (isPim(node)) return Slot::Pim;
   if (node.kind == NodeKind::Comp) return Slot::Compute;
   if (node.kind == NodeKind::Recv) return Slot::None;  // any number of receives may be outstanding
   return Slot::Comm;  // every other kind, INVALID included, needs the communication slot to issue
@@ -172,7 +179,7 @@ void Workload::issue(uint32_t index) {
     npu_.schedule(std::max<Tick>(1, node.durationNs), this, index);
   } else if (isMemory(node)) {
     occupy(node);
-    context.memory.issue(npu_.id(), node.tensorSize, Completion{this, index});
+    context.memory.issue(npu_.id(), node.tensorSize, node.memoryTier, Completion{this, index});
   } else if (runsAsCompute(node)) {
     if (isSkipped(node)) {
       skip(index);
@@ -205,7 +212,7 @@ void Workload::issueCompute(uint32_t index) {
   const EtNode& node = nodes_[index];
   occupy(node);
   Tick time = computeTime(node);
-  if (!node.isCpuOp) npu_.ticsGpuOps += time;
+  if (!node.isCpuOp && !isPim(node)) npu_.ticsGpuOps += time;
   npu_.schedule(time, this, index);
 }
 
@@ -255,7 +262,7 @@ void Workload::remove(uint32_t index) {
 
 void Workload::writeSpan(uint32_t index) {
   const EtNode& node = nodes_[index];
-  const char* kind = isMemory(node) ? "memory" : runsAsCompute(node) ? "compute" : "communication";
+  const char* kind = isMemory(node) ? "memory" : isPim(node) ? "pim" : runsAsCompute(node) ? "compute" : "communication";
   std::string name = node.name.empty() ? "-" : node.name;
   for (char& c : name) {
     if (c == '\n' || c == '\r') c = ' ';

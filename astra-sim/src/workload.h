@@ -1,5 +1,6 @@
 // The workload layer of one NPU: the node graph of one .et file, the ready queue (ascending node id),
-// the three per-NPU slots (CPU, GPU compute, GPU communication) and the timing of every node kind.
+// the per-NPU slots (CPU, GPU compute, GPU communication, and PIM: the processing-in-memory units of
+// its memory, for COMP nodes with `is_pim_op`) and the timing of every node kind.
 #pragma once
 
 #include <queue>
@@ -38,7 +39,7 @@ class Workload : public EventHandler {
   void handleEvent(uint64_t nodeIndex) override;  // node completion
 
  private:
-  enum class Slot { Cpu, Compute, Comm, None };
+  enum class Slot { Cpu, Compute, Comm, Pim, None };
 
   Slot slotOf(const EtNode& node) const;
   bool slotFree(Slot slot) const { return slot == Slot::None || busy_[static_cast<int>(slot)] == 0; }
@@ -71,7 +72,7 @@ class Workload : public EventHandler {
   std::vector<bool> removed_;
   std::vector<Tick> issuedAt_;  // issue tick per node, for --span-file
   size_t remaining_ = 0;
-  int busy_[3] = {0, 0, 0};
+  int busy_[4] = {0, 0, 0, 0};
   using ReadyEntry = std::pair<uint64_t, uint32_t>;  // (node id, index)
   std::priority_queue<ReadyEntry, std::vector<ReadyEntry>, std::greater<ReadyEntry>> ready_;
   std::vector<uint32_t> deferred_;  // ready nodes whose slot is busy (stack shared by nested issue rounds)

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from ..errors import EngineError
-from ..plan.chakra import wait_graph, write_graph
+from ..plan.chakra import wait_graph
 from .base import EngineBackend, EngineSetup, Event, config_flags
 from .process import EngineProcess
 
@@ -31,7 +31,7 @@ class CompatEngine(EngineBackend):
         self.waiting_npu: int | None = None
         self.now = 0
         start = self.cwd / "start"
-        write_graph(wait_graph(1, self.npus), start)
+        wait_graph(1, self.npus).write(start)
         self.process = EngineProcess([str(setup.binary), f"--workload-configuration={start}",
                                       *config_flags(setup.configs)], self.cwd, setup.timeout_s)
         self.busy = set(range(self.npus))
@@ -86,7 +86,7 @@ class CompatEngine(EngineBackend):
     def _wait_until(self, tick: int) -> Event:
         if tick > self.now:
             prefix = self.cwd / f"wait{tick}"
-            write_graph(wait_graph(tick - self.now, 1), prefix)
+            wait_graph(tick - self.now, 1).write(prefix)
             self.load(prefix, [0])
             self.step()
         return Event("time", self.now)

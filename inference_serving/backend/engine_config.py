@@ -7,10 +7,13 @@ are left out; a single NPU keeps one dimension of size 1). Every dimension is Fu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 GIB_PER_GB = 1e9 / 2**30  # the engine's network unit is GB = 2^30 bytes; our flags use GB = 10^9
+COLLECTIVE_TABLE = "collectives.json"  # beside system.json, which names it
 
 
 @dataclass(frozen=True)
@@ -22,18 +25,17 @@ class SystemConfig:
     local_bw_gbps: float     # device memory bandwidth, GB/s
     remote_bw_gbps: float    # host (remote) memory bandwidth, GB/s
     endpoint_delay_ns: int = 10
+    # Measured collective times (inference_serving/collectives.py), written as collectives.json; None: link model
+    collective_table: dict | None = field(default=None, compare=False)
+    memory_tiers: tuple = ()  # serving.kv.tiers.Tier of --kv-tiers: the remote memory's "memory-tiers"
 
 
 def network_yaml(cfg: SystemConfig) -> str:
     dims = [n for n in (cfg.tp, cfg.pp) if n > 1] or [1]
-    bandwidth = round(cfg.link_bw_gbps * GIB_PER_GB, 6)
-
-    def flow(values) -> str:
-        return "[" + ", ".join(str(v) for v in values) + "]"
-    return (f"topology: {flow(['FullyConnected'] * len(dims))}\n"
-            f"npus_count: {flow(dims)}\n"
-            f"bandwidth: {flow([bandwidth] * len(dims))}\n"
-            f"latency: {flow([float(cfg.link_latency_ns)] * len(dims))}\n")
+    network = {"topology": ["FullyConnected"] * len(dims), "npus_count": dims,
+               "bandwidth": [round(cfg.link_bw_gbps * GIB_PER_GB, 6)] * len(dims),
+               "latency": [float(cfg.link_latency_ns)] * len(dims)}
+    return yaml.safe_dump(network, default_flow_style=None, sort_keys=False)
 
 
 def system_json(cfg: SystemConfig) -> dict:
@@ -50,12 +52,14 @@ def system_json(cfg: SystemConfig) -> dict:
         "all-to-all-implementation": ring,
         "collective-optimization": "localBWAware",
         "local-mem-bw": cfg.local_bw_gbps,
+        **({"collective-table": COLLECTIVE_TABLE} if cfg.collective_table else {}),
     }
 
 
 def memory_json(cfg: SystemConfig) -> dict:
+    tiers = [{"name": t.name, "bandwidth": t.bandwidth_gbps, "latency": t.latency_ns} for t in cfg.memory_tiers]
     return {"memory-type": "PER_NPU_MEMORY_EXPANSION", "remote-mem-latency": 0,
-            "remote-mem-bw": cfg.remote_bw_gbps}
+            "remote-mem-bw": cfg.remote_bw_gbps, **({"memory-tiers": tiers} if tiers else {})}
 
 
 def write_configs(cfg: SystemConfig, folder: Path) -> dict[str, Path]:
@@ -65,4 +69,6 @@ def write_configs(cfg: SystemConfig, folder: Path) -> dict[str, Path]:
     paths["network"].write_text(network_yaml(cfg))
     paths["system"].write_text(json.dumps(system_json(cfg), indent=2) + "\n")
     paths["memory"].write_text(json.dumps(memory_json(cfg), indent=2) + "\n")
+    if cfg.collective_table:
+        (folder / COLLECTIVE_TABLE).write_text(json.dumps(cfg.collective_table, indent=1) + "\n")
     return paths

@@ -4,13 +4,19 @@ from __future__ import annotations
 import click
 
 from ..backend.base import BACKENDS
-from ..errors import exit_on_error
 from ..inputs.hardware import known_hardware, load_hardware
-from ..inputs.model import available_models
+from ..inputs.model import available_models, load_model
 from ..perf.provider import PROVIDERS
 from ..serving.policy import POLICIES
+from .command import Command
 
 WHAT = ("models", "hardware", "providers", "schedulers", "backends")
+
+
+def _model_line(name: str) -> str:
+    m = load_model(name)
+    return (f"{name:34} {m.total_parameters() / 1e9:7.2f} B parameters, {m.num_layers:3} layers, "
+            f"{m.num_heads}/{m.num_kv_heads} heads/KV heads, KV {m.kv_bytes_per_token(16) // 1024} KiB/token at bf16")
 
 
 def _hardware_line(name: str) -> str:
@@ -20,16 +26,15 @@ def _hardware_line(name: str) -> str:
 
 def lines(what: str) -> list[str]:
     if what == "models":
-        return available_models()
+        return [_model_line(name) for name in available_models()]
     if what == "hardware":
         return [_hardware_line(name) for name in known_hardware()]
     registry = {"providers": PROVIDERS, "schedulers": POLICIES, "backends": BACKENDS}[what]
     return [f"{name:15} {doc}" for name, doc in registry.describe()]
 
 
-@click.command("list")
+@click.command("list", cls=Command)
 @click.argument("what", required=False, type=click.Choice(WHAT))
-@exit_on_error
 def list_command(what: str | None) -> None:
     """List what a run can name (all five kinds, or one)."""
     for kind in [what] if what else WHAT:

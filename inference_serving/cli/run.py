@@ -6,13 +6,12 @@ import click
 from ..config.experiment import CONFIG_OPTION
 from ..config.options import run_options
 from ..config.run_config import RunConfig
-from ..errors import exit_on_error
+from .command import Command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.command("run", context_settings=CONTEXT)
-@exit_on_error
+@click.command("run", cls=Command, context_settings=CONTEXT)
 def run(**flags) -> None:
     """Simulate LLM inference serving: iteration-level scheduling, paged KV cache, per-iteration
     Chakra graphs run on the analytical system simulator."""

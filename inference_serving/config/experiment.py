@@ -11,14 +11,15 @@ import click
 import yaml
 
 from ..errors import InputError
+from . import strict_yaml
 from .options import values_from_mapping
 
 
 def read_yaml(path: Path, what: str):
     """A YAML file's content; one-line InputError when it cannot be read or parsed."""
     try:
-        with open(path) as handle:
-            return yaml.safe_load(handle)
+        with open(path, encoding="utf-8") as handle:
+            return strict_yaml.load(handle.read())
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{what} {path}: {getattr(err, 'strerror', None) or err}") from None
     except yaml.YAMLError as err:

@@ -2,7 +2,7 @@
 
 Keys of a mapping are flag names without the leading dashes; '-' and '_' are interchangeable
 (`npu_num`, `perf-model`, `perf_model`). Values are checked with the flag's own click type; types
-are not coerced (a list, a mapping or `true` where a number belongs is refused).
+are not coerced (a list, a mapping, `true`, a quoted number or 4.0 where a count belongs is refused).
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def _option(f: dataclasses.Field) -> click.Option:
     return click.Option([*opts, f.name], default=f.default, type=meta["type"], **kwargs)
 
 
-def run_options(command: click.Command) -> click.Command:
-    """Adds every RunConfig flag to `command` (after its own parameters)."""
-    command.params.extend(_option(f) for f in run_fields())
+def run_options(command: click.Command, names: tuple[str, ...] | None = None) -> click.Command:
+    """Adds every RunConfig flag, or those of `names`, to `command` (after its own parameters)."""
+    command.params.extend(_option(f) for f in run_fields() if names is None or f.name in names)
     return command
 
 
@@ -44,9 +44,8 @@ def _convert(f: dataclasses.Field, value, source: str):
     meta = f.metadata
     where = f"{source}: '{f.name}'"
     if value is None:
-        if f.default is None:
-            return None
-        raise InputError(f"{where} must not be empty (leave the key out for the default {f.default!r})")
+        default = "" if f.default is None else f" {f.default!r}"
+        raise InputError(f"{where} must not be empty (leave the key out for the default{default})")
     if meta["is_flag"]:
         if not isinstance(value, bool):
             raise InputError(f"{where} must be true or false, got {value!r}")
@@ -54,16 +53,31 @@ def _convert(f: dataclasses.Field, value, source: str):
     if isinstance(value, (list, dict, bool)):
         raise InputError(f"{where} must be a single value, got {value!r}")
     ctype = meta["type"]
+    kind, wanted = _written_kind(ctype)
+    if not isinstance(value, wanted):
+        raise InputError(f"{where} must be {kind}, got {value!r}")
+    if isinstance(value, str) and "\0" in value:
+        raise InputError(f"{where} holds a NUL character, which no file name or flag value can hold")
     if ctype is None:
-        if not isinstance(value, str):
-            raise InputError(f"{where} must be a text, got {value!r}")
         return value
-    if isinstance(ctype, click.Choice) and isinstance(value, int):
+    if isinstance(ctype, click.Choice):
         value = str(value)
     try:
         return ctype.convert(value, None, None)
     except click.BadParameter as err:
         raise InputError(f"{where}: {err.format_message()}") from None
+
+
+def _written_kind(ctype) -> tuple[str, tuple[type, ...]]:
+    """What a mapping must hold for a flag of this type: numbers as numbers, the rest as text
+    (a quoted "4" for a count or 4.0 for a whole number is refused, not converted)."""
+    if isinstance(ctype, click.types.IntParamType):
+        return "an integer", (int,)
+    if isinstance(ctype, click.types.FloatParamType):
+        return "a number", (int, float)
+    if isinstance(ctype, click.Choice):
+        return f"one of {', '.join(map(str, ctype.choices))}", (str, int)
+    return "a text", (str,)
 
 
 def canonical(mapping, source: str) -> dict:

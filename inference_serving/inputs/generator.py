@@ -17,12 +17,15 @@ import math
 
 import numpy as np
 
+from ..config.types import MAX_SIM_NS
+from ..errors import InputError
 from .workload import Request
 
 SHAREGPT_INPUT_MEAN = 161.31   # vLLM paper (SOSP 2023), Fig. 11
 SHAREGPT_OUTPUT_MEAN = 337.99  # vLLM paper (SOSP 2023), Fig. 11
 LOGNORMAL_SIGMA = 1.0          # our choice: a long tail, median 0.61 x mean
 DEFAULT_MAX_TOKENS = 2048      # OPT and GPT-3 context length
+MAX_SIGMA = 10.0               # the widest log-normal shape taken (e^10 = 22026 times the median per sigma)
 
 
 def generate_requests(num: int, rate: float, seed: int,
@@ -39,9 +42,14 @@ def generate_requests(num: int, rate: float, seed: int,
 
 
 def poisson_arrivals_ns(rng: np.random.Generator, num: int, rate: float) -> np.ndarray:
-    """Arrival times in ns: 0, then exponential gaps of mean 1/rate s (rounded after summing)."""
-    gaps_ns = rng.exponential(1e9 / rate, size=num - 1)
-    return np.rint(np.concatenate(([0.0], np.cumsum(gaps_ns)))).astype(np.int64)
+    """Arrival times in ns: 0, then exponential gaps of mean 1/rate s (rounded after summing); a trace
+    whose last arrival would lie beyond the simulated clock's range is refused."""
+    with np.errstate(over="ignore"):
+        arrivals = np.concatenate(([0.0], np.cumsum(rng.exponential(1e9 / rate, size=num - 1))))
+    if not arrivals[-1] <= MAX_SIM_NS:
+        raise InputError(f"a rate of {rate:g} requests/s for {num} requests puts arrivals beyond "
+                         f"{MAX_SIM_NS / 1e9:.3g} s of simulated time; raise the rate or generate fewer requests")
+    return np.rint(arrivals).astype(np.int64)
 
 
 def lognormal_lengths(rng: np.random.Generator, num: int, mean: float, sigma: float, longest: int) -> np.ndarray:

@@ -13,7 +13,15 @@ A hardware file is a flat YAML mapping (README "Hardware files"), checked by the
   peak_tflops         mapping dtype -> dense peak TFLOP/s, e.g. {bf16: 989, fp8: 1978}  [optional]
   provider npu:        array_rows, array_cols (systolic array), clock_ghz, vector_lanes [array_cols]
   provider aiconfigurator: system, the package's system name         [the name]
+  provider scaled:     sibling (a measured GPU of the same architecture, e.g. A100), peak_tflops with
+                       the GEMM dtype's peak (perf/scaled.py)
+  compute_capability, sm_count, l2_mib   [optional] an NVIDIA GPU's compute capability (e.g. 8.9),
+                       streaming multiprocessors and L2 cache, MiB: with all three, a GPU on which vLLM
+                       runs FlashAttention 2 gets its attention kernel's thread-block schedule (perf/fa2.py)
   provider csv:        csv, the profile's path (relative paths are relative to the YAML file)
+  energy (--energy):   idle_power_w, max_power_w (board power idle and at full load, W),
+                       memory_pj_per_bit (device-memory traffic), link_pj_per_bit (link traffic)
+  PIM (--pim):         pim_bw_gbps (internal bandwidth of the memory's PIM units, GB/s), pim_tflops
 
 A bad file is reported in one line naming the file and the key. Names without a file that
 aiconfigurator-core has measured (e.g. its system names such as `h100_sxm`) are accepted too and
@@ -27,13 +35,20 @@ from typing import Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..config import strict_yaml
+from ..config.types import MAX_BANDWIDTH_GBPS, MAX_DIMENSION, MAX_DURATION_NS, MAX_MEMORY_GIB
 from ..errors import InputError
 from ..paths import HARDWARE_DIR
+from ..perf.registry import PROVIDERS
 
 # Used for a hardware name that has no file, with a profiled CSV given by --perf-model.
 FALLBACK = {"memory_gib": 40.0, "memory_bw_gbps": 1024.0, "link_bw_gbps": 256.0}
 
-_PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"), "aiconfigurator": (), "csv": ("csv",)}
+MAX_CLOCK_GHZ = 1e3      # an array clock, GHz
+MAX_TFLOPS = 1e9         # a dense peak, TFLOP/s
+
+_PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"),
+                      "scaled": ("sibling", "peak_tflops"), "csv": ("csv",)}
 
 
 class Hardware(BaseModel):
@@ -43,33 +58,36 @@ class Hardware(BaseModel):
 
     name: str = Field(min_length=1)
     provider: str = Field(min_length=1)
-    memory_gib: float = Field(gt=0, allow_inf_nan=False)
-    memory_bw_gbps: float = Field(gt=0, allow_inf_nan=False)
-    link_bw_gbps: float = Field(gt=0, allow_inf_nan=False)
-    link_latency_ns: float = Field(0.0, ge=0, allow_inf_nan=False)
-    engine_overhead_ns: float = Field(0.0, ge=0, allow_inf_nan=False)
+    memory_gib: float = Field(gt=0, le=MAX_MEMORY_GIB, allow_inf_nan=False)
+    memory_bw_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)
+    link_bw_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)
+    link_latency_ns: float = Field(0.0, ge=0, le=MAX_DURATION_NS, allow_inf_nan=False)
+    engine_overhead_ns: float = Field(0.0, ge=0, le=MAX_DURATION_NS, allow_inf_nan=False)
     peak_tflops: dict[str, float] = Field(default_factory=dict)
     system: Optional[str] = Field(None, min_length=1)      # aiconfigurator system name
     csv: Optional[Path] = None                              # profiled CSV for provider csv
-    array_rows: Optional[int] = Field(None, gt=0)           # NPU: systolic array rows (the reduction dimension)
-    array_cols: Optional[int] = Field(None, gt=0)           # NPU: systolic array columns (output features)
-    clock_ghz: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # NPU: clock
-    vector_lanes: Optional[int] = Field(None, gt=0)         # NPU: element-wise operations per cycle
+    array_rows: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)    # NPU: systolic array rows (the reduction dim.)
+    array_cols: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)    # NPU: systolic array columns (output features)
+    clock_ghz: Optional[float] = Field(None, gt=0, le=MAX_CLOCK_GHZ, allow_inf_nan=False)  # NPU: clock
+    vector_lanes: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # NPU: element-wise operations per cycle
+    sibling: Optional[str] = Field(None, min_length=1)     # scaled: the measured GPU whose tables are scaled
+    sm_count: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # streaming multiprocessors
+    compute_capability: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # NVIDIA compute capability
+    l2_mib: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # L2 cache, MiB
+    idle_power_w: Optional[float] = Field(None, ge=0, allow_inf_nan=False)       # energy: board power, idle
+    max_power_w: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # energy: board power at full load
+    memory_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)  # energy: device-memory traffic
+    link_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)    # energy: link traffic
+    pim_bw_gbps: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # PIM: internal bandwidth
+    pim_tflops: Optional[float] = Field(None, gt=0, allow_inf_nan=False)         # PIM: peak of its units
     source: str = "built-in"                                # the YAML path, or where the numbers came from
 
     @model_validator(mode="after")
     def _peaks_positive(self) -> "Hardware":
         for dtype, value in self.peak_tflops.items():
-            if not value > 0 or value == float("inf"):
-                raise ValueError(f"'peak_tflops.{dtype}' must be a positive number, got {value!r}")
+            if not 0 < value <= MAX_TFLOPS:
+                raise ValueError(f"'peak_tflops.{dtype}' must be a number in (0, {MAX_TFLOPS:g}], got {value!r}")
         return self
-
-    @property
-    def array_peak_tflops(self) -> float | None:
-        """Dense peak of the systolic array: one multiply-add (2 FLOP) per PE per cycle."""
-        if self.array_rows is None or self.array_cols is None or self.clock_ghz is None:
-            return None
-        return 2 * self.array_rows * self.array_cols * self.clock_ghz / 1e3
 
     def defaults(self) -> dict[str, float]:
         """Defaults of the command-line flags that describe the system."""
@@ -104,12 +122,24 @@ def load_hardware(arg: str) -> Hardware:
     path = _find_file(arg)
     if path is not None:
         return read_hardware_file(path)
-    from ..perf.aiconfigurator_systems import measured_hardware
     measured = measured_hardware(arg)
     if measured is not None:
         return measured
     raise InputError(f"--hardware: unknown hardware '{arg}'; known: {', '.join(known_hardware())} "
                      f"(or a hardware YAML path, see README 'Hardware files')")
+
+
+def measured_hardware(name: str) -> Hardware | None:
+    """A Hardware for a name aiconfigurator-core has measured but no file describes (None otherwise)."""
+    from ..perf.aiconfigurator_systems import hardware_spec
+    try:
+        spec = hardware_spec(name)
+    except InputError:
+        return None
+    peaks = {"bf16": spec.bf16_tflops, **({"fp8": spec.fp8_tflops} if spec.fp8_tflops else {})}
+    return Hardware(name=spec.name, provider="aiconfigurator", memory_gib=spec.memory_gb,
+                    memory_bw_gbps=spec.memory_bw_gbps, link_bw_gbps=spec.link_bw_gbps, peak_tflops=peaks,
+                    source=f"aiconfigurator-core system {spec.system}", system=spec.system)
 
 
 def fallback_hardware(name: str) -> Hardware:
@@ -119,13 +149,14 @@ def fallback_hardware(name: str) -> Hardware:
 
 def _read_mapping(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = strict_yaml.load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read the hardware file ({err})") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
-        raise InputError(f"{path}: not valid YAML{line}") from None
+        problem = getattr(err, "problem", None)
+        raise InputError(f"{path}: not valid YAML{line}{': ' + problem if problem else ''}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a hardware file must be a mapping of keys to values")
     return data
@@ -144,16 +175,12 @@ def _validation_message(path: Path, err: ValidationError) -> str:
 
 
 def _check_provider_keys(path: Path, data: dict) -> None:
-    from ..perf.provider import provider_names
     for key in ("provider", "memory_gib", "memory_bw_gbps", "link_bw_gbps"):
         if key not in data:
             raise InputError(f"{path}: missing '{key}'")
     provider = data["provider"]
-    if provider not in provider_names():
-        raise InputError(f"{path}: 'provider' must be one of {', '.join(provider_names())}, got {provider!r}")
-    for key in _PROVIDER_REQUIRED.get(provider, ()):
-        if key not in data:
-            raise InputError(f"{path}: missing '{key}' (required for provider {provider})")
+    if provider not in PROVIDERS.names():
+        raise InputError(f"{path}: 'provider' must be one of {', '.join(PROVIDERS.names())}, got {provider!r}")
 
 
 def _resolved_csv(path: Path, data: dict) -> Path:
@@ -174,7 +201,7 @@ def read_hardware_file(path: Path) -> Hardware:
     values = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) and k in _FLOAT_KEYS else v)
               for k, v in data.items()}
     values.setdefault("name", path.stem)
-    if values["provider"] == "csv":
+    if values["provider"] == "csv" and "csv" in data:
         values["csv"] = _resolved_csv(path, data)
     if values["provider"] == "npu" and isinstance(values.get("array_cols"), int):
         values.setdefault("vector_lanes", values["array_cols"])
@@ -184,9 +211,18 @@ def read_hardware_file(path: Path) -> Hardware:
         values["peak_tflops"] = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
                                  for k, v in values["peak_tflops"].items()}
     try:
-        return Hardware(source=str(path), **values)
+        hardware = Hardware(source=str(path), **values)
     except ValidationError as err:
         raise InputError(_validation_message(path, err)) from None
+    check_provider_fields(hardware)
+    return hardware
+
+
+def check_provider_fields(hardware: Hardware) -> None:
+    """The fields the hardware's provider reads are there (an NPU needs its array, a csv provider its file)."""
+    for key in _PROVIDER_REQUIRED.get(hardware.provider, ()):
+        if getattr(hardware, key) in (None, {}):
+            raise InputError(f"{hardware.source}: missing '{key}' (required for provider {hardware.provider})")
 
 
 _FLOAT_KEYS = {name for name, f in Hardware.model_fields.items() if f.annotation in (float, Optional[float])}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import ModelConfig
+from .model_config import ModelConfig
 
 
 class _DecoderWriter:

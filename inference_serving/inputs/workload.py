@@ -4,7 +4,8 @@ Dataset formats (field names of the original tool's TSV):
   .tsv   -- header line `input_toks<TAB>output_toks<TAB>arrival_time_ns`, one request per line;
             columns are found by name, extra columns are ignored.
   .jsonl -- one JSON object per line with the same three fields and an optional `token_ids`
-            (the prompt's token ids, `input_toks` of them, for prefix caching).
+            (the prompt's token ids, `input_toks` of them, for prefix caching); or the turns of
+            multi-turn sessions (a `session_id` on the first line: inputs/sessions.py).
 Blank lines are skipped. Request ids are the file order (0 = first request in the file), so a
 result row can be joined back to its dataset line; the returned list is sorted by arrival time
 (stable, so requests arriving together keep file order).
@@ -13,32 +14,20 @@ result row can be joined back to its dataset line; the returned list is sorted b
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
+import sys
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
+from ..config.types import MAX_DIMENSION, MAX_SIM_NS
+from ..errors import InputError
+from .fields import TsvField, token_ids_field, whole_field
+from .request import Request
+from .sessions import SESSION_FIELD, session_requests
 
 COLUMNS = ("input_toks", "output_toks", "arrival_time_ns")
 TSV_HEADER = "\t".join(COLUMNS)
-INTEGER = re.compile(r"-?[0-9]+")
 
-from ..errors import InputError
-
-
-@dataclass(frozen=True)
-class Request:
-    """One inference request: prompt length, tokens to generate, arrival time."""
-
-    id: int
-    input_tokens: int
-    output_tokens: int
-    arrival_ns: int
-    token_ids: tuple[int, ...] | None = None
-
-
-# ---------------------------------------------------------------- loading
 
 def load_dataset(path: str | Path, req_num: int | None = None) -> list[Request]:
     """The first `req_num` requests of the file (all if None or more than it holds), by arrival."""
@@ -51,9 +40,12 @@ def load_dataset(path: str | Path, req_num: int | None = None) -> list[Request]:
     reader = readers.get(path.suffix)
     if reader is None:
         raise InputError(f"{path}: unknown dataset extension '{path.suffix}'; use .tsv or .jsonl")
-    rows = islice(reader(path), req_num)
-    requests = [_request_from_fields(path, line_no, request_id, fields)
-                for request_id, (line_no, fields) in enumerate(rows)]
+    rows = list(islice(reader(path), None if req_num is None else min(req_num, sys.maxsize)))
+    if rows and SESSION_FIELD in rows[0][1]:
+        requests = session_requests(path, rows)
+    else:
+        requests = [_request_from_fields(path, line_no, request_id, fields)
+                    for request_id, (line_no, fields) in enumerate(rows)]
     if not requests:
         raise InputError(f"{path}: no requests in the file")
     return sorted(requests, key=lambda request: request.arrival_ns)
@@ -83,59 +75,34 @@ def _tsv_rows(path: Path) -> Iterator[tuple[int, dict]]:
         if len(values) != len(header):
             raise InputError(f"{path}, line {line_no}: {len(values)} tab-separated fields, "
                                 f"the header has {len(header)}; give one value per column")
-        yield line_no, dict(zip(header, values))
+        yield line_no, dict(zip(header, map(TsvField, values)))
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
     for line_no, text in _numbered_lines(path):
         try:
             fields = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}, line {line_no}: not valid JSON ({err.msg}); "
-                                f"write one object per line") from None
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, or an integer of too many digits
+            reason = getattr(err, "msg", None) or str(err).split(":")[0]
+            raise InputError(f"{path}, line {line_no}: not valid JSON ({reason}); "
+                             f"write one object per line") from None
         if not isinstance(fields, dict):
             raise InputError(f"{path}, line {line_no}: expected a JSON object with {', '.join(COLUMNS)}")
         yield line_no, fields
 
 
 def _request_from_fields(path: Path, line_no: int, request_id: int, fields: dict) -> Request:
-    def field(column: str, minimum: int) -> int:
-        if column not in fields:
-            raise InputError(f"{path}, line {line_no}: missing '{column}'")
-        value = _as_integer(fields[column])
-        if value is None or value < minimum:
-            raise InputError(f"{path}, line {line_no}: '{column}' must be a whole number >= {minimum}, "
-                                f"got {fields[column]!r}")
-        return value
+    def field(column: str, minimum: int, maximum: int) -> int:
+        return whole_field(path, line_no, fields, column, minimum, maximum)
 
-    input_tokens = field("input_toks", 1)
+    input_tokens = field("input_toks", 1, MAX_DIMENSION)
     return Request(
         id=request_id,
         input_tokens=input_tokens,
-        output_tokens=field("output_toks", 1),
-        arrival_ns=field("arrival_time_ns", 0),
-        token_ids=_token_ids(path, line_no, fields.get("token_ids"), input_tokens),
+        output_tokens=field("output_toks", 1, MAX_DIMENSION),
+        arrival_ns=field("arrival_time_ns", 0, MAX_SIM_NS),
+        token_ids=token_ids_field(path, line_no, fields.get("token_ids"), input_tokens),
     )
-
-
-def _as_integer(raw: object) -> int | None:
-    """An int from a TSV string or a JSON number; None when it is not a whole number."""
-    if isinstance(raw, str):
-        text = raw.strip()
-        return int(text) if INTEGER.fullmatch(text) else None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    return None
-
-
-def _token_ids(path: Path, line_no: int, raw: object, input_tokens: int) -> tuple[int, ...] | None:
-    if raw is None:
-        return None
-    valid = isinstance(raw, list) and all(type(t) is int and t >= 0 for t in raw)
-    if not valid or len(raw) != input_tokens:
-        raise InputError(f"{path}, line {line_no}: 'token_ids' must be a list of {input_tokens} "
-                            f"non-negative integers (one per prompt token)")
-    return tuple(raw)
 
 
 def write_dataset(requests: list[Request], path: str | Path, force: bool = False) -> None:
@@ -145,12 +112,19 @@ def write_dataset(requests: list[Request], path: str | Path, force: bool = False
     formatter = formatters.get(path.suffix)
     if formatter is None:
         raise InputError(f"{path}: unknown dataset extension '{path.suffix}'; use .tsv or .jsonl")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write_new_file(path, formatter(requests), force)
+
+
+def write_new_file(path: Path, text: str, force: bool) -> None:
+    """Writes `text` to `path`; an existing file is replaced only with `force`."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w" if force else "x", encoding="utf-8", newline="\n") as handle:
-            handle.write(formatter(requests))
+            handle.write(text)
     except FileExistsError:
         raise InputError(f"{path}: already exists; pass --force to overwrite it") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot write ({err.strerror or err})") from None
 
 
 def _tsv_text(requests: list[Request]) -> str:

@@ -1,11 +1,12 @@
-"""The GPUs aiconfigurator-core has measured: its system files (names, memory, bandwidths, peaks).
+"""The GPUs aiconfigurator-core has measured: its system files, measurement databases and engines.
 
 The package ships latency tables measured on real GPUs (GEMM, context and generation attention,
 all-reduce) per system, serving framework and version, and a compiled engine that interpolates
-between measured shapes; aiconfigurator_tables.py loads those.
+between measured shapes.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import aiconfigurator_core
 import yaml
+from aiconfigurator_core.sdk import attention_lanes, perf_database
+from aiconfigurator_core.sdk.engine import EngineHandle
 
 from ..errors import InputError
-from ..inputs.hardware import Hardware
 
+MS_TO_NS = 1e6  # the tables' latencies are in ms
 SYSTEMS_DIR = Path(aiconfigurator_core.__file__).resolve().parent / "systems"
 
 # User-facing hardware names of the package's systems (SXM / server variants).
@@ -32,6 +35,20 @@ HARDWARE_ALIASES = {
     "RTXPRO6000": "rtx_pro_6000_server",
     "B60": "b60",
 }
+
+# vLLM first: the serving system we validate against.
+BACKEND_PREFERENCE = ("vllm", "sglang", "trtllm")
+
+
+def _not_package_notice(record: logging.LogRecord) -> bool:
+    """Drop two one-off package notices: MLA/DSA fallback tables (no layer here reads them) and
+    attention-lane defaults missing for a GPU (the engine then takes the table's first lane)."""
+    return not str(record.msg).startswith(("Loading low-fidelity fallback rows", "resolve_attention_lane_order:"))
+
+
+logging.getLogger(perf_database.__name__).addFilter(_not_package_notice)
+logging.getLogger(attention_lanes.__name__).addFilter(_not_package_notice)
+
 
 @dataclass(frozen=True)
 class HardwareSpec:
@@ -52,24 +69,22 @@ def _normalize(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-@lru_cache(maxsize=None)
 def _system_yaml(system: str) -> dict:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load((SYSTEMS_DIR / f"{system}.yaml").read_text(), Loader=loader)
 
 
-def _is_measured(system: str) -> bool:
-    """A package system whose data folder holds GEMM and attention measurements (the package's
-    other YAMLs, version slots, lane defaults and so on, have no data folder)."""
-    if not (SYSTEMS_DIR / "data" / system).is_dir() or not (SYSTEMS_DIR / f"{system}.yaml").is_file():
-        return False
-    data_dir = SYSTEMS_DIR / _system_yaml(system)["data_dir"]
-    return (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir()
-
-
 @lru_cache(maxsize=1)
-def _measured_systems() -> tuple[str, ...]:
-    return tuple(path.stem for path in sorted(SYSTEMS_DIR.glob("*.yaml")) if _is_measured(path.stem))
+def measured_systems() -> tuple[str, ...]:
+    """Package systems whose data folder holds GEMM and attention measurements."""
+    systems = []
+    for path in sorted(SYSTEMS_DIR.glob("*.yaml")):
+        if not (SYSTEMS_DIR / "data" / path.stem).is_dir():
+            continue  # the package's non-system YAMLs (version slots, lane defaults, ...)
+        data_dir = SYSTEMS_DIR / _system_yaml(path.stem)["data_dir"]
+        if (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir():
+            systems.append(path.stem)
+    return tuple(systems)
 
 
 def _display_name(system: str) -> str:
@@ -81,17 +96,13 @@ def _display_name(system: str) -> str:
 
 def supported_hardware() -> list[str]:
     """User-facing names of every system with measured data (package names also accepted)."""
-    return [_display_name(system) for system in _measured_systems()]
+    return [_display_name(system) for system in measured_systems()]
 
 
 def _resolve_system(hardware: str) -> str:
-    """Package system name for a user-facing or package hardware name (case-insensitive); the
-    names of HARDWARE_ALIASES without reading every system's YAML."""
+    """Package system name for a user-facing or package hardware name (case-insensitive)."""
     wanted = _normalize(hardware)
-    for alias, system in HARDWARE_ALIASES.items():
-        if wanted in (_normalize(alias), _normalize(system)) and _is_measured(system):
-            return system
-    for system in _measured_systems():
+    for system in measured_systems():
         if wanted in (_normalize(system), _normalize(_display_name(system))):
             return system
     raise InputError(
@@ -119,13 +130,20 @@ def hardware_spec(hardware: str) -> HardwareSpec:
     )
 
 
-def measured_hardware(name: str) -> Hardware | None:
-    """A Hardware for a measured system's name without a hardware file (None if not measured)."""
-    try:
-        spec = hardware_spec(name)
-    except InputError:
-        return None
-    peaks = {"bf16": spec.bf16_tflops, **({"fp8": spec.fp8_tflops} if spec.fp8_tflops else {})}
-    return Hardware(name=spec.name, provider="aiconfigurator", memory_gib=spec.memory_gb,
-                    memory_bw_gbps=spec.memory_bw_gbps, link_bw_gbps=spec.link_bw_gbps, peak_tflops=peaks,
-                    source=f"aiconfigurator-core system {spec.system}", system=spec.system)
+@lru_cache(maxsize=None)
+def load_database(system: str) -> perf_database.PerfDatabase:
+    """The measurement database of the first backend in BACKEND_PREFERENCE that has one."""
+    for backend in BACKEND_PREFERENCE:
+        if perf_database.get_version_slots(system, backend) is None:
+            continue
+        database = perf_database.get_database(system, backend, "current")
+        if database is not None:
+            return database
+    raise InputError(f"aiconfigurator-core has no measurement table for system '{system}'")
+
+
+@lru_cache(maxsize=None)
+def engine_for(system: str) -> EngineHandle:
+    """A model-less engine bound to the system's tables; evaluates ad-hoc operation lists."""
+    database = load_database(system)
+    return EngineHandle.for_database(database, systems_path=database.systems_root)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from .layers import ATTENTION, SHARDED
+from .precision import Precision
 from .provider import PerfProvider
 
 
@@ -45,7 +47,8 @@ class CsvProvider(PerfProvider):
     Under tensor parallelism the sharded layers (layers.SHARDED) take latency / tp.
     """
 
-    def __init__(self, model: ModelConfig, hardware: Hardware, fp_bits: int) -> None:
+    def __init__(self, model: ModelConfig, hardware: Hardware, precision: int | Precision) -> None:
+        """`precision` is not read: the profile was timed at its own formats."""
         super().__init__()
         self.path = str(hardware.csv)
         self.table: dict[str, dict[int, list[tuple[int, float]]]] = self._read(self.path, hardware.name,
@@ -57,29 +60,38 @@ class CsvProvider(PerfProvider):
             handle = open(path, newline="")
         except OSError as err:
             raise InputError(f"{path}: cannot read the performance model ({err.strerror})") from None
-        table: dict[str, dict[int, list[tuple[int, float]]]] = {}
         with handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{path}: missing column(s) {', '.join(missing)}; "
-                                     f"expected header {','.join(CSV_COLUMNS)}")
-            for line, row in enumerate(reader, start=2):
-                if row["hardware"] != hardware or row["model"] != model_name:
-                    continue
-                try:
-                    tokens, kv, latency = int(row["input"]), int(row["kv_cache"]), float(row["latency(ns)"])
-                except (TypeError, ValueError):
-                    raise InputError(f"{path}:{line}: input and kv_cache must be integers and "
-                                         f"latency(ns) a number") from None
-                if tokens < 0 or kv < 0 or latency < 0:
-                    raise InputError(f"{path}:{line}: negative value")
-                table.setdefault(row["layer_name"], {}).setdefault(tokens, []).append((kv, latency))
+            try:
+                table = CsvProvider._rows(path, csv.DictReader(handle), hardware, model_name)
+            except (UnicodeDecodeError, csv.Error) as err:
+                raise InputError(f"{path}: not a CSV text file ({err})") from None
         if not table:
             raise InputError(f"{path}: no rows for hardware '{hardware}' and model '{model_name}'")
         for by_tokens in table.values():
             for points in by_tokens.values():
                 points.sort()
+        return table
+
+    @staticmethod
+    def _rows(path: str, reader: csv.DictReader, hardware: str, model_name: str):
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)}; "
+                             f"expected header {','.join(CSV_COLUMNS)}")
+        table: dict[str, dict[int, list[tuple[int, float]]]] = {}
+        for line, row in enumerate(reader, start=2):
+            if row["hardware"] != hardware or row["model"] != model_name:
+                continue
+            try:
+                tokens, kv, latency = int(row["input"]), int(row["kv_cache"]), float(row["latency(ns)"])
+            except (TypeError, ValueError):
+                raise InputError(f"{path}:{line}: input and kv_cache must be integers and "
+                                 f"latency(ns) a number") from None
+            if tokens < 0 or kv < 0 or latency < 0:
+                raise InputError(f"{path}:{line}: negative value")
+            if not math.isfinite(latency):
+                raise InputError(f"{path}:{line}: latency(ns) must be finite, got {row['latency(ns)']!r}")
+            table.setdefault(row["layer_name"], {}).setdefault(tokens, []).append((kv, latency))
         return table
 
     def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from .csv_provider import CSV_COLUMNS
 from .layers import SHARDED
 from .shard import shard

@@ -1,7 +1,7 @@
 """The performance-provider interface: the latency of one layer on one NPU for a given shape.
 
-Providers are built from (model, hardware, precision) and registered under the name a hardware
-file's `provider` key uses (PROVIDERS); `PerfProvider.latency_ns` caches every answer per shape,
+Providers are built from (model, hardware, precision: perf/precision.py) and registered under the name a hardware
+file's `provider` key uses (registry.py); `PerfProvider.latency_ns` caches every answer per shape,
 the paper's computation reuse.
 
 Shape arguments (layer names in layers.py):
@@ -10,40 +10,40 @@ Shape arguments (layer names in layers.py):
               decoding).
   kv_cache -- for `rope`/`attn` only: tokens of that request already in the KV cache.
   tp       -- the tensor-parallel degree whose shard this NPU runs (shard.py: the one rule).
+
+A mixture-of-experts layer's routed experts are priced as a whole by `moe_ns` (perf/experts.py's
+routing of one iteration's tokens).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
-import numpy as np
-
-from ..inputs.hardware import Hardware
-from ..inputs.model import ModelConfig
-from ..registry import Registry
-
-PROVIDERS = Registry("performance provider", "--perf-model", {
-    "aiconfigurator": ".perf.aiconfigurator:AIConfiguratorProvider",
-    "npu": ".perf.npu:NpuProvider",
-    "csv": ".perf.csv_provider:CsvProvider",
-})
-
-
-def provider_names() -> list[str]:
-    return PROVIDERS.names()
+from ..config.types import MAX_DURATION_NS
+from ..errors import InputError
+from ..inputs.hardware import Hardware, check_provider_fields
+from ..inputs.model_config import ModelConfig
+from .experts import EXPERT_LAYERS, ExpertRouting
+from .precision import Precision
+from .registry import PROVIDERS
 
 
 class PerfProvider(ABC):
     """Latency provider with a per-shape cache; subclasses implement `_latency_ns`."""
 
+    fixed_flags: ClassVar[dict[str, str]] = {}  # flag -> why this provider's measurements fix its quantity
+
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int, int, int], int] = {}
-        self._decode_columns: dict[tuple[str, int], np.ndarray] = {}  # (layer, tp) -> ns by KV length, -1 unknown
+        self._moe_cache: dict[ExpertRouting, int] = {}
         self.lookups = 0
         self.hits = 0
+        self.ragged = True  # decode attention by a provider's kernel schedule of ragged batches (--no-ragged: off)
+        self.mixed_unpacking = True  # ... with a mixed step's decodes unpacked (--no-mixed-unpacking: packed)
 
     @classmethod
-    def build(cls, model: ModelConfig, hardware: Hardware, fp_bits: int) -> "PerfProvider":
-        return cls(model, hardware, fp_bits)
+    def build(cls, model: ModelConfig, hardware: Hardware, precision: int | Precision) -> "PerfProvider":
+        return cls(model, hardware, precision)
 
     def latency_ns(self, layer: str, tokens: int, kv_cache: int = 0, tp: int = 1) -> int:
         key = (layer, tokens, kv_cache, tp)
@@ -52,9 +52,13 @@ class PerfProvider(ABC):
         if cached is not None:
             self.hits += 1
             return cached
-        value = round(self._latency_ns(layer, tokens, kv_cache, tp))
-        self._cache[key] = value
-        return value
+        value = self._latency_ns(layer, tokens, kv_cache, tp)
+        if not 0 <= value <= MAX_DURATION_NS:  # nan included
+            raise InputError(f"the performance model gives '{layer}' at {tokens} tokens a latency of {value:g} ns, "
+                             f"outside [0, {MAX_DURATION_NS:g}] ns; check the bandwidth and clock it was given "
+                             f"(--local_bw, the hardware file's memory_bw_gbps and clock_ghz, or the profiled CSV)")
+        self._cache[key] = round(value)
+        return self._cache[key]
 
     def persist(self) -> None:
         """Keeps what this run computed for later runs (providers with an on-disk answer cache)."""
@@ -63,48 +67,36 @@ class PerfProvider(ABC):
     def _latency_ns(self, layer: str, tokens: int, kv_cache: int, tp: int) -> float:
         """Latency in ns of `layer` for this shape on one NPU."""
 
-    def attention_ns(self, new_tokens: np.ndarray, kv_caches: np.ndarray, tp: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rope, attn) ns of each request as its own kernel: latency_ns's answers for a whole batch
-        (int64 arrays); the decoding requests' come from a column per layer indexed by KV length."""
-        rope, attn = np.empty(len(new_tokens), np.int64), np.empty(len(new_tokens), np.int64)
-        decoding = new_tokens == 1
-        if decoding.all():
-            return self._decode_ns("rope", kv_caches, tp), self._decode_ns("attn", kv_caches, tp)
-        rope[decoding] = self._decode_ns("rope", kv_caches[decoding], tp)
-        attn[decoding] = self._decode_ns("attn", kv_caches[decoding], tp)
-        for i in np.flatnonzero(~decoding).tolist():
-            tokens, kv = int(new_tokens[i]), int(kv_caches[i])
-            rope[i], attn[i] = self.latency_ns("rope", tokens, kv, tp), self.latency_ns("attn", tokens, kv, tp)
-        return rope, attn
-
-    def _decode_ns(self, layer: str, kv_caches: np.ndarray, tp: int) -> np.ndarray:
-        """latency_ns(layer, 1, kv, tp) for every kv of the array."""
-        column = self._decode_columns.get((layer, tp))
-        if len(kv_caches) == 0:
-            return np.empty(0, np.int64)
-        longest = int(kv_caches.max())
-        if column is None or longest >= len(column):
-            grown = np.full(max(2 * longest + 1, 1024), -1, np.int64)
-            if column is not None:
-                grown[:len(column)] = column
-            column = self._decode_columns[(layer, tp)] = grown
-        answers = column[kv_caches]
-        unknown = sorted(set(kv_caches[answers < 0].tolist()))
-        self.lookups += len(kv_caches) - len(unknown)
-        self.hits += len(kv_caches) - len(unknown)
-        for kv in unknown:
-            column[kv] = self.latency_ns(layer, 1, kv, tp)
-        return column[kv_caches] if unknown else answers
-
-    def decode_attention_ns(self, kv_caches: np.ndarray, tp: int, overlap_ns: int = 0) -> int:
+    def decode_attention_ns(self, kv_caches: list[int], tp: int, prefills: list[tuple[int, int]] = ()) -> int:
         """rope and attention of one decode step of a whole batch (one request per entry, each
-        with its cached tokens), heads split by tp; `overlap_ns` of prefill attention runs in the
-        same kernel. Providers with a batched kernel model override this; by default the
-        requests' single-request latencies add up."""
-        rope, attn = self.attention_ns(np.ones(len(kv_caches), np.int64), kv_caches, tp)
-        return int(rope.sum() + attn.sum())
+        with its cached tokens), heads split by tp; `prefills` (new tokens, cached tokens) are the
+        step's prompt chunks, priced by their own rows. Providers with a batched kernel model
+        override this; by default the requests' single-request latencies add up."""
+        return sum(self.latency_ns("rope", 1, kv, tp) + self.latency_ns("attn", 1, kv, tp) for kv in kv_caches)
+
+    def moe_ns(self, routing: ExpertRouting) -> int:
+        """The routed experts of one MoE layer, on the rank that finishes last (cached per routing)."""
+        cached = self._moe_cache.get(routing)
+        if cached is None:
+            cached = self._moe_cache[routing] = round(self._moe_ns(routing))
+        return cached
+
+    def _moe_ns(self, routing: ExpertRouting) -> float:
+        """Each rank runs its experts one after the other, every expert with tokens as ordinary
+        GEMMs (gate, up, activation, down) at the tokens routed to it; the slowest rank's sum.
+        Providers with a measured fused MoE kernel override this."""
+        return max(sum(self.latency_ns(layer, tokens, 0, routing.tp) for tokens in counts if tokens
+                       for layer in EXPERT_LAYERS) for counts in routing.per_rank)
+
+    def collective_table(self, tp: int) -> dict | None:
+        """Measured collective times for the engine (astra-sim/README.md, "Measured collective table"),
+        or None: the engine times every collective on the nominal link."""
+        return None
 
 
-def build_provider(model: ModelConfig, hardware: Hardware, fp_bits: int) -> PerfProvider:
-    """The provider the hardware names, built for this model and precision."""
-    return PROVIDERS.get(hardware.provider).build(model, hardware, fp_bits)
+def build_provider(model: ModelConfig, hardware: Hardware, precision: int | Precision) -> PerfProvider:
+    """The provider the hardware names, built for this model and precision (a Precision, or --fp's
+    bits for every format)."""
+    cls = PROVIDERS.get(hardware.provider)
+    check_provider_fields(hardware)
+    return cls.build(model, hardware, precision)

@@ -7,7 +7,9 @@ divides them, and replicated (one per rank) when TP is a multiple of them; any o
 refused. Column-parallel projections split their output features, row-parallel ones their input
 features; the MLP's intermediate features must divide too (vLLM's `divide` asserts it). The LM head's
 vocabulary is split in ceil(vocab / tp) rows (vLLM pads the vocabulary instead; the padding is
-a few rows).
+a few rows). Pipeline stages are refused when there are more of them than decoder layers. An MoE
+layer's router is replicated on every rank; its experts' rule (split like the MLP, or whole experts
+per rank) is perf/experts.py's.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import InputError
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from .layers import ROW_PARALLEL
 
 
@@ -35,6 +37,13 @@ def check_tensor_parallel(model: ModelConfig, tp: int) -> None:
     if model.intermediate_size % tp:
         raise InputError(f"tensor-parallel degree {tp} does not divide the MLP's {model.intermediate_size} "
                          f"features of {model.name}")
+
+
+def check_pipeline_parallel(model: ModelConfig, pp: int) -> None:
+    """Every pipeline stage holds at least one decoder layer (vLLM partitions the layers over the stages)."""
+    if pp > model.num_layers:
+        raise InputError(f"--npu_group {pp}: more pipeline stages than the {model.num_layers} decoder layers of "
+                         f"{model.name}; use at most {model.num_layers}")
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,12 @@ class Shard:
     def intermediate(self) -> int:
         return self.model.intermediate_size // self.tp
 
+    def act_features(self, layer: str) -> int:
+        """Output features of this rank's part of an activation (act_fn, shared_act_fn, expert_act_fn)."""
+        if layer == "act_fn":
+            return self.intermediate
+        return self.linear(layer.replace("act_fn", "gate_proj"))[1]
+
     @property
     def q_size(self) -> int:
         return self.heads * self.model.head_dim
@@ -71,6 +86,8 @@ class Shard:
         if layer == "lm_head":
             return m.hidden_size, ceil_div(m.vocab_size, self.tp)
         fan_in, fan_out = m.linear_shapes()[layer]
+        if layer == "router":
+            return fan_in, fan_out
         if layer in ("k_proj", "v_proj"):
             return fan_in, self.kv_size
         if layer in ROW_PARALLEL:

@@ -1,70 +1,69 @@
 """Trace generator: one iteration's batch as a plan of layers priced by the performance provider.
 
-Every request's attention rows form one Attention item, priced for the whole batch at once (the graph
-builder may give the k-th request's rows to one NPU of the group: selective batching). KV-cache swaps
-come first as rows whose weight_size is the bytes moved by each NPU; then the per-step engine
-overhead, the embedding, the decoder block, the head.
+Each request's attention rows form an AttentionGroup (the graph builder may give them to one NPU of
+the group: selective batching). KV-cache swaps (host memory, then the memory tiers) come first as rows
+whose weight_size is the bytes moved by each NPU; then the per-step engine overhead, the embedding, the
+decoder block, the head. A mixture-of-experts model's block has the MoE rows (moe_block.py) in place of
+the MLP's; its leading dense layers, if any, run a block with the MLP.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Callable
 
-import numpy as np
-
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
+from ..perf.experts import ExpertPlan, expert_plan
+from ..perf.precision import Precision, as_precision
 from ..perf.provider import PerfProvider
-from .iteration import EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, Attention, Comm, Kind, Row, Trace
-
-
-NO_NS = np.zeros(0, np.int64)
+from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
+                        Row, TierMove, Trace)
+from .moe_block import MoeRows
 
 
 @dataclass
-class TraceBuilder:
+class TraceBuilder(MoeRows):
     """Builds iteration traces for one model on one parallel layout."""
 
     model: ModelConfig
     perf: PerfProvider
-    fp_bits: int
+    precision: Precision | int  # the formats (perf/precision.py), or --fp's bits for all of them
     tp: int = 1
     pp: int = 1
     selective_attention: bool = True  # False: vLLM-style, attention heads split over the TP group
     engine_overhead_ns: int = 0
     sampler_bw_gbps: float = 0.0  # device memory bandwidth for the sampler row; 0 = no sampler row
-    _layer_rows: dict = field(default_factory=dict)  # tokens -> (embedding, rows before attention, after)
-    _head_rows: dict = field(default_factory=dict)   # (tokens, requests) -> head rows
+    experts: ExpertPlan | None = None  # an MoE model's expert placement and load [tensor-parallel, uniform]
+    drafter: Callable[[list[BatchEntry]], list[Row | AttentionGroup]] | None = None  # speculative decoding
+    _attention_cache: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.precision = as_precision(self.precision)
+        if self.model.is_moe and self.experts is None:
+            self.experts = expert_plan(self.model, self.tp, False, "uniform")
 
     @property
     def elem(self) -> int:
-        return self.fp_bits // 8
+        return self.precision.fp_bits // 8
 
-    def build(self, request_ids: list[int], new_tokens: list[int], cached_tokens: list[int], evict_bytes: int = 0,
-              load_bytes: int = 0) -> Trace:
-        """The plan of an iteration in which request k processes new_tokens[k] tokens on top of
-        cached_tokens[k]; the rows that depend only on the batch's token and request counts are built
-        once per count (the paper's computation reuse)."""
-        tokens, requests = sum(new_tokens), len(request_ids)
-        if tokens not in self._layer_rows:
-            self._layer_rows[tokens] = (self._embedding(tokens), *self._layer(tokens))
-        embedding, before, after = self._layer_rows[tokens]
-        head = self._head_rows.get((tokens, requests))
-        if head is None:
-            head = self._head_rows[(tokens, requests)] = self._head(tokens, requests)
-        attention = self._attention(request_ids, new_tokens, cached_tokens)
-        return Trace(swaps=self._swap_rows(evict_bytes, load_bytes), embedding=embedding,
-                     block=[*before, attention, *after], stage_layers=self.stage_layers, head=head,
-                     tp=self.tp, batch_requests=requests,
-                     kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED, overhead=self._overhead)
+    def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0,
+              tier_moves: list[TierMove] = ()) -> Trace:
+        tokens = sum(e.new_tokens for e in entries)
+        overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
+        attention = self._attention_part(entries, tokens)
+        mlp = self._mlp_rows(tokens) if not self.model.is_moe or self.model.first_dense_layers else []
+        block = attention + (self._moe_rows(tokens) if self.model.is_moe else mlp)
+        first_block = attention + mlp if self.model.is_moe and self.model.first_dense_layers else None
+        swaps = self._swap_rows(evict_bytes, load_bytes) + [move.row() for move in tier_moves]
+        return Trace(swaps=swaps, embedding=self._embedding(tokens),
+                     block=block, stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
+                     head=self._head(tokens, sum(1 + e.draft_tokens for e in entries)), tp=self.tp,
+                     batch_requests=len(entries), kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED,
+                     overhead=overhead, first_block=first_block, first_layers=self.model.first_dense_layers,
+                     draft=self.drafter(entries) if self.drafter else [])
 
-    @cached_property
-    def stage_layers(self) -> list[int]:
+    def _stage_layer_count(self, stage: int) -> int:
         layers = self.model.num_layers
-        return [(stage + 1) * layers // self.pp - stage * layers // self.pp for stage in range(self.pp)]
-
-    @cached_property
-    def _overhead(self) -> Row | None:
-        return Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
+        return (stage + 1) * layers // self.pp - stage * layers // self.pp
 
     def _swap_rows(self, evict_bytes: int, load_bytes: int) -> list[Row]:
         rows = []
@@ -89,62 +88,83 @@ class TraceBuilder:
     def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
         fan_in, fan_out = self.model.linear_shapes()[name]
         e = self.elem
-        weight = self.model.projection_parameters(name) * e
+        weight = fan_in * fan_out * self.precision.weight_bits // 8 + (fan_out if self.model.has_bias else 0) * e
         output = tokens * fan_out * e
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
-    def _attention(self, request_ids: list[int], new_tokens: list[int], cached: list[int]) -> Attention:
-        """rope and attention of every request: whole heads on one NPU each (selective batching),
-        each request on its own; or this rank's share of the heads, the decoding requests in one
-        batched kernel after the others (vLLM)."""
-        decoding = new_tokens.count(1)
-        if not self.selective_attention and 0 < decoding < len(new_tokens):
-            # prefills (and prompt chunks) first, then the decoding requests, each in batch order
-            order = [k for k, n in enumerate(new_tokens) if n > 1] + [k for k, n in enumerate(new_tokens) if n == 1]
-            request_ids, new_tokens, cached = ([column[k] for k in order] for column in (request_ids, new_tokens, cached))
-        new, kv = np.array(new_tokens, np.int64), np.array(cached, np.int64)
-        if self.selective_attention:
-            (rope, attn), batched = self.perf.attention_ns(new, kv, 1), 0
-        else:
-            rope, attn, batched = self._sharded_attention(new, kv, decoding)
-        m, e = self.model, self.elem
-        return Attention(tuple(request_ids), new, kv, rope, attn, (m.q_size + m.kv_size) * e, m.kv_size * e,
-                         m.q_size * e, batched)
+    def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> tuple[Row, Row]:
+        m, e, t = self.model, self.elem, entry.new_tokens
+        qk = t * (m.q_size + m.kv_size) * e
+        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * self.precision.kv_bits // 8
+        return (Row("rope", rope_ns, qk, 0, qk),
+                Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
 
-    def _sharded_attention(self, new: np.ndarray, kv: np.ndarray, decoding: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """The first requests (prompts) priced on their own, the last `decoding` in one batched kernel."""
-        prefill = len(new) - decoding
-        rope, attn = self.perf.attention_ns(new[:prefill], kv[:prefill], self.tp) if prefill else (NO_NS, NO_NS)
-        overlap = int(attn.sum()) if prefill else 0
-        batched = self.perf.decode_attention_ns(kv[prefill:], self.tp, overlap) if decoding else 0
-        return rope, attn, batched
+    def _attention(self, entry: BatchEntry) -> AttentionGroup:
+        """rope and attention of one request: whole heads on one NPU (selective batching), or this
+        rank's share of the heads."""
+        tp = 1 if self.selective_attention else self.tp
+        key = (entry.new_tokens, entry.cached_tokens, tp)
+        rows = self._attention_cache.get(key)
+        if rows is None:
+            rows = self._attention_cache[key] = self._attention_rows(
+                entry, self._latency("rope", entry.new_tokens, entry.cached_tokens, tp),
+                self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
+        return AttentionGroup(entry.request_id, rows)
 
-    def _layer(self, tokens: int) -> tuple[tuple[Row, ...], tuple[Row, ...]]:
-        """A decoder layer's rows before and after its attention."""
+    def _batched_decode_attention(self, decodes: list[BatchEntry],
+                                  prefills: list[tuple[int, int]]) -> list[AttentionGroup]:
+        """One decode attention kernel for all decoding requests (sharing the kernel with the
+        `prefills` chunks, new and cached tokens), its time shared out in proportion to each
+        request's context (rows of one request still separate). A request verifying d draft tokens
+        is one of them: its 1 + d queries read its KV cache once, cached + 1 + d keys."""
+        keys_before_last = [d.cached_tokens + d.draft_tokens for d in decodes]
+        total = self.perf.decode_attention_ns(keys_before_last, self.tp, prefills)
+        weights = [keys + 1 for keys in keys_before_last]
+        groups, spent, seen = [], 0, 0
+        for entry, weight in zip(decodes, weights):
+            seen += weight
+            share = total * seen // sum(weights) - spent
+            spent += share
+            groups.append(AttentionGroup(entry.request_id, self._attention_rows(entry, 0, share)))
+        return groups
+
+    def _attention_part(self, entries: list[BatchEntry], tokens: int) -> list[Row | AttentionGroup]:
+        """A decoder layer up to its feed-forward part: norm, q/k/v, attention, o_proj, norm."""
         m = self.model
         norm_weight = m.norm_parameters
-        before = (self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
-                  self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens))
-        after = [self._linear("o_proj", tokens, all_reduce=True),
-                 self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight)]
+        rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
+                self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
+        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1 + e.draft_tokens]
+        for entry in entries:
+            if not decodes or entry.new_tokens > 1 + entry.draft_tokens:
+                rows.append(self._attention(entry))
+        if decodes:
+            prefills = [(e.new_tokens, e.cached_tokens) for e in entries if e.new_tokens > 1 + e.draft_tokens]
+            rows.extend(self._batched_decode_attention(decodes, prefills))
+        rows.append(self._linear("o_proj", tokens, all_reduce=True))
+        rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
+        return rows
+
+    def _mlp_rows(self, tokens: int) -> list[Row]:
+        m, rows = self.model, []
         for name in m.mlp_layers():
             if name == "act_fn":
-                after.append(self._elementwise("act_fn", tokens, m.intermediate_size))
+                rows.append(self._elementwise("act_fn", tokens, m.intermediate_size))
             else:
-                after.append(self._linear(name, tokens, all_reduce=name in ("down_proj", "fc2")))
-        return before, tuple(after)
+                rows.append(self._linear(name, tokens, all_reduce=name in ("down_proj", "fc2")))
+        return rows
 
-    def _head(self, tokens: int, requests: int) -> list[Row]:
+    def _head(self, tokens: int, positions: int) -> list[Row]:
         m, e = self.model, self.elem
         norm_weight = m.norm_parameters
         lm_weight = m.vocab_size * m.hidden_size * e
-        # Only the last token of each request reaches the LM head.
+        # Only the last token of each request reaches the LM head (and each draft token it verifies).
         rows = [self._elementwise("final_layernorm", tokens, m.hidden_size, norm_weight),
-                Row("lm_head", self._latency("lm_head", requests), requests * m.hidden_size * e, lm_weight,
-                    requests * m.vocab_size * e)]
+                Row("lm_head", self._latency("lm_head", positions), positions * m.hidden_size * e, lm_weight,
+                    positions * m.vocab_size * e)]
         if self.sampler_bw_gbps:
-            rows.append(self._sampler(requests))
+            rows.append(self._sampler(positions))
         return rows
 
     def _sampler(self, requests: int) -> Row:

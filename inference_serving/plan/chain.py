@@ -17,6 +17,10 @@ finish times cannot change (tests check this against the unmerged graph).
 A chain keeps the decoder block's repetition: `leading`, then `unit` `times` times, then `trailing`
 (chakra.py writes it out as ET nodes; the engine's `chain` command expands it itself), so building
 and sending an iteration does not grow with the number of layers.
+
+The chain path covers what the engine's `chain` command reads (comp, allreduce, load, store, send,
+recv): plans with processing-in-memory rows or memory-tier swaps go to the engine as ET files built by
+chakra.py (`supports`).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
-from .iteration import EVICT_ROW, TOKEN_ID_BYTES, Attention, Comm, Row, Trace
+from .iteration import TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
 
 
 class Op(NamedTuple):
@@ -79,16 +83,6 @@ class _ChainWriter:
             self.flush()
             self.ops.append(Op("coll", f"{row.name}_allreduce", row.comm_size))
 
-    def attention(self, attention: Attention, rank: int, tp: int) -> None:
-        """The rows of the requests on this rank (every `tp`-th from `rank`), summed when merging."""
-        if not self.merge:
-            for group in attention.groups()[rank::tp]:
-                for row in group.rows:
-                    self.row(row)
-        else:
-            ns = attention.rank_ns(rank, tp)
-            self.compute(attention.first_busy_row(rank, tp) if ns and not self.pending_ns else "", ns)
-
     def flush(self) -> list[Op]:
         if self.pending_ns:
             self.ops.append(Op("comp", self.pending_name, self.pending_ns))
@@ -96,16 +90,33 @@ class _ChainWriter:
         return self.ops
 
 
-def _rank_ops(items: list[Row | Attention], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
+def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
     """The compute and collective ops one rank runs for a run of plan items (compute runs summed
     into one op with `merge`; with `selective` the k-th request's attention only on rank k mod tp)."""
     writer = _ChainWriter(tp, merge)
+    group_index = -1
     for item in items:
-        if isinstance(item, Attention):
-            writer.attention(item, rank, tp) if selective else writer.attention(item, 0, 1)
+        if isinstance(item, AttentionGroup):
+            group_index += 1
+            if not selective or group_index % tp == rank:
+                for row in item.rows:
+                    writer.row(row)
         else:
             writer.row(item)
     return writer.flush()
+
+
+def _plan_rows(trace: Trace):
+    for items in (trace.swaps, [trace.overhead] if trace.overhead else [], [trace.embedding], trace.block,
+                  trace.first_block or [], trace.head, trace.draft):
+        for item in items:
+            yield from item.rows if isinstance(item, AttentionGroup) else (item,)
+
+
+def supports(trace: Trace) -> bool:
+    """Whether the plan is made of ops the engine's chain command reads (no processing-in-memory
+    rows, no memory-tier swaps)."""
+    return not any(row.on_pim or row.memory_tier for row in _plan_rows(trace))
 
 
 def _merged(first: Op, second: Op) -> Op:
@@ -154,9 +165,17 @@ def stage_body(trace: Trace, stage: int, rank: int, merge: bool) -> Chain:
     first = []
     if stage == 0:
         first = _rank_ops([trace.overhead, trace.embedding] if trace.overhead else [trace.embedding], rank, tp, merge)
-    block = _rank_ops(trace.block, rank, tp, merge, trace.selective_attention)
-    last = _rank_ops(trace.head, rank, tp, merge) if stage == trace.pp - 1 else []
-    leading, unit, times, trailing = _repeated(block, trace.stage_layers[stage], merge)
+    blocks = trace.stage_blocks(stage)
+    last = _rank_ops([*trace.head, *trace.draft], rank, tp, merge, trace.selective_attention) \
+        if stage == trace.pp - 1 else []
+    if len(blocks) != 1:  # dense first layers before the MoE ones (or none): spelled out
+        body = []
+        for items, layers in blocks:
+            body += _rank_ops(items, rank, tp, merge, trace.selective_attention) * layers
+        ops = [*first, *body, *last]
+        return Chain(tuple(merge_compute(ops) if merge else ops), (), 0, ())
+    block = _rank_ops(blocks[0][0], rank, tp, merge, trace.selective_attention)
+    leading, unit, times, trailing = _repeated(block, blocks[0][1], merge)
     if not times:
         return Chain(tuple(_join(_join(first, leading, merge), last, merge)), (), 0, ())
     return Chain(tuple(_join(first, leading, merge)), tuple(unit), times, tuple(_join(trailing, last, merge)))
@@ -166,7 +185,7 @@ def stage_chain(trace: Trace, stage: int, rank: int, body: Chain) -> Chain:
     """The whole chain of one NPU: KV swaps, the stage input, `body`, the stage output."""
     tp, hidden_bytes = trace.tp, trace.embedding.output_size
     npu = stage * tp + rank
-    before = [Op("store" if r.name == EVICT_ROW else "load", r.name, r.weight_size) for r in trace.swaps]
+    before = [Op("store" if r.stores else "load", r.name, r.weight_size) for r in trace.swaps]
     if stage == 0:
         before.append(Op("load", "input", trace.embedding.input_size))
     else:

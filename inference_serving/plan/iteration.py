@@ -2,23 +2,21 @@
 
 A plan keeps the repeated decoder block once (the paper's computation reuse). Its items are `Row`s
 (one layer: compute ns on one NPU of its tensor-parallel group, already sharded by the provider;
-sizes in bytes of the whole, unsharded layer; a collective after it) and one `Attention`: every
-request's attention rows as columns, which the graph builder sums per NPU (the k-th request may go to
-one NPU of the group: selective batching) and spells out as `AttentionGroup`s (one request's rows)
-where it needs them. text_trace.py writes a plan in the original tool's 11-column text format.
+sizes in bytes of the whole, unsharded layer; a collective after it) and `AttentionGroup`s (one
+request's attention rows, which the graph builder may hand to one NPU of the group: selective
+batching). text_trace.py writes a plan in the original tool's 11-column text format.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cached_property
-
-import numpy as np
 
 TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
 EVICT_ROW = "vllm_evict_kv"     # KV moved to host memory (weight_size: bytes per NPU)
 LOAD_ROW = "vllm_load_kv"       # KV brought back from host memory
 OVERHEAD_ROW = "engine_overhead"
+TIER_STORE_ROW = "kv_store_"     # + tier name: KV blocks demoted to a memory tier (weight_size: bytes per NPU)
+TIER_LOAD_ROW = "kv_load_"       # + tier name: KV blocks reloaded from a memory tier
 
 
 class Comm(str, Enum):
@@ -47,6 +45,13 @@ class Row:
     input_loc: str = "LOCAL"
     weight_loc: str = "LOCAL"
     output_loc: str = "LOCAL"
+    memory_tier: int = 0  # swap rows: 0 = host memory (--remote_bw), k = the k-th of --kv-tiers
+    on_pim: bool = False  # computed by the processing-in-memory units (plan/pim.py)
+
+    @property
+    def stores(self) -> bool:
+        """A swap row that moves KV out of device memory (else it brings KV in)."""
+        return self.name == EVICT_ROW or self.name.startswith(TIER_STORE_ROW)
 
 
 @dataclass(frozen=True)
@@ -58,85 +63,49 @@ class AttentionGroup:
 
 
 @dataclass(frozen=True)
-class Attention:
-    """The rope and attention rows of every request in one layer, in plan order, as columns (int64
-    arrays but for the ids): pricing and summing a batch of hundreds of requests is a few array
-    operations. The first len(rope_ns) requests are priced on their own; the others decode in one
-    batched kernel of `batched_ns`, shared out in proportion to each one's context (cached + 1), each
-    request's rows still separate. Sizes per token in bytes: `qk_bytes` of q and k together,
-    `kv_bytes` of k (or v), `q_bytes` of q."""
+class TierMove:
+    """KV blocks moved between device memory and memory tier `tier` (1 = the first) in one step."""
 
-    request_ids: tuple[int, ...]
-    new_tokens: np.ndarray
-    cached_tokens: np.ndarray
-    rope_ns: np.ndarray
-    attn_ns: np.ndarray
-    qk_bytes: int
-    kv_bytes: int
-    q_bytes: int
-    batched_ns: int = 0
-    _rank_sums: dict = field(default_factory=dict, compare=False, repr=False)
+    tier: int
+    name: str
+    load: bool
+    nbytes: int  # per NPU
 
-    @cached_property
-    def rows_ns(self) -> tuple[np.ndarray, np.ndarray]:
-        """(rope, attention) ns of every request, the batched kernel's share included."""
-        priced = len(self.rope_ns)
-        if priced == len(self.request_ids):
-            return self.rope_ns, self.attn_ns
-        weights = np.cumsum(self.cached_tokens[priced:] + 1)
-        cumulative = self.batched_ns * weights // int(weights[-1])
-        shares = cumulative.copy()
-        shares[1:] -= cumulative[:-1]
-        return (np.concatenate([self.rope_ns, np.zeros(len(shares), np.int64)]),
-                np.concatenate([self.attn_ns, shares]))
+    def row(self) -> Row:
+        prefix = TIER_LOAD_ROW if self.load else TIER_STORE_ROW
+        return Row(prefix + self.name, weight_size=self.nbytes, weight_loc=self.name.upper(), memory_tier=self.tier)
 
-    def rank_ns(self, rank: int, tp: int) -> int:
-        """Compute of the requests one rank of `tp` runs (the k-th request on rank k mod tp)."""
-        key = (rank, tp)
-        if key not in self._rank_sums:
-            if tp == 1:
-                priced = int(self.rope_ns.sum()) + int(self.attn_ns.sum()) if len(self.rope_ns) else 0
-                total = priced + self.batched_ns
-            else:
-                rope, attn = self.rows_ns
-                total = int(rope[rank::tp].sum()) + int(attn[rank::tp].sum())
-            self._rank_sums[key] = total
-        return self._rank_sums[key]
 
-    def first_busy_row(self, rank: int, tp: int) -> str:
-        """Name of the first row with compute among the rank's requests (names a merged node)."""
-        rope, attn = (values[rank::tp] for values in self.rows_ns)
-        busy = np.flatnonzero(rope + attn)
-        return "" if not len(busy) else "rope" if rope[busy[0]] else "attn"
+@dataclass(frozen=True)
+class BatchEntry:
+    """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`, the last
+    `draft_tokens` of them speculative tokens that the step verifies (serving/speculative.py)."""
 
-    def groups(self) -> list[AttentionGroup]:
-        """Each request's rows: rope over its new q and k, attention reading its whole KV cache."""
-        out = []
-        rope, attn = self.rows_ns
-        for i, request_id in enumerate(self.request_ids):
-            t, cached = int(self.new_tokens[i]), int(self.cached_tokens[i])
-            qk, kv_cache = t * self.qk_bytes, (cached + t) * 2 * self.kv_bytes
-            out.append(AttentionGroup(request_id, (
-                Row("rope", int(rope[i]), qk, 0, qk),
-                Row("attn", int(attn[i]), qk + t * self.kv_bytes, kv_cache, t * self.q_bytes))))
-        return out
+    request_id: int
+    new_tokens: int
+    cached_tokens: int
+    draft_tokens: int = 0
 
 
 @dataclass
 class Trace:
     """An iteration's plan: KV swaps, engine overhead, embedding, the decoder block (repeated once per
     layer), head. Stage s of the pipeline runs `stage_layers[s]` layers; the embedding belongs to the
-    first stage, the head to the last."""
+    first stage, the head to the last. The model's first `first_layers` layers run `first_block`
+    instead of `block` (the dense layers before a mixture-of-experts model's expert layers)."""
 
     swaps: list[Row]
     embedding: Row
-    block: list[Row | Attention]
+    block: list[Row | AttentionGroup]
     stage_layers: list[int]
     head: list[Row]
     tp: int
     batch_requests: int
     kind: Kind = Kind.SELECTIVE
     overhead: Row | None = None  # per-step engine work outside the model, before the first layer
+    first_block: list[Row | AttentionGroup] | None = None
+    first_layers: int = 0
+    draft: list[Row | AttentionGroup] = field(default_factory=list)  # a drafter's passes, after the head
 
     @property
     def selective_attention(self) -> bool:
@@ -145,6 +114,14 @@ class Trace:
     @property
     def pp(self) -> int:
         return len(self.stage_layers)
+
+    def stage_blocks(self, stage: int) -> list[tuple[list[Row | AttentionGroup], int]]:
+        """The blocks stage `stage` runs, in order, with how many layers each."""
+        start = sum(self.stage_layers[:stage])
+        layers = self.stage_layers[stage]
+        first = min(max(self.first_layers - start, 0), layers)
+        blocks = [(self.first_block, first), (self.block, layers - first)]
+        return [(block, count) for block, count in blocks if count]
 
     @property
     def leading(self) -> list[Row]:

@@ -1,14 +1,14 @@
 """The original tool's per-layer text trace, written from an iteration plan (`--keep-traces`, trace_test/).
 
 Columns: `Layername comp_time input_loc input_size weight_loc weight_size output_loc output_size
-comm_type comm_size misc`. Each request's attention rows (an AttentionGroup) are written between
-`ATTENTION <request id>` and `ATTENTION END` marker rows.
+comm_type comm_size misc`. Each AttentionGroup is written between `ATTENTION <request id>` and
+`ATTENTION END` marker rows.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .iteration import Attention, Row, Trace
+from .iteration import AttentionGroup, Row, Trace
 
 ATTENTION_BEGIN = "ATTENTION"
 ATTENTION_END = "ATTENTION END"
@@ -19,32 +19,30 @@ HEADER = ("Layername", "comp_time", "input_loc", "input_size", "weight_loc", "we
 Line = tuple[str, Row]  # (marker text or "", the row; a marker line's row is empty)
 
 
-def _block_lines(trace: Trace) -> list[Line]:
+def _block_lines(block: list) -> list[Line]:
     lines: list[Line] = []
-    for item in trace.block:
-        if not isinstance(item, Attention):
+    for item in block:
+        if isinstance(item, AttentionGroup):
+            begin = f"{ATTENTION_BEGIN} {item.request_id}"
+            lines += [(begin, Row(begin)), *(("", r) for r in item.rows), (ATTENTION_END, Row(ATTENTION_END))]
+        else:
             lines.append(("", item))
-            continue
-        for group in item.groups():
-            begin = f"{ATTENTION_BEGIN} {group.request_id}"
-            lines += [(begin, Row(begin)), *(("", r) for r in group.rows), (ATTENTION_END, Row(ATTENTION_END))]
     return lines
 
 
-def _stage_starts(trace: Trace, block_length: int) -> list[int]:
-    starts, index = [0], len(trace.leading) + 1
-    for layers in trace.stage_layers[:-1]:
-        index += layers * block_length
-        starts.append(index)
-    return starts
+def _stage_lines(trace: Trace, stage: int) -> list[Line]:
+    return [line for block, layers in trace.stage_blocks(stage) for line in _block_lines(block) * layers]
 
 
 def format_trace(trace: Trace) -> str:
     """The original tool's text layout (header, row count, column names, padded rows)."""
-    block = _block_lines(trace)
-    rows = [*(("", r) for r in (*trace.leading, trace.embedding)), *block * sum(trace.stage_layers),
-            *(("", r) for r in trace.head)]
-    boundaries = ",".join(str(s) for s in _stage_starts(trace, len(block))[1:])
+    rows = [("", r) for r in (*trace.leading, trace.embedding)]
+    starts = []
+    for stage in range(trace.pp):
+        starts.append(len(rows))
+        rows += _stage_lines(trace, stage)
+    rows += [("", r) for r in trace.head]
+    boundaries = ",".join(str(s) for s in starts[1:])
     lines = [f"{trace.kind.value}\t\tmodel_parallel_NPU_group: {trace.pp}\t\ttp_size: {trace.tp}"
              + (f"\t\tpp_stage_boundaries: {boundaries}" if boundaries else ""),
              str(len(rows)),

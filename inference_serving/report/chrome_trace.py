@@ -3,7 +3,8 @@
 Inputs: the engine's span file (`--span-file`, one line `npu node_id kind start end name` per completed
 node, ticks in ns), the requests' times and the per-iteration samples. Output: "X" (complete) events with
 `ts`/`dur` in microseconds (fractions keep the nanoseconds):
-  pid = NPU id, tid 0 compute / 1 communication / 2 memory, one event per engine node;
+  pid = NPU id, tid 0 compute / 1 communication / 2 memory (/ 3 pim, when the run has PIM nodes), one
+      event per engine node;
   pid "requests" (= number of NPUs): one tid per request with its phases queued (arrival -> first
       scheduled), prefill (-> first token) and decode (-> last token); and tids "iterations k" with every
       iteration (batch) from its start to its end (iterations in flight at the same time use separate tids).
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-KIND_TIDS = {"compute": 0, "communication": 1, "memory": 2}
+KIND_TIDS = {"compute": 0, "communication": 1, "memory": 2, "pim": 3}
 ITERATION_TID_BASE = 1 << 30  # request tids are request ids; iteration lanes sort after them
 
 
@@ -52,10 +53,12 @@ def _meta(kind: str, pid: int, name: str, tid: int | None = None, sort: int | No
 
 def build_trace(spans, npus: int, states, samples, end_ns: int, config: dict | None = None) -> dict:
     events: list[dict] = []
+    kinds = {kind for _, _, kind, _, _, _ in spans}
     for npu in range(npus):
         events += _meta("process_name", npu, f"NPU {npu}", sort=npu)
         for kind, tid in KIND_TIDS.items():
-            events += _meta("thread_name", npu, kind, tid=tid, sort=tid)
+            if kind != "pim" or kind in kinds:
+                events += _meta("thread_name", npu, kind, tid=tid, sort=tid)
     for npu, node_id, kind, start, end, name in spans:
         events.append(_complete(name, npu, KIND_TIDS.get(kind, 1), start, end, kind, {"node": node_id}))
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import bisect
 import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,27 +16,6 @@ SUMMARY_TIMES = (("ttft", "ttft"), ("tpot", "tpot"), ("latency", "latency"), ("q
 
 CSV_HEADER = ["request id", "model", "input", "output", "arrival", "end_time", "latency", "queuing_delay",
               "TTFT", "TPOT"]
-
-
-def _median(ordered: np.ndarray) -> float:
-    """np.median of sorted values (the middle element, or the mean of the two middle ones: (a + b) / 2
-    in float64, the same operations). numpy's own median and percentile import numpy.ma, a
-    twentieth of a second of every run's start-up."""
-    middle = len(ordered) // 2
-    return float(ordered[middle]) if len(ordered) % 2 else float((ordered[middle - 1] + ordered[middle]) / 2)
-
-
-def _percentile(ordered: np.ndarray, q: float) -> float:
-    """np.percentile(values, q) of sorted values, numpy's default (linear) method step by step: the
-    virtual index (n - 1) * q / 100 and numpy's interpolation between its neighbours."""
-    n = len(ordered)
-    virtual = (n - 1) * (q / 100)
-    if virtual >= n - 1:
-        return float(ordered[-1])
-    below = math.floor(virtual)
-    gamma = virtual - below
-    a, b = float(ordered[below]), float(ordered[below + 1])
-    return b - (b - a) * (1 - gamma) if gamma >= 0.5 else a + (b - a) * gamma
 
 
 @dataclass(frozen=True)
@@ -91,6 +69,10 @@ class Metrics:
     listeners: list[Callable[["Metrics", int], None]] = field(default_factory=list)
     end_ns: int = 0                                    # the simulated time at the end of the run
     config: dict = field(default_factory=dict)         # the run's effective configuration
+    # parts of the summary that features add: section.summary(now) -> dict, section.lines(now) -> lines
+    sections: list = field(default_factory=list)
+    # called as observer(batch, now) after every finished iteration (report/energy.py)
+    observers: list[Callable[[Batch, int], None]] = field(default_factory=list)
     _interval_end: int = 0
     _interval_prompt: int = 0
     _interval_generated: int = 0
@@ -99,40 +81,51 @@ class Metrics:
         self._interval_end = self.log_interval_ns
         self._kv = None
         self._arrivals: list[int] = []
-        self._admitted: Callable[[], int] = lambda: 0
+        self._admitted: set[int] = set()
 
-    def attach(self, kv, arrivals_ns: list[int], admitted: Callable[[], int]) -> None:
-        """Turns on per-iteration samples: the KV cache to read, every request's arrival time and
-        how many requests have been admitted so far (the scheduling policy's count)."""
-        self._kv, self._arrivals, self._admitted = kv, sorted(arrivals_ns), admitted
+    def attach(self, kv, arrivals_ns: list[int]) -> None:
+        """Turns on per-iteration samples: the KV cache to read and the requests' arrival times (those
+        known before the run; `arrived` adds the others)."""
+        self._kv, self._arrivals = kv, sorted(arrivals_ns)
+
+    def arrived(self, arrival_ns: int) -> None:
+        """A request whose arrival the run decided (a later turn of a session)."""
+        bisect.insort(self._arrivals, arrival_ns)
 
     def batch_started(self, batch: Batch, now: int) -> None:
         self.iterations += 1
+        if self._kv is not None:
+            self._admitted.update(s.id for s in batch.states)
 
     def batch_finished(self, batch: Batch, finished: list[RequestState], now: int) -> list[str]:
-        """Counts the batch in the log interval it ends in; returns the lines of intervals that ended before."""
+        """Counts the batch in the log interval it ends in; returns the line of the interval that ended
+        before, if tokens were counted in it (intervals without tokens have no line, so the log has at
+        most one line per iteration however short the interval)."""
         lines = []
-        while now > self._interval_end:
-            lines.append(self._interval_line())
-        prompt = batch.prompt_tokens
-        self.prompt_tokens += prompt
+        if now > self._interval_end:
+            lines = self.flush_throughput()
+            behind = max(0, now - self._interval_end)
+            self._interval_end += -(-behind // self.log_interval_ns) * self.log_interval_ns
+        self.prompt_tokens += batch.prompt_tokens
         self.generated_tokens += batch.sampled
-        self._interval_prompt += prompt
+        self._interval_prompt += batch.prompt_tokens
         self._interval_generated += batch.sampled
         self.finished.extend(finished)
         if self._kv is not None:
-            self._sample(batch, now, prompt)
+            self._sample(batch, now)
+        for observer in self.observers:
+            observer(batch, now)
         for listener in self.listeners:
             listener(self, now)
         return lines
 
-    def _sample(self, batch: Batch, now: int, prompt_tokens: int) -> None:
+    def _sample(self, batch: Batch, now: int) -> None:
         kv = self._kv
         swapped = kv.swapped_requests()
-        admitted = self._admitted()
+        admitted = len(self._admitted)
         self.samples.append(IterationSample(
-            batch=batch.id, start_ns=batch.start_ns, end_ns=now, requests=len(batch.states),
-            prompt_tokens=prompt_tokens, generated_tokens=batch.sampled,
+            batch=batch.id, start_ns=batch.start_ns, end_ns=now, requests=len(batch.entries),
+            prompt_tokens=batch.prompt_tokens, generated_tokens=batch.sampled,
             running=admitted - len(self.finished) - swapped,
             waiting=bisect.bisect_right(self._arrivals, now) - admitted, swapped=swapped,
             kv_used=kv.used_blocks, kv_total=kv.total_blocks))
@@ -161,12 +154,13 @@ class Metrics:
         for key, attr in SUMMARY_TIMES:
             values = np.array([getattr(t, attr) for t in times], dtype=float) / 1e6
             if len(values):
-                ordered = np.sort(values)
-                stats = (values.mean(), _median(ordered), _percentile(ordered, 99))
+                stats = (values.mean(), np.median(values), np.percentile(values, 99))
             else:
                 stats = (float("nan"),) * 3
             for stat, value in zip(("mean", "median", "p99"), stats):
                 out[f"{key}_{stat}_ms"] = float(value)
+        for section in self.sections:
+            out.update(section.summary(now))
         return out
 
     def summary_lines(self, now: int) -> list[str]:
@@ -183,6 +177,8 @@ class Metrics:
         for (key, _), label in zip(SUMMARY_TIMES, ("TTFT", "TPOT", "end-to-end latency", "queuing delay")):
             lines.append(f"{label + ' (ms):':26}mean {m[key + '_mean_ms']:.3f}  median {m[key + '_median_ms']:.3f}  "
                          f"p99 {m[key + '_p99_ms']:.3f}")
+        for section in self.sections:
+            lines += section.lines(now)
         return lines
 
     def write_csv(self, path: Path) -> None:

@@ -1,85 +1,81 @@
-"""The files a run writes (--output, --summary-json, --plot, --chrome-trace), checked before it starts.
+"""The files a run writes (--output, --summary-json, --plot, --chrome-trace, --keep-traces), checked
+before it starts, and written after it.
 
-A path is usable when its folder exists or can be made, it is not a folder or a device, and it
-either does not exist or holds a previous result of the same kind (never another file of the user's).
+A path is usable when its folder exists or can be made and takes new files, it is not a folder or a
+device, and it either does not exist or holds a previous result of the same kind (never another
+file of the user's, unless --force is given). The files of one run are distinct.
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ..config.run_config import RunConfig
 from ..errors import InputError
+from .energy import EnergyMeter, write_power_plot
 from .metrics import CSV_HEADER, Metrics
+from .output_paths import check_distinct, check_file, check_folder, first_line, is_png
+from .plots import PLOT_FILES
 
-
-def _first_line(path: Path) -> str:
-    try:
-        with open(path) as handle:
-            return handle.readline().strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
+TRACES_MARK = "network.yml"  # every --keep-traces folder holds the engine's network file
 
 
 def _is_result_csv(path: Path) -> bool:
-    return _first_line(path) == ",".join(CSV_HEADER)
+    return first_line(path) == ",".join(CSV_HEADER)
+
+
+def _json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _is_summary_json(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(data, dict) and set(data) == {"summary", "config"}
+    return set(_json_object(path)) == {"summary", "config"}
 
 
 def _is_chrome_trace(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(data, dict) and "traceEvents" in data and data.get("otherData", {}).get("tool") == "llmservingsim"
+    data = _json_object(path)
+    other = data.get("otherData")
+    return "traceEvents" in data and isinstance(other, dict) and other.get("tool") == "llmservingsim"
 
 
-def _writable_folder(flag: str, folder: Path) -> None:
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"{flag} {folder}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} {folder}: the folder {existing} is not writable")
+def _is_network_file(path: Path) -> bool:
+    return first_line(path).startswith("topology:")
 
 
-def check_file(flag: str, path: Path | None, is_previous_result) -> None:
-    """One output file: its folder usable, and an existing file only if it is a previous result."""
-    if path is None:
-        return
-    if path.exists():
-        if path.is_dir() or not path.is_file():
-            raise InputError(f"{flag} {path}: is a folder or a device, not a file; choose a file path")
-        if not is_previous_result(path):
-            raise InputError(f"{flag} {path}: exists and is not a previous simulator result; "
-                             f"choose another path or remove the file")
-        if not os.access(path, os.W_OK):
-            raise InputError(f"{flag} {path}: the file is not writable")
-    _writable_folder(flag, path.parent.resolve())
+def written_files(config: RunConfig) -> list[tuple[str, Path]]:
+    """(flag, path) of every file the run writes outside its work folder."""
+    files = [(flag, path) for flag, path in (("--output", config.output), ("--summary-json", config.summary_json),
+                                             ("--chrome-trace", config.chrome_trace)) if path is not None]
+    if config.plot is not None:
+        files += [("--plot", config.plot / name) for name in PLOT_FILES]
+    if config.keep_traces is not None:
+        files.append(("--keep-traces", config.keep_traces / TRACES_MARK))
+    return files
 
 
 def check_outputs(config: RunConfig) -> None:
-    check_file("--output", config.output, _is_result_csv)
-    check_file("--summary-json", config.summary_json, _is_summary_json)
-    check_file("--chrome-trace", config.chrome_trace, _is_chrome_trace)
-    for flag, folder in (("--plot", config.plot), ("--keep-traces", config.keep_traces)):
-        if folder is not None:
-            if folder.exists() and not folder.is_dir():
-                raise InputError(f"{flag} {folder}: exists and is not a folder")
-            _writable_folder(flag, folder.resolve())
+    force = config.force
+    check_file("--output", config.output, _is_result_csv, force)
+    check_file("--summary-json", config.summary_json, _is_summary_json, force)
+    check_file("--chrome-trace", config.chrome_trace, _is_chrome_trace, force)
+    check_folder("--plot", config.plot, {name: is_png for name in PLOT_FILES}, force)
+    check_folder("--keep-traces", config.keep_traces, {TRACES_MARK: _is_network_file}, force)
+    check_distinct(written_files(config))
+
+
+def _write(flag: str, path: Path, write) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write()
+    except OSError as err:
+        raise InputError(f"{flag} {path}: cannot write ({err.strerror or err})") from None
 
 
 def write_summary_json(path: Path, metrics: Metrics) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     summary = {k: (None if v != v else v) for k, v in metrics.summary(metrics.end_ns).items()}  # NaN -> null
     path.write_text(json.dumps({"summary": summary, "config": metrics.config}, indent=1) + "\n")
 
@@ -87,14 +83,19 @@ def write_summary_json(path: Path, metrics: Metrics) -> None:
 def write_outputs(config: RunConfig, metrics: Metrics, states, span_file: Path | None) -> None:
     """The per-request CSV, --summary-json, --plot and --chrome-trace."""
     if config.output is not None:
-        metrics.write_csv(config.output)
+        _write("--output", config.output, lambda: metrics.write_csv(config.output))
     if config.summary_json is not None:
-        write_summary_json(config.summary_json, metrics)
+        _write("--summary-json", config.summary_json, lambda: write_summary_json(config.summary_json, metrics))
     if config.plot is not None:
         from .plots import write_plots
         title = f"({Path(config.model_name).name.removesuffix('.json')}, {config.npu_num} x {config.hardware})"
-        write_plots(config.plot, metrics, metrics.end_ns, title=title)
+        _write("--plot", config.plot / PLOT_FILES[0],
+               lambda: write_plots(config.plot, metrics, metrics.end_ns, title=title))
+        for meter in (s for s in metrics.sections if isinstance(s, EnergyMeter)):
+            _write("--plot", config.plot / "power.png",
+                   lambda meter=meter: write_power_plot(config.plot, meter, metrics.end_ns, title=title))
     if config.chrome_trace is not None:
         from .chrome_trace import write_chrome_trace
-        write_chrome_trace(config.chrome_trace, span_file, config.npu_num, states, metrics.samples, metrics.end_ns,
-                           metrics.config)
+        _write("--chrome-trace", config.chrome_trace,
+               lambda: write_chrome_trace(config.chrome_trace, span_file, config.npu_num, states, metrics.samples,
+                                          metrics.end_ns, metrics.config))

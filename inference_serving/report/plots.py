@@ -15,7 +15,7 @@ from .metrics import Metrics, RequestTimes
 PLOT_FILES = ("throughput.png", "requests_kv.png", "latency_cdf.png")
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -38,11 +38,19 @@ def throughput_series(metrics: Metrics, end_ns: int, bins: int = 200) -> tuple[n
 
 
 def write_plots(directory: Path, metrics: Metrics, end_ns: int, title: str = "") -> list[Path]:
-    plt = _pyplot()
+    """The three figures of PLOT_FILES, written into `directory`."""
+    plt = pyplot()
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / name for name in PLOT_FILES]
-    samples = metrics.samples
+    for draw, path in zip((_throughput_figure, _requests_kv_figure, _latency_cdf_figure), paths):
+        fig = draw(plt, metrics, end_ns, title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return paths
 
+
+def _throughput_figure(plt, metrics: Metrics, end_ns: int, title: str):
     fig, ax = plt.subplots(figsize=(9, 4.5))
     t, prompt, generated = throughput_series(metrics, end_ns)
     ax.step(t, prompt, where="mid", label="prompt (prefill)")
@@ -53,10 +61,11 @@ def write_plots(directory: Path, metrics: Metrics, end_ns: int, title: str = "")
     ax.set_xlim(0, end_ns / 1e9 if end_ns else 1)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+    return fig
 
+
+def _requests_kv_figure(plt, metrics: Metrics, end_ns: int, title: str):
+    samples = metrics.samples
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
     ends = np.array([s.end_ns for s in samples], dtype=float) / 1e9
     for attr, label in (("running", "running"), ("waiting", "waiting"), ("swapped", "swapped to host")):
@@ -76,10 +85,10 @@ def write_plots(directory: Path, metrics: Metrics, end_ns: int, title: str = "")
     bottom.set_xlabel("simulated time (s)")
     bottom.set_xlim(0, end_ns / 1e9 if end_ns else 1)
     bottom.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
+    return fig
 
+
+def _latency_cdf_figure(plt, metrics: Metrics, end_ns: int, title: str):
     times = [RequestTimes.of(s) for s in metrics.finished]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for ax, (attr, label) in zip(axes, (("ttft", "TTFT"), ("tpot", "TPOT"), ("latency", "end-to-end latency"))):
@@ -94,7 +103,4 @@ def write_plots(directory: Path, metrics: Metrics, end_ns: int, title: str = "")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("fraction of requests")
     fig.suptitle(f"Latency CDFs ({len(times)} requests)  {title}".strip())
-    fig.tight_layout()
-    fig.savefig(paths[2], dpi=110)
-    plt.close(fig)
-    return paths
+    return fig

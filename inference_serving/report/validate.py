@@ -6,8 +6,8 @@
 DIR holds a measured run: `workload.jsonl` and `vllm/requests.jsonl` (per-request engine timestamps),
 `vllm/meta.json` (engine settings) and optionally `vllm/timeseries.csv` (per-second throughput).
 The simulated requests arrive at the client's send times (arrival_time − first arrival), the
-engine settings (model, TP, max_num_seqs, max_num_batched_tokens, gpu_memory_utilization, block
-size 16) come from meta.json unless given as flags, and the run uses `--scheduler vllm`.
+engine settings come from meta.json unless given as flags (engine_settings.py: which ones, and the
+line naming those not modelled), and the run uses `--scheduler vllm`.
 Measured times are taken from the engine's own timestamps: TTFT = first_token − queued,
 latency = last_token − queued, TPOT = (last_token − first_token) / (output − 1).
 """
@@ -21,27 +21,31 @@ import numpy as np
 
 from ..errors import InputError
 from ..inputs.workload import Request
+from .plots import pyplot
 
 STATS = {"mean": np.mean, "median": np.median, "p90": lambda v: np.percentile(v, 90),
          "p95": lambda v: np.percentile(v, 95), "p99": lambda v: np.percentile(v, 99)}
 METRICS = ("ttft", "tpot", "latency")
+SERIES_COLUMNS = ("source", "t_s", "prompt_tokens_per_s", "generation_tokens_per_s")
 
 
 def read_jsonl(path: Path) -> list[dict]:
     try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, json.JSONDecodeError) as err:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: bad JSON or UTF-8
         raise InputError(f"{path}: cannot read ({err})") from None
 
 
 def read_measured(folder: Path) -> tuple[list[dict], dict]:
     requests = read_jsonl(folder / "vllm" / "requests.jsonl")
     try:
-        meta = json.loads((folder / "vllm" / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        meta = json.loads((folder / "vllm" / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
         raise InputError(f"{folder / 'vllm' / 'meta.json'}: cannot read ({err})") from None
     keys = ("input_toks", "output_toks", "arrival_time", "queued_ts", "first_token_ts", "last_token_ts")
     for number, row in enumerate(requests, start=1):
+        if not isinstance(row, dict):
+            raise InputError(f"{folder / 'vllm' / 'requests.jsonl'}:{number}: expected a JSON object, got {row!r}")
         missing = [k for k in keys if k not in row]
         if missing:
             raise InputError(f"{folder / 'vllm' / 'requests.jsonl'}:{number}: missing {', '.join(missing)}")
@@ -96,20 +100,24 @@ def throughput_series(metrics, seconds: int) -> list[tuple[int, float, float]]:
 def read_timeseries(path: Path) -> list[tuple[float, float, float]]:
     if not path.is_file():
         return []
-    with open(path) as handle:
-        return [(float(r["t"]), float(r["prompt_throughput"]), float(r["gen_throughput"]))
-                for r in csv.DictReader(handle)]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            rows = [(float(r["t"]), float(r["prompt_throughput"]), float(r["gen_throughput"]))
+                    for r in csv.DictReader(handle)]
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{path}: not a series of t, prompt_throughput, gen_throughput ({err})") from None
+    if rows and not np.isfinite(rows).all():
+        raise InputError(f"{path}: every value must be a finite number")
+    return rows
 
 
 def write_series(measured, simulated, out: Path) -> None:
     with open(out / "throughput.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["source", "t_s", "prompt_tokens_per_s", "generation_tokens_per_s"])
+        writer.writerow(SERIES_COLUMNS)
         writer.writerows(("measured", *row) for row in measured)
         writer.writerows(("simulated", *row) for row in simulated)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for axis, column, title in ((axes[0], 1, "prompt throughput"), (axes[1], 2, "generation throughput")):
         for label, rows in (("measured (vLLM)", measured), ("simulated", simulated)):

@@ -13,13 +13,14 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..backend.base import BACKENDS, EngineSetup
 from ..backend.engine_config import SystemConfig, write_configs
 from ..errors import EngineError, InputError
 from ..plan.builder import TraceBuilder
-from ..plan.chain import IterationGraph, build_graph
-from ..plan.chakra import write_graph
+from ..plan import chain
+from ..plan.chakra import IterationGraph, build_graph
 from ..plan.text_trace import write_trace
 from ..report.metrics import Metrics
 from .policy import SchedulingPolicy
@@ -44,6 +45,7 @@ class RunOptions:
     reuse: bool = True
     verbose: bool = False
     span_file: Path | None = None  # the engine appends every node's start/end here (--chrome-trace)
+    graph_builder: Callable[..., IterationGraph] = build_graph  # plan -> engine graph (plan/pim_graph.py)
 
 
 @dataclass
@@ -137,9 +139,11 @@ class Simulation:
         batch = self.scheduler.schedule(self.now)
         if batch is None:
             return False
-        trace = self.builder.build(batch.request_ids, batch.new_tokens, batch.cached_tokens, batch.evict_bytes,
-                                   batch.load_bytes)
-        graph = build_graph(trace, merge=self.opt.reuse)
+        trace = batch.plan = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes, batch.tier_moves)
+        if self._on_pipe(trace):
+            graph = chain.build_graph(trace, merge=self.opt.reuse)
+        else:
+            graph = self.opt.graph_builder(trace, merge=self.opt.reuse)
         self.metrics.batch_started(batch, self.now)
         self._log_batch_start(batch)
         digest = graph.digest if self._graph_reuse_possible() else None
@@ -148,8 +152,8 @@ class Simulation:
             return True
         if self.engine_behind:
             self._sync_engine_clock()
-        if self._graph_files:
-            write_graph(graph, self.workdir / f"batch{batch.id}")
+        if isinstance(graph, IterationGraph):
+            graph.write(self.workdir / f"batch{batch.id}")
         if self.opt.keep_traces:
             write_trace(trace, self.workdir / f"batch{batch.id}.txt")
         self.batches[batch.id] = batch
@@ -166,14 +170,16 @@ class Simulation:
         self._start(batch.id, graph, ready)
         return True
 
-    @property
-    def _graph_files(self) -> bool:
-        """Graphs go to the engine as files (--keep-traces keeps them; engines without `chain`), else on the pipe."""
-        return bool(self.opt.keep_traces) or not self.engine.supports_chain
+    def _on_pipe(self, trace) -> bool:
+        """Whether the iteration's chains go to the engine on the pipe (plan/chain.py), else as ET files
+        (chakra.py, or the run's own graph builder): files with --keep-traces, engines
+        without `chain`, and plans the chain command cannot spell."""
+        return (not self.opt.keep_traces and self.engine.supports_chain
+                and self.opt.graph_builder is build_graph and chain.supports(trace))
 
-    def _start(self, batch_id: int, graph: IterationGraph, npus: list[int]) -> None:
+    def _start(self, batch_id: int, graph, npus: list[int]) -> None:
         """Starts the batch's chains on these idle NPUs; a whole foldable group is offered for folding."""
-        if self._graph_files:
+        if isinstance(graph, IterationGraph):
             self.engine.load(self.workdir / f"batch{batch_id}", npus)
             return
         fold = self.opt.reuse and graph.foldable and len(npus) == self.npus
@@ -207,13 +213,13 @@ class Simulation:
             if digest is not None:
                 self.graph_cache[digest] = self.now - batch.start_ns
             self._complete(batch)
-            if self._graph_files and not self.opt.keep_traces:
+            if not self.opt.keep_traces:
                 for npu in range(self.npus):
                     (self.workdir / f"batch{batch_id}.{npu}.et").unlink(missing_ok=True)
         self._start_queued(npus)
 
     def _start_queued(self, npus: tuple[int, ...]) -> None:
-        by_batch: dict[int, tuple[IterationGraph, list[int]]] = {}
+        by_batch: dict[int, tuple[object, list[int]]] = {}
         for npu in npus:
             queue = self.queues[npu]
             if queue.current is None and queue.queued:
@@ -242,5 +248,8 @@ class Simulation:
         if batch.reloaded:
             self.log(f"[{self.now / 1e9:.6f} s] reload requests {batch.reloaded} from host memory: "
                      f"{batch.load_bytes} B per NPU (MEM_LOAD)")
+        for move in batch.tier_moves:
+            self.log(f"[{self.now / 1e9:.6f} s] KV blocks {'from' if move.load else 'to'} memory tier {move.name}: "
+                     f"{move.nbytes} B per NPU ({'MEM_LOAD' if move.load else 'MEM_STORE'})")
         self.log(f"[{self.now / 1e9:.6f} s] KV cache: {self.kv.used_blocks}/{self.kv.total_blocks} blocks in use, "
                  f"{self.kv.device_bytes_in_use()} B per NPU")

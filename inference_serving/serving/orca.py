@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..config.run_config import RunConfig
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
 from .kv.host_swap import HostSwapKV
 from .kv.layout import MemoryLayout
@@ -30,13 +30,13 @@ class OrcaPolicy(SchedulingPolicy):
     selective_attention = True
     default_block_size = 8
     supports_pipeline = True
-    supports_skip_prefill = True
     own_flags = ("max_batch", "gen")
+    trust = ("the paper's policy: each request's attention on one rank, timed as batch-1 kernels; for reproducing "
+             "the paper and comparing systems, not for the latency of a vLLM deployment")
     kv: HostSwapKV
 
     def __init__(self, requests: list[Request], kv: HostSwapKV, max_batch: int = 0, skip_prefill: bool = False):
         super().__init__(requests, kv)
-        self.swapped: list[RequestState] = []
         self.max_batch = max_batch or len(requests) or 1
         self.skip_prefill = skip_prefill
 
@@ -49,13 +49,13 @@ class OrcaPolicy(SchedulingPolicy):
         evicted_any = self._schedule_running(batch)
         if not evicted_any:
             self._schedule_swapped(batch)
-        if not self.swapped:
+        if not self.kv.swapped_requests():
             self._schedule_waiting(batch, now)
 
     def _schedule_running(self, batch: Batch) -> bool:
         queue = deque(s for s in self.running if not s.in_flight)
         evicted_any = False
-        while queue and len(batch.states) < self.max_batch:
+        while queue and len(batch.entries) < self.max_batch:
             state = queue.popleft()
             if state.cached % self.kv.layout.block_size:  # the next token fits the last block
                 batch.add(state, 1)
@@ -75,17 +75,17 @@ class OrcaPolicy(SchedulingPolicy):
         batch.evict_bytes += self.kv.swap_out(state.id)
         batch.evicted.append(state.id)
         self.running.remove(state)
-        self.swapped.append(state)
 
     def _schedule_swapped(self, batch: Batch) -> None:
-        self.swapped.sort(key=lambda s: s.admission)
-        while self.swapped and len(batch.states) < self.max_batch:
-            state = self.swapped[0]
+        """Evicted requests (their blocks are in the KV manager's host tier) come back, oldest admission first."""
+        swapped = sorted((self.by_id[i] for i in self.kv.swapped_ids()), key=lambda s: s.admission)
+        for state in swapped:
+            if len(batch.entries) >= self.max_batch:
+                return
             held = self.kv.swapped_blocks(state.id)
             growth = max(0, self.kv.blocks_for(state.cached + 1) - held)
             if held + growth > self.kv.free_blocks:
                 return
-            self.swapped.pop(0)
             batch.load_bytes += self.kv.swap_in(state.id)
             batch.reloaded.append(state.id)
             self.kv.allocate(state.request, state.cached + 1)
@@ -93,7 +93,7 @@ class OrcaPolicy(SchedulingPolicy):
             batch.add(state, 1)
 
     def _schedule_waiting(self, batch: Batch, now: int) -> None:
-        while self.waiting and len(batch.states) < self.max_batch:
+        while self.waiting and len(batch.entries) < self.max_batch:
             state = self.waiting[0]
             prompt = state.request.input_tokens
             tokens = prompt + 1 if self.skip_prefill else prompt

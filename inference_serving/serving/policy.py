@@ -2,22 +2,27 @@
 
 A policy owns the request queues (pending = not yet arrived, waiting, running) and its KV manager;
 the serving loop calls `schedule(now)` for the next batch, `complete(batch, now)` when its
-iteration ends and `next_arrival()` to know when to wake up. A policy declares its traits, which
+iteration ends and `next_arrival()` to know when to wake up. A request that follows another (a later
+turn of a session) joins the pending queue when that one ends (follow_ups.py); `arrival_listeners`
+hear of each such arrival. A policy declares its traits, which
 the run assembles around it: how attention is laid out over a tensor-parallel group, its default
-block size, whether it runs pipeline stages and `--gen`, and the flags only it reads. New
-policies are one file and one line in POLICIES.
+block size, whether it runs pipeline stages, and the flags only it reads (another policy's are
+refused, flag_use.py). New policies are one file and one line in POLICIES.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from bisect import insort
 from collections import deque
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from ..config.run_config import RunConfig
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
+from ..plan.iteration import BatchEntry
 from ..registry import Registry
 from .kv.layout import MemoryLayout
+from .follow_ups import FollowUps
 from .kv.pool import KVManager
 from .request import Batch, RequestState
 
@@ -31,13 +36,16 @@ class SchedulingPolicy(ABC):
     selective_attention: ClassVar[bool]      # True: each request's attention on one rank of the group
     default_block_size: ClassVar[int]
     supports_pipeline: ClassVar[bool]
-    supports_skip_prefill: ClassVar[bool]    # --gen
     own_flags: ClassVar[tuple[str, ...]]     # flags that only this policy reads
+    trust: ClassVar[str]                     # which questions its numbers answer (the run's header says it)
     kv: KVManager
 
     def __init__(self, requests: list[Request], kv: KVManager) -> None:
         self.states = [RequestState(r) for r in requests]
-        self.pending = deque(sorted(self.states, key=lambda s: (s.request.arrival_ns, s.id)))
+        self.by_id = {state.id: state for state in self.states}
+        self.follow_ups = FollowUps(self.states)
+        self.pending = deque(sorted((s for s in self.states if s.request.after is None), key=_arrival_order))
+        self.arrival_listeners: list[Callable[[int], None]] = []
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []
         self.kv = kv
@@ -51,6 +59,10 @@ class SchedulingPolicy(ABC):
               config: RunConfig) -> "SchedulingPolicy":
         """The policy with its KV manager, sized for this run."""
 
+    def kv_config(self) -> dict:
+        """The KV capacity this run uses, for its effective configuration."""
+        return {"kv_blocks": self.kv.total_blocks}
+
     def next_arrival(self) -> int | None:
         return self.pending[0].request.arrival_ns if self.pending else None
 
@@ -58,10 +70,11 @@ class SchedulingPolicy(ABC):
         """The next batch, or None when nothing can run now."""
         while self.pending and self.pending[0].request.arrival_ns <= now:
             self.waiting.append(self.pending.popleft())
-        batch = Batch(self.batches, start_ns=now)
+        batch = Batch(self.batches, [], [], start_ns=now)
         self._fill(batch, now)
-        if not batch.states:
+        if not batch.entries:
             return None
+        batch.tier_moves = self.kv.take_tier_moves()
         self.batches += 1
         for state in batch.states:
             state.in_flight = True
@@ -74,14 +87,20 @@ class SchedulingPolicy(ABC):
     def complete(self, batch: Batch, now: int) -> list[RequestState]:
         """Applies a finished iteration; returns the requests that finished with it."""
         finished: list[RequestState] = []
-        for state, new, cached in zip(batch.states, batch.new_tokens, batch.cached_tokens):
+        for state, entry in zip(batch.states, batch.entries):
             state.in_flight = False
-            state.cached = cached + new
-            if self._samples(state):
-                self._sample_token(batch, state, now, finished)
+            self._advance(batch, state, entry, now, finished)
         return finished
 
-    def _samples(self, state: RequestState) -> bool:
+    def _advance(self, batch: Batch, state: RequestState, entry: BatchEntry, now: int,
+                 finished: list[RequestState]) -> None:
+        """One request after its share of a finished step: what the step computed is cached, and it
+        has a token if the step sampled one."""
+        state.cached = entry.cached_tokens + entry.new_tokens
+        if self._samples(state, entry):
+            self._sample_token(batch, state, now, finished)
+
+    def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
         """Whether the step produced a token for the request (a prompt chunk short of its end does not)."""
         return True
 
@@ -105,6 +124,14 @@ class SchedulingPolicy(ABC):
             self.running.remove(state)
             self.unfinished -= 1
             finished.append(state)
+            for follower in self.follow_ups.release(state, now):
+                insort(self.pending, follower, key=_arrival_order)
+                for listener in self.arrival_listeners:
+                    listener(follower.request.arrival_ns)
+
+
+def _arrival_order(state: RequestState) -> tuple[int, int]:
+    return state.request.arrival_ns, state.id
 
 
 def policy_class(name: str) -> type[SchedulingPolicy]:

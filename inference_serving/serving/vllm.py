@@ -16,11 +16,13 @@ or its latest output token).
 from __future__ import annotations
 
 from ..config.run_config import RunConfig
-from ..inputs.model import ModelConfig
+from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
+from ..plan.iteration import BatchEntry
 from .kv.layout import MemoryLayout
 from .kv.prefix_cache import PrefixCacheKV
-from .kv.sizing import activation_reserve_bytes, vllm_kv_blocks
+from .kv.sizing import VllmMemory, vllm_memory
+from .kv.tiered import prefix_cache
 from .policy import SchedulingPolicy
 from .request import Batch, RequestState
 
@@ -32,26 +34,30 @@ class VllmPolicy(SchedulingPolicy):
     default_block_size = 16
     supports_pipeline = False
     supports_skip_prefill = False
-    own_flags = ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "num_gpu_blocks")
+    own_flags = ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization", "num_gpu_blocks",
+                 "no_prefix_caching", "no_ragged", "no_mixed_unpacking", "no_sampler")
+    trust = ("vLLM V1's policy, validated against a measured vLLM run (README Validation); for the latency and "
+             "throughput of a vLLM deployment")
     kv: PrefixCacheKV
 
     def __init__(self, requests: list[Request], kv: PrefixCacheKV, max_num_seqs: int,
-                 max_num_batched_tokens: int) -> None:
+                 max_num_batched_tokens: int, memory: VllmMemory) -> None:
         super().__init__(requests, kv)
         self.max_num_seqs = max_num_seqs
         self.budget = max_num_batched_tokens
+        self.memory = memory
         self.preemptions = 0
 
     @classmethod
     def build(cls, requests: list[Request], model: ModelConfig, layout: MemoryLayout,
               config: RunConfig) -> "VllmPolicy":
-        blocks = config.num_gpu_blocks or vllm_kv_blocks(
-            layout, config.gpu_memory_utilization,
-            activation_reserve_bytes(model, config.fp_bits, config.tp, config.max_num_batched_tokens,
-                                     config.max_num_seqs))
-        caching = any(r.token_ids is not None for r in requests)
-        return cls(requests, PrefixCacheKV(layout, blocks, caching), config.max_num_seqs,
-                   config.max_num_batched_tokens)
+        memory = vllm_memory(model, layout, config)
+        caching = not config.no_prefix_caching and any(r.token_ids is not None for r in requests)
+        kv = prefix_cache(layout, config.num_gpu_blocks or memory.blocks, caching, config)
+        return cls(requests, kv, config.max_num_seqs, config.max_num_batched_tokens, memory)
+
+    def kv_config(self) -> dict:
+        return {**super().kv_config(), "derived_kv_blocks": self.memory.blocks}
 
     @staticmethod
     def _known_tokens(state: RequestState) -> int:
@@ -66,18 +72,22 @@ class VllmPolicy(SchedulingPolicy):
         index = 0
         while index < len(self.running) and budget > 0:
             state = self.running[index]
-            tokens = min(state.request.input_tokens + state.generated - state.cached, budget)
-            if state.cached + tokens > self.kv.held_tokens(state.id):  # a new block (else nothing to allocate)
-                while not self.kv.can_allocate(state.request, state.cached + tokens):
-                    victim = self.running.pop()
-                    self._preempt(batch, victim)
-                    if victim is state:
-                        return budget
-                self.kv.allocate(state.request, state.cached + tokens)
-            batch.add(state, tokens)
+            missing = self._known_tokens(state) - state.cached
+            tokens = min(missing + self._draft_tokens(state), budget)
+            while not self.kv.can_allocate(state.request, state.cached + tokens):
+                victim = self.running.pop()
+                self._preempt(batch, victim)
+                if victim is state:
+                    return budget
+            self.kv.allocate(state.request, state.cached + tokens)
+            batch.add(state, tokens, max(0, tokens - missing))
             budget -= tokens
             index += 1
         return budget
+
+    def _draft_tokens(self, state: RequestState) -> int:
+        """Speculative tokens the request's step verifies besides its known tokens (none here)."""
+        return 0
 
     def _preempt(self, batch: Batch, state: RequestState) -> None:
         """Recompute policy: the KV is dropped and rebuilt later from the prompt and outputs so far."""
@@ -103,5 +113,5 @@ class VllmPolicy(SchedulingPolicy):
             batch.add(state, tokens)
             budget -= tokens
 
-    def _samples(self, state: RequestState) -> bool:
+    def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
         return state.cached >= self._known_tokens(state)

@@ -31,6 +31,8 @@ _ATTR_FIELD = {
     "comm_src": "int32_val",
     "comm_dst": "int32_val",
     "comm_tag": "int32_val",
+    "memory_tier": "int64_val",
+    "is_pim_op": "bool_val",
 }
 
 
@@ -75,12 +77,12 @@ def recv(node_id, src, dst, size, tag=0, deps=()):
                 comm_size=size, comm_tag=tag)
 
 
-def mem_load(node_id, size, deps=()):
-    return node(node_id, NodeType.MEM_LOAD_NODE, deps=deps, tensor_size=size)
+def mem_load(node_id, size, deps=(), tier=None):
+    return node(node_id, NodeType.MEM_LOAD_NODE, deps=deps, tensor_size=size, memory_tier=tier)
 
 
-def mem_store(node_id, size, deps=()):
-    return node(node_id, NodeType.MEM_STORE_NODE, deps=deps, tensor_size=size)
+def mem_store(node_id, size, deps=(), tier=None):
+    return node(node_id, NodeType.MEM_STORE_NODE, deps=deps, tensor_size=size, memory_tier=tier)
 
 
 def et_bytes(nodes, with_metadata=True):

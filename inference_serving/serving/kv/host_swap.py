@@ -17,9 +17,6 @@ class HostSwapKV(KVManager):
     def _extra_blocks(self, request_id: int, tokens: int) -> int:
         return max(0, self.blocks_for(tokens) - self.device.get(request_id, 0))
 
-    def held_tokens(self, request_id: int) -> int:
-        return self.device.get(request_id, 0) * self.layout.block_size
-
     def can_allocate(self, request: Request, tokens: int, reuse: list = ()) -> bool:
         return self._extra_blocks(request.id, tokens) <= self.free_blocks
 
@@ -35,6 +32,9 @@ class HostSwapKV(KVManager):
 
     def swapped_requests(self) -> int:
         return len(self.host)
+
+    def swapped_ids(self) -> list[int]:
+        return list(self.host)
 
     def swapped_blocks(self, request_id: int) -> int:
         return self.host[request_id]

@@ -4,12 +4,15 @@ Each NPU holds its share of the weights first (its pipeline stage's layers, spli
 tensor-parallel group). The rest of `--npu_mem` is cut into blocks of `block_size` tokens; a
 block holds the K and V of those tokens for the NPU's layers and KV heads (shard.py's rule), so
 all NPUs have the same number of blocks and a KV manager counts blocks once for the whole cluster.
+Widths come from the run's Precision: the projection matrices at the weight format, every other
+parameter at --fp's, the blocks at the KV format.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ...inputs.model import ModelConfig
+from ...inputs.model_config import ModelConfig
+from ...perf.precision import Precision, as_precision
 from ...perf.shard import ceil_div, shard
 
 GIB = 2**30
@@ -29,25 +32,44 @@ class MemoryLayout:
         return max(0, (self.capacity_bytes - self.weight_bytes) // self.block_bytes)
 
 
-def stage_weight_bytes(model: ModelConfig, fp_bits: int, tp: int, pp: int) -> list[int]:
-    """Weights of each pipeline stage on one of its NPUs (embedding on the first, head on the last)."""
-    e = fp_bits // 8
+def matrix_parameters(model: ModelConfig, layer: int = 0) -> int:
+    """Weights of one decoder layer's projection matrices (biases, norms and an MoE router not included:
+    the router stays in bf16)."""
+    if model.is_moe_layer(layer):
+        qk_norms = 2 * model.head_dim if model.qk_norm else 0
+        return (model.layer_parameters(layer) - 2 * model.norm_parameters - qk_norms
+                - model.projection_parameters("router"))
+    shapes = model.linear_shapes()
+    dense = ("q_proj", "k_proj", "v_proj", "o_proj", *(n for n in model.mlp_layers() if n != "act_fn"))
+    return sum(shapes[name][0] * shapes[name][1] for name in dense)
+
+
+def stage_weight_bytes(model: ModelConfig, precision: int | Precision, tp: int, pp: int) -> list[int]:
+    """Weights of each pipeline stage on one of its NPUs (embedding on the first, head on the last):
+    every parameter at --fp's width, less what the narrower format of the projection matrices saves
+    (nothing when they share --fp's width); an MoE layer's router is replicated on every rank, the rest
+    split (perf/experts.py: both expert layouts hold 1/tp of the experts' weights per rank)."""
+    precision = as_precision(precision)
+    e, saved = precision.fp_bits // 8, (precision.fp_bits - precision.weight_bits) // 8
     sizes = []
     for stage in range(pp):
-        layers = (stage + 1) * model.num_layers // pp - stage * model.num_layers // pp
-        params = layers * model.layer_parameters()
+        layers = range(stage * model.num_layers // pp, (stage + 1) * model.num_layers // pp)
+        params = sum(model.layer_parameters(layer) for layer in layers)
+        replicated = sum(model.projection_parameters("router") for layer in layers if model.is_moe_layer(layer))
         if stage == 0:
             params += model.embedding_parameters()
         if stage == pp - 1:
             params += model.lm_head_parameters() + model.norm_parameters
-        sizes.append(ceil_div(params, tp) * e)
+        matrices = sum(matrix_parameters(model, layer) for layer in layers)
+        sizes.append((ceil_div(params - replicated, tp) + replicated) * e - ceil_div(matrices, tp) * saved)
     return sizes
 
 
-def memory_layout(model: ModelConfig, fp_bits: int, tp: int, pp: int, npu_mem_gib: float,
+def memory_layout(model: ModelConfig, precision: int | Precision, tp: int, pp: int, npu_mem_gib: float,
                   block_size: int) -> MemoryLayout:
-    e = fp_bits // 8
+    """`precision`: a Precision, or --fp's bits for every format."""
+    precision = as_precision(precision)
     layers_per_npu = ceil_div(model.num_layers, pp)
-    block_bytes = block_size * 2 * layers_per_npu * shard(model, tp).kv_size * e
-    return MemoryLayout(max(stage_weight_bytes(model, fp_bits, tp, pp)), block_bytes,
+    block_bytes = block_size * 2 * layers_per_npu * shard(model, tp).kv_size * precision.kv_bits // 8
+    return MemoryLayout(max(stage_weight_bytes(model, precision, tp, pp)), block_bytes,
                         int(npu_mem_gib * GIB), block_size)

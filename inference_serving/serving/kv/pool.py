@@ -17,6 +17,8 @@ class KVManager(ABC):
         self.layout, self.total_blocks, self.used_blocks = layout, total_blocks, 0
         self.prefix_queries = 0   # prefix-cache lookups, and those that found at least one block
         self.prefix_hits = 0
+        self.prefix_query_tokens = 0  # tokens looked up, and those found in cached blocks
+        self.prefix_hit_tokens = 0
 
     @property
     def free_blocks(self) -> int:
@@ -28,12 +30,12 @@ class KVManager(ABC):
     def device_bytes_in_use(self) -> int:
         return self.layout.weight_bytes + self.used_blocks * self.layout.block_bytes
 
-    @abstractmethod
-    def held_tokens(self, request_id: int) -> int:
-        """Tokens the request's device blocks hold now (growing within them needs no allocation)."""
-
     def cached_prefix(self, request: Request, tokens: int) -> list:
         """Keys of the request's leading blocks already in the cache (none without a prefix cache)."""
+        return []
+
+    def take_tier_moves(self) -> list:
+        """The memory-tier moves (plan.iteration.TierMove) of the step being formed (none without tiers)."""
         return []
 
     def swapped_requests(self) -> int:

@@ -1,6 +1,9 @@
 """vLLM's block pool (recompute on preemption): full prompt blocks are identified by the hash of all
 tokens up to their end and shared between requests; a freed hashed block stays cached (least
-recently freed is reused first) until its space is needed."""
+recently freed is reused first) until its space is needed. vLLM hashes generated tokens' full blocks
+too; we can where the output ids are known (turns of a session). A block takes its hash when it is
+allocated, not when it is filled: a request arriving meanwhile with the same prefix would count it as
+computed (in a session the next turn arrives only after this one ends)."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -21,14 +24,17 @@ class PrefixCacheKV(KVManager):
         self._hashes: dict[int, list[int]] = {}    # request id -> its prompt's block hashes
 
     def prompt_hashes(self, request: Request) -> list[int]:
-        """Chained hashes of the full blocks of a prompt with known token ids (computed once)."""
+        """Chained hashes of the full blocks of a prompt with known token ids, and of its output where the
+        request knows its output ids too (a session turn, whose output a later turn's prompt repeats);
+        computed once."""
         if not self.caching or request.token_ids is None:
             return []
         hashes = self._hashes.get(request.id)
         if hashes is None:
+            ids = request.token_ids + (request.output_token_ids or ())
             size, hashes, previous = self.layout.block_size, [], 0
-            for start in range(0, len(request.token_ids) - size + 1, size):
-                previous = hash((previous, request.token_ids[start:start + size]))
+            for start in range(0, len(ids) - size + 1, size):
+                previous = hash((previous, ids[start:start + size]))
                 hashes.append(previous)
             self._hashes[request.id] = hashes
         return hashes
@@ -38,21 +44,24 @@ class PrefixCacheKV(KVManager):
         usable = (tokens - 1) // self.layout.block_size
         found = []
         for key in self.prompt_hashes(request)[:usable]:
-            if key not in self.refs and key not in self.cached_free:
+            if not self._cached(key):
                 break
             found.append(key)
         self.prefix_queries += 1
         self.prefix_hits += bool(found)
+        self.prefix_query_tokens += tokens
+        self.prefix_hit_tokens += len(found) * self.layout.block_size
         return found
 
-    def held_tokens(self, request_id: int) -> int:
-        return len(self.owned.get(request_id, ())) * self.layout.block_size
+    def _cached(self, key) -> bool:
+        """Whether a block with this key can be reused."""
+        return key in self.refs or key in self.cached_free
 
     def can_allocate(self, request: Request, tokens: int, reuse: list = ()) -> bool:
         held = len(self.owned.get(request.id, ())) + len(reuse)
         fresh = max(0, self.blocks_for(tokens) - held)
-        reused_from_free = sum(1 for key in reuse if key in self.cached_free)
-        return fresh + reused_from_free <= self.free_blocks
+        reused_unheld = sum(1 for key in reuse if key not in self.refs)  # each takes a free block
+        return fresh + reused_unheld <= self.free_blocks
 
     def allocate(self, request: Request, tokens: int, reuse: list = ()) -> None:
         blocks = self.owned.setdefault(request.id, [])
@@ -65,10 +74,7 @@ class PrefixCacheKV(KVManager):
             key = hashes[index] if index < len(hashes) and hashes[index] not in self.refs else None
             if key is None:
                 key, self._next_unique = ("unique", self._next_unique), self._next_unique + 1
-            self._make_room()
-            self.cached_free.pop(key, None)
-            self.refs[key] = 1
-            self.used_blocks += 1
+            self._take_block(key)
             blocks.append(key)
 
     def _hold(self, key) -> None:
@@ -79,16 +85,36 @@ class PrefixCacheKV(KVManager):
         self.refs[key] = 1
         self.used_blocks += 1
 
+    def _take_block(self, key) -> None:
+        """A free device block for `key` (its cached copy, if any, is overwritten), held once."""
+        self._make_room()
+        self.cached_free.pop(key, None)
+        self.refs[key] = 1
+        self.used_blocks += 1
+
     def _make_room(self) -> None:
         """Evicts the least recently freed cached block when every free block holds cached data."""
         if self.used_blocks + len(self.cached_free) >= self.total_blocks and self.cached_free:
-            self.cached_free.popitem(last=False)
+            self._evict(self.cached_free.popitem(last=False)[0])
+
+    def _evict(self, key) -> None:
+        """A cached block leaves the device: its data is dropped."""
 
     def free(self, request_id: int) -> None:
         for key in reversed(self.owned.pop(request_id, [])):
-            self.refs[key] -= 1
-            if self.refs[key] == 0:
-                del self.refs[key]
-                self.used_blocks -= 1
-                if not isinstance(key, tuple):
-                    self.cached_free[key] = None
+            self._release(key)
+
+    def truncate(self, request_id: int, tokens: int) -> None:
+        """Releases the request's blocks beyond those that hold `tokens` tokens (rejected draft tokens)."""
+        blocks = self.owned[request_id]
+        while len(blocks) > self.blocks_for(tokens):
+            self._release(blocks.pop())
+
+    def _release(self, key) -> None:
+        """One holder fewer; a block nobody holds is free, and stays cached when it has a hash."""
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            self.used_blocks -= 1
+            if not isinstance(key, tuple):
+                self.cached_free[key] = None

@@ -1,0 +1,104 @@
+"""FlashAttention 2's thread-block schedule (perf/fa2.py) on cases worked out by hand."""
+import pytest
+
+from inference_serving.errors import InputError
+from inference_serving.perf.fa2 import (Fa2Gpu, Fa2Step, block_n, chunk_ctas, ctas_per_sm, decode_ctas, makespan_s,
+                                        mixed_ctas, num_splits, runs_fa2)
+
+DRAM, L2 = True, False
+
+
+def test_vllm_runs_fa2_off_hopper_and_datacenter_blackwell():
+    assert [runs_fa2(cc) for cc in (8.0, 8.6, 8.9, 12.0)] == [True] * 4
+    assert [runs_fa2(cc) for cc in (7.5, 9.0, 10.0)] == [False] * 3
+
+
+def test_tile_width_by_head_size():
+    assert [block_n(d) for d in (64, 128, 256)] == [256, 128, 64]
+
+
+def test_ctas_per_sm_by_shared_memory():
+    # head size 128: Q 64 x 128 + K and V 2 x 128 x 128 bf16 = 81,920 B, + 1 KiB reserved = 82,944 B
+    assert ctas_per_sm(12.0, 128) == 102_400 // 82_944 == 1   # 100 KiB per SM
+    assert ctas_per_sm(8.0, 128) == 167_936 // 82_944 == 2    # 164 KiB per SM
+    # head size 64: (64 + 2 x 256) x 64 x 2 + 1024 = 74,752 B
+    assert ctas_per_sm(8.9, 64) == 1
+    with pytest.raises(InputError, match="compute capability 7.5"):
+        ctas_per_sm(7.5, 128)
+
+
+def test_split_heuristic_by_hand():
+    # FA2's own example: 48 blocks, 108 slots (54 SMs x 2); 4 tiles: 3 splits are not eligible (2 tiles
+    # each, as with 2); efficiency 1: 0.44, 2: 96/108 = 0.89, 4: 192/108 = 1.78 of 2 waves = 0.89;
+    # the first within 0.85 of the best is 2.
+    assert num_splits(48, 54, 4) == 2
+    assert num_splits(87, 54, 64) == 1            # 87 >= 0.8 x 108: enough blocks
+    assert num_splits(128 * 8, 188, 10) == 1      # a full batch on the RTX PRO 6000
+
+
+def test_decode_ctas_head_major_and_split():
+    # contexts 100 and 300 tokens: 1 and 3 tiles of 128 keys; 2 KV heads
+    assert decode_ctas([100, 300], 2, 128) == [(1, DRAM), (3, DRAM), (1, DRAM), (3, DRAM)]
+    # 2 splits of ceil(3 / 2) = 2 tiles, request-major: [1, 0] and [2, 1] per head
+    assert decode_ctas([100, 300], 2, 128, splits=2) == [(t, DRAM) for t in (1, 0, 1, 0, 2, 1, 2, 1)]
+
+
+def test_chunk_ctas_see_the_prefix_and_their_rows():
+    # 100 tokens after 200: m-block 0 sees keys up to 264 (3 tiles), m-block 1 up to 300 (3 tiles)
+    assert chunk_ctas(100, 200, 128) == [(3, L2), (3, L2)]
+
+
+def test_mixed_ctas_unpack_the_query_heads():
+    # 4 query heads on 2 KV heads: the first head of each group streams from DRAM, the second from L2
+    chunk = [(3, L2), (3, L2)]
+    assert mixed_ctas([100], [(100, 200)], 4, 2, 128, l2_reuse=True) == [
+        (1, DRAM), *chunk, (1, L2), *chunk, (1, DRAM), *chunk, (1, L2), *chunk]
+    assert [d for _, d in mixed_ctas([100], [], 4, 2, 128, l2_reuse=False)] == [DRAM] * 4
+
+
+def test_makespan_of_streaming_ctas():
+    # 1 and 3 tiles, bandwidth 1 tile/s shared: 0.5 each until the short one ends at 2 s, then the
+    # long one alone at 1 tile/s for its last 2 tiles: 4 s
+    assert makespan_s([(1, DRAM), (3, DRAM)], 4, 1.0, 1.0) == pytest.approx(4.0)
+    # three CTAs of 2 tiles on 2 slots, 1 tile/s each: 2 s, then the third: 4 s
+    assert makespan_s([(2, DRAM)] * 3, 2, 1.0, 10.0) == pytest.approx(4.0)
+    assert makespan_s([(2, L2)] * 3, 2, 1.0, 10.0) == pytest.approx(4.0)
+    assert makespan_s([(0, DRAM)], 2, 1.0, 1.0) == 0.0
+
+
+def test_makespan_of_l2_and_streaming_ctas():
+    # slots 2, 1 tile/s per CTA, DRAM 1 tile/s: the L2 CTA ends at 1 s, the first streaming CTA has done
+    # 1 tile; the second starts, both stream at 0.5: the first ends at 3 s, the second (1 tile left)
+    # runs alone at 1 tile/s: 4 s
+    assert makespan_s([(1, L2), (2, DRAM), (2, DRAM)], 2, 1.0, 1.0) == pytest.approx(4.0)
+    # a lone streaming CTA at 0.5 tile/s (the DRAM rate) beside an L2 one at 1 tile/s
+    assert makespan_s([(2, L2), (4, DRAM)], 2, 1.0, 0.5) == pytest.approx(8.0)
+
+
+def step(q_heads=2, unpacked=True) -> Fa2Step:
+    return Fa2Step(Fa2Gpu(sms=2, ctas_per_sm=1, l2_bytes=2**30), q_heads, 1, 128, 1.0, unpacked_mixed=unpacked)
+
+
+def test_decode_step_scales_the_table_by_its_schedule():
+    # 2 requests of 1 and 3 tiles, 1 KV head, 2 SMs, 1 s per tile; the table's 2 s at the mean (2 tiles)
+    # gives DRAM 2 x 2 / 2 = 2 tiles/s. The table's eager kernel splits (2 blocks < 0.8 x 4): 2 splits,
+    # 4 CTAs of 1 tile on 2 slots at 1 tile/s: 2 s. The graph's CTAs, 1 and 3 tiles: 1 s together,
+    # then 2 tiles alone: 3 s. 2 s x 3 / 2 = 3 s.
+    assert step().decode_s([128, 384], 2.0) == pytest.approx(3.0)
+
+
+def test_mixed_step_adds_the_decodes_schedule():
+    # one decode of 1 tile, a 64-token chunk (1 CTA of 1 tile per query head), 4 query heads on 1 KV
+    # head, 2 slots, 1 s per tile, DRAM 1 tile/s (table 1 s for 1 tile): unpacked, 8 CTAs of 1 s on
+    # 2 slots = 4 s, less the chunk's 4 CTAs alone = 2 s: 2 s. Packed, 5 CTAs = 3 s, less 2 s: 1 s.
+    assert step(q_heads=4).mixed_s([128], [(64, 0)], 1.0) == pytest.approx(2.0)
+    assert step(q_heads=4, unpacked=False).mixed_s([128], [(64, 0)], 1.0) == pytest.approx(1.0)
+
+
+def test_gpu_facts_come_from_the_hardware_file():
+    """RTX 3090 (scaled from A100's tables): its own 82 SMs, compute capability 8.6 (100 KiB per SM:
+    one CTA of head size 128) and 6 MiB of L2; H100 runs FlashAttention 3: no FA2 schedule."""
+    from inference_serving.inputs.hardware import load_hardware
+    from inference_serving.perf.aiconfigurator import fa2_gpu
+    assert fa2_gpu(load_hardware("RTX3090"), 128, 16) == Fa2Gpu(82, 1, 6 * 2**20)
+    assert fa2_gpu(load_hardware("H100"), 128, 16) is None
