@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
-from .iteration import TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
+from .iteration import TOKEN_ID_BYTES, AttentionGroup, Row, Trace
+from .rank_ops import merge_compute, merged, rank_ops
 
 
 class Op(NamedTuple):
@@ -58,52 +59,8 @@ class Chain(NamedTuple):
         return [*self.leading, *self.unit * self.times, *self.trailing]
 
 
-class _ChainWriter:
-    """Accumulates one rank's ops, summing consecutive compute into one op when merging."""
-
-    def __init__(self, tp: int, merge: bool) -> None:
-        self.tp, self.merge = tp, merge
-        self.ops: list[Op] = []
-        self.pending_name, self.pending_ns = "", 0
-
-    def compute(self, name: str, ns: int) -> None:
-        if not ns:
-            return
-        if not self.merge:
-            self.ops.append(Op("comp", name, ns))
-        elif self.pending_ns:
-            self.pending_ns += ns
-        else:
-            self.pending_name, self.pending_ns = name + "+", ns
-
-    def row(self, row: Row) -> None:
-        if row.comp_ns:
-            self.compute(row.name, row.comp_ns)
-        if row.comm is Comm.ALL_REDUCE and self.tp > 1:
-            self.flush()
-            self.ops.append(Op("coll", f"{row.name}_allreduce", row.comm_size))
-
-    def flush(self) -> list[Op]:
-        if self.pending_ns:
-            self.ops.append(Op("comp", self.pending_name, self.pending_ns))
-            self.pending_ns = 0
-        return self.ops
-
-
 def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
-    """The compute and collective ops one rank runs for a run of plan items (compute runs summed
-    into one op with `merge`; with `selective` the k-th request's attention only on rank k mod tp)."""
-    writer = _ChainWriter(tp, merge)
-    group_index = -1
-    for item in items:
-        if isinstance(item, AttentionGroup):
-            group_index += 1
-            if not selective or group_index % tp == rank:
-                for row in item.rows:
-                    writer.row(row)
-        else:
-            writer.row(item)
-    return writer.flush()
+    return rank_ops(Op, items, rank, tp, merge, selective)
 
 
 def _plan_rows(trace: Trace):
@@ -119,27 +76,10 @@ def supports(trace: Trace) -> bool:
     return not any(row.on_pim or row.memory_tier for row in _plan_rows(trace))
 
 
-def _merged(first: Op, second: Op) -> Op:
-    """Two consecutive comp ops as one (named after the first, with a '+')."""
-    name = first.name if first.name.endswith("+") else first.name + "+"
-    return Op("comp", name, first.value + second.value)
-
-
-def merge_compute(ops: list[Op]) -> list[Op]:
-    """Runs of consecutive comp ops become one op."""
-    merged: list[Op] = []
-    for op in ops:
-        if op.kind == "comp" and merged and merged[-1].kind == "comp":
-            merged[-1] = _merged(merged[-1], op)
-        else:
-            merged.append(op)
-    return merged
-
-
 def _join(first: list[Op], second: list[Op], merge: bool) -> list[Op]:
     """Two merged runs one after the other, merged where they meet."""
     if merge and first and second and first[-1].kind == "comp" and second[0].kind == "comp":
-        return [*first[:-1], _merged(first[-1], second[0]), *second[1:]]
+        return [*first[:-1], merged(first[-1], second[0]), *second[1:]]
     return [*first, *second]
 
 
@@ -149,12 +89,12 @@ def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[
     and after only meets them."""
     if merge and len(block) == 1 and block[0].kind == "comp" and times > 1:
         op = block[0]
-        return [_merged(op, op._replace(value=op.value * (times - 1)))], [], 0, []
+        return [merged(op, op._replace(value=op.value * (times - 1)))], [], 0, []
     if times < 3 or not block:
         return merge_compute(block * times) if merge else block * times, [], 0, []
     if merge and block[0].kind == "comp" and block[-1].kind == "comp":
         middle = block[1:-1]
-        return [block[0]], [*middle, _merged(block[-1], block[0])], times - 1, [*middle, block[-1]]
+        return [block[0]], [*middle, merged(block[-1], block[0])], times - 1, [*middle, block[-1]]
     return block, block, times - 2, block
 
 

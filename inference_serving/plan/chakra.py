@@ -27,7 +27,8 @@ from typing import NamedTuple
 from chakra.schema.protobuf import et_def_pb2 as et
 from chakra.src.third_party.utils.protolib import encodeMessage
 
-from .iteration import TOKEN_ID_BYTES, AttentionGroup, Comm, Row, Trace
+from .iteration import TOKEN_ID_BYTES, AttentionGroup, Row, Trace
+from .rank_ops import merge_compute, rank_ops
 
 ET_VERSION = "0.0.4"
 
@@ -45,68 +46,13 @@ class Op(NamedTuple):
     tier: int = 0           # load/store: the memory tier (0 = the remote memory)
 
 
-class _ChainWriter:
-    """Accumulates one rank's ops, summing consecutive compute into one op when merging."""
-
-    def __init__(self, tp: int, merge: bool) -> None:
-        self.tp, self.merge = tp, merge
-        self.ops: list[Op] = []
-        self.pending_name, self.pending_ns = "", 0
-
-    def row(self, row: Row) -> None:
-        if row.on_pim:
-            self.flush()
-            self.ops.append(Op("pim", row.name, row.comp_ns))
-        elif row.comp_ns:
-            if not self.merge:
-                self.ops.append(Op("comp", row.name, row.comp_ns))
-            elif self.pending_ns:
-                self.pending_ns += row.comp_ns
-            else:
-                self.pending_name, self.pending_ns = row.name + "+", row.comp_ns
-        if row.comm is Comm.ALL_REDUCE and self.tp > 1:
-            self.flush()
-            self.ops.append(Op("coll", f"{row.name}_allreduce", row.comm_size))
-
-    def flush(self) -> list[Op]:
-        if self.pending_ns:
-            self.ops.append(Op("comp", self.pending_name, self.pending_ns))
-            self.pending_ns = 0
-        return self.ops
-
-
 def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
-    """The compute and collective ops one rank runs for a run of plan items (compute runs summed
-    into one op with `merge`; with `selective` a request's attention group only on its rank)."""
-    writer = _ChainWriter(tp, merge)
-    group_index = -1
-    for item in items:
-        if isinstance(item, AttentionGroup):
-            group_index += 1
-            if not selective or group_index % tp == rank:
-                for row in item.rows:
-                    writer.row(row)
-        else:
-            writer.row(item)
-    return writer.flush()
+    return rank_ops(Op, items, rank, tp, merge, selective)
 
 
 def chain_ops(items: list[Row | AttentionGroup], merge: bool) -> list[Op]:
     """The ops of a run of plan items on a single NPU (no tensor parallelism)."""
     return _rank_ops(items, 0, 1, merge)
-
-
-def merge_compute(ops: list[Op]) -> list[Op]:
-    """Runs of consecutive COMP ops become one op (named after the first, with a '+')."""
-    merged: list[Op] = []
-    for op in ops:
-        if op.kind == "comp" and merged and merged[-1].kind == "comp":
-            last = merged[-1]
-            name = last.name if last.name.endswith("+") else last.name + "+"
-            merged[-1] = Op("comp", name, last.value + op.value)
-        else:
-            merged.append(op)
-    return merged
 
 
 def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:

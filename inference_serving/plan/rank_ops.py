@@ -1,0 +1,73 @@
+"""The compute and collective ops one rank of a tensor-parallel group runs for a run of plan items,
+shared by the ET writer (chakra.py) and the engine's chain path (chain.py), each with its own op type.
+
+With merging, consecutive compute becomes one op with the summed duration, named after the first
+with a '+' (exact: in a chain nothing else waits for the inner ops).
+"""
+from __future__ import annotations
+
+from .iteration import AttentionGroup, Comm, Row
+
+
+def merged(first, second):
+    """Two consecutive comp ops as one (named after the first, with a '+')."""
+    name = first.name if first.name.endswith("+") else first.name + "+"
+    return first._replace(name=name, value=first.value + second.value)
+
+
+def merge_compute(ops: list) -> list:
+    """Runs of consecutive comp ops become one op."""
+    out: list = []
+    for op in ops:
+        if op.kind == "comp" and out and out[-1].kind == "comp":
+            out[-1] = merged(out[-1], op)
+        else:
+            out.append(op)
+    return out
+
+
+class _RankWriter:
+    """Accumulates one rank's ops, summing consecutive compute into one op when merging."""
+
+    def __init__(self, op_type, tp: int, merge: bool) -> None:
+        self.op, self.tp, self.merge = op_type, tp, merge
+        self.ops: list = []
+        self.pending_name, self.pending_ns = "", 0
+
+    def row(self, row: Row) -> None:
+        if row.on_pim:
+            self.flush()
+            self.ops.append(self.op("pim", row.name, row.comp_ns))
+        elif row.comp_ns:
+            if not self.merge:
+                self.ops.append(self.op("comp", row.name, row.comp_ns))
+            elif self.pending_ns:
+                self.pending_ns += row.comp_ns
+            else:
+                self.pending_name, self.pending_ns = row.name + "+", row.comp_ns
+        if row.comm is Comm.ALL_REDUCE and self.tp > 1:
+            self.flush()
+            self.ops.append(self.op("coll", f"{row.name}_allreduce", row.comm_size))
+
+    def flush(self) -> list:
+        if self.pending_ns:
+            self.ops.append(self.op("comp", self.pending_name, self.pending_ns))
+            self.pending_ns = 0
+        return self.ops
+
+
+def rank_ops(op_type, items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool,
+             selective: bool = True) -> list:
+    """`op_type` ops of one rank (compute runs summed with `merge`; with `selective` the k-th
+    request's attention group only on rank k mod tp)."""
+    writer = _RankWriter(op_type, tp, merge)
+    group_index = -1
+    for item in items:
+        if isinstance(item, AttentionGroup):
+            group_index += 1
+            if not selective or group_index % tp == rank:
+                for row in item.rows:
+                    writer.row(row)
+        else:
+            writer.row(item)
+    return writer.flush()
