@@ -232,8 +232,8 @@ def simulate(config: RunConfig, log=print) -> Metrics:
                          keep_traces=config.keep_traces, reuse=not config.no_reuse, verbose=config.verbose)
     for line in header_lines(config, cluster, parts, len(requests)):
         log(line)
-    metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
     first = parts[0]
+    metrics = Metrics(first.config.model_name, int(config.log_interval * 1e9))
     add_feature_reports(metrics, first.config, first.instance.scheduler, first.hardware, system)
     metrics.attach([i.kv for i in instances], [r.arrival_ns for r in requests if r.after is None])
     arrivals.listeners.append(metrics.arrived)
@@ -242,6 +242,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
                       **first.instance.scheduler.kv_config(), **cluster_config(cluster, parts)}
     if cluster.from_file:
         metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
+        metrics.instance_models = {p.instance.name: p.config.model_name for p in parts}
     simulation = Simulation(instances, arrivals, options, metrics, log, transfers)
     return _run(config, simulation, parts, log)
 

@@ -80,6 +80,7 @@ class Metrics:
     _interval_prompt: int = 0
     _interval_generated: int = 0
     served_by: dict[int, str] | None = None  # request id -> instance names (CSV column), when recorded
+    instance_models: dict[str, str] = field(default_factory=dict)  # instance name -> its model (CSV column)
 
     def __post_init__(self) -> None:
         self._interval_end = self.log_interval_ns
@@ -196,6 +197,11 @@ class Metrics:
             lines += section.lines(now)
         return lines
 
+    def _model_of(self, request_id: int) -> str:
+        if self.served_by is None:
+            return self.model_name
+        return self.instance_models[self.served_by[request_id].split(">")[-1]]
+
     def write_csv(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as handle:
@@ -203,6 +209,6 @@ class Metrics:
             writer.writerow(CSV_HEADER + ([INSTANCE_COLUMN] if self.served_by is not None else []))
             for state in sorted(self.finished, key=lambda s: s.id):
                 r, t = state.request, RequestTimes.of(state)
-                row = [r.id, self.model_name, r.input_tokens, r.output_tokens, r.arrival_ns, state.end_ns,
+                row = [r.id, self._model_of(r.id), r.input_tokens, r.output_tokens, r.arrival_ns, state.end_ns,
                        t.latency, t.queuing_delay, t.ttft, t.tpot]
                 writer.writerow(row + ([self.served_by[r.id]] if self.served_by is not None else []))
