@@ -88,7 +88,7 @@ def build_policy(config: RunConfig, feed: Inbox, model: ModelConfig, npu_mem: fl
     if config.pp > 1 and not cls.supports_pipeline:
         raise InputError(f"--scheduler {config.scheduler} runs without pipeline stages (--npu_group 1)")
     block_size = config.block_size or cls.default_block_size
-    layout = memory_layout(model, config.precision, config.tp, config.pp, npu_mem, block_size)
+    layout = memory_layout(model, config.precision, config.tp, config.pp, npu_mem, block_size, config.dp)
     spec = spec_config(config)
     if spec is not None:
         cls = SpeculativeVllmPolicy
@@ -117,7 +117,7 @@ def measured_collectives(config: RunConfig, perf: PerfProvider, backend: str) ->
     --link_bw / --link_latency ask for the link model."""
     if backend != "step" or config.link_bw is not None or config.link_latency is not None:
         return None
-    return perf.collective_table(config.tp)
+    return perf.collective_table(config.tp, config.dp)
 
 
 def trace_builder(config: RunConfig, model: ModelConfig, perf: PerfProvider, hardware: Hardware, selective: bool,
@@ -125,7 +125,7 @@ def trace_builder(config: RunConfig, model: ModelConfig, perf: PerfProvider, har
     """The trace builder of the run: with a draft model's passes (--spec-draft), on PIM units (--pim)."""
     sampler_bw = 0.0 if selective or config.no_sampler else local_bw_gbps
     common = dict(selective_attention=selective, engine_overhead_ns=overhead_ns, sampler_bw_gbps=sampler_bw,
-                  drafter=draft_planner(config, hardware), experts=experts)
+                  drafter=draft_planner(config, hardware), experts=experts, dp=config.dp)
     if not config.pim:
         return TraceBuilder(model, perf, config.precision, config.tp, config.pp, **common)
     check_pim(config)
@@ -186,7 +186,7 @@ def build_instance(plan: InstancePlan, feed: Inbox, requests: list[Request], fil
     hardware = run_hardware(config)
     check_provider_flags(config, hardware.provider, PROVIDERS.get(hardware.provider).fixed_flags)
     perf = build_provider(model, hardware, config.precision)
-    experts = expert_plan(model, config.tp, config.enable_expert_parallel, config.expert_load)
+    experts = expert_plan(model, config.tp, config.enable_expert_parallel, config.expert_load, config.dp)
     system_values = hardware.defaults()
     scheduler = build_policy(config, feed, model, system_values["npu_mem"])
     perf.ragged = not config.no_ragged
@@ -240,7 +240,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     block_size = first.instance.kv.layout.block_size
     metrics.config = {**effective_config(config, first.system_values, block_size),
                       **first.instance.scheduler.kv_config(), **cluster_config(cluster, parts)}
-    if cluster.from_file:
+    if len(instances) > 1:
         metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
         metrics.instance_models = {p.instance.name: p.config.model_name for p in parts}
     simulation = Simulation(instances, arrivals, options, metrics, log, transfers)
@@ -255,12 +255,12 @@ def header_lines(config: RunConfig, cluster: Cluster, parts: list[InstanceParts]
         experts = p.instance.builder.experts
         ep = f", EP {experts.ranks}" if experts and experts.ranks > 1 else ""
         where = f"{p.instance.name} ({p.instance.role}, NPUs {p.instance.npus.start}-{p.instance.npus.stop - 1}): " \
-            if cluster.from_file else ""
+            if cluster.several else ""
         lines.append(f"{where}{c.model_name} on {c.npu_num} x {c.hardware} (TP {c.tp}, PP {c.pp}{ep}), "
-                     + ("" if cluster.from_file else f"{requests} requests, ")
+                     + ("" if cluster.several else f"{requests} requests, ")
                      + f"{c.scheduler} scheduler ({sched.trust}), {kv.total_blocks} KV blocks "
                      f"of {kv.layout.block_size} tokens per NPU")
-    if cluster.from_file:
+    if cluster.several:
         lines.append(f"cluster: {len(parts)} instances on {cluster.npus} NPUs ({cluster.nodes} node(s) of "
                      f"{cluster.npus_per_node}), {requests} requests, router {cluster.router}")
     return lines

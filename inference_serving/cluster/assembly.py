@@ -12,6 +12,7 @@ from ..config.run_config import RunConfig
 from ..errors import InputError
 from ..serving.arrivals import Arrivals
 from ..serving.instance import Instance
+from ..serving.data_parallel import DataParallelGroup
 from .disaggregation import KvTransfers
 from .routers import router
 from .spec import Cluster
@@ -24,22 +25,25 @@ SINGLE_INSTANCE_FLAGS = {"pim": "processing-in-memory graphs are built for one i
 
 
 def check_cluster_flags(config: RunConfig, cluster: Cluster) -> None:
-    if not cluster.from_file:
+    if len(cluster.instances) == 1:
         return
     for name, why in SINGLE_INSTANCE_FLAGS.items():
         if getattr(config, name):
-            raise InputError(f"--{name.replace('_', '-')} cannot be used with --cluster: {why}")
+            raise InputError(f"--{name.replace('_', '-')} cannot be used with several instances (--cluster, --dp): {why}")
 
 
 def build_instances(cluster: Cluster, arrivals: Arrivals, requests, build) -> list:
     """`build(plan, feed, requests, file_prefix)` for every instance (simulate.build_instance)."""
     check_cluster_flags(cluster.instances[0].config, cluster)
-    return [build(plan, arrivals.inboxes[k], requests, f"{plan.name}-" if cluster.from_file else "")
+    return [build(plan, arrivals.inboxes[k], requests, f"{plan.name}-" if cluster.several else "")
             for k, plan in enumerate(cluster.instances)]
 
 
 def attach_cluster(cluster: Cluster, arrivals: Arrivals, instances: list[Instance], parts) -> KvTransfers | None:
-    """The router of the arrivals and, in a disaggregated cluster, the KV transfers from prefill to decode."""
+    """The router of the arrivals, the data-parallel groups and, in a disaggregated cluster, the KV
+    transfers from prefill to decode."""
+    for ranks in _dp_groups(cluster, instances).values():
+        DataParallelGroup(ranks)
     if len(instances) > 1:
         arrivals.router = router(cluster.router, instances, cluster.entry_instances(), cluster.router_seed)
     if not cluster.disaggregated:
@@ -51,49 +55,66 @@ def attach_cluster(cluster: Cluster, arrivals: Arrivals, instances: list[Instanc
 
 def cluster_system(config: RunConfig, cluster: Cluster, parts, tables: list[dict | None]) -> SystemConfig:
     """The engine's network, system and memory configuration; `tables`: each instance's measured
-    collectives (or None)."""
+    collectives (or None). (The --link_bw / --link_latency flags are already in `system_values`.)"""
     first = parts[0]
     values = first.system_values
     common = dict(local_bw_gbps=values["local_bw"], remote_bw_gbps=cluster.host_bandwidth_gbps,
                   memory_tiers=config.kv_tiers or ())
-    if not cluster.from_file:
-        return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=values["link_bw"],
-                            link_latency_ns=values["link_latency"],
-                            collective_table=tables[0], **common)
     intra = cluster.intra_node or Link(values["link_bw"], values["link_latency"])
+    if len(parts) == 1 and cluster.nodes == 1:  # one instance in one node: its own TP x PP network
+        return SystemConfig(tp=first.config.tp, pp=first.config.pp, link_bw_gbps=intra.bandwidth_gbps,
+                            link_latency_ns=intra.latency_ns, collective_table=tables[0], **common)
     inter = cluster.inter_node or intra
     topology = Topology(cluster.npus_per_node, cluster.nodes, Link(intra.bandwidth_gbps, intra.latency_ns),
-                        Link(inter.bandwidth_gbps, inter.latency_ns), cluster.disaggregated, _groups(parts))
-    tables = [_scoped(table, p.instance) for table, p in zip(tables, parts)]
-    entries = [entry for table in tables if table for entry in table["collectives"]]
-    table = {"source": "per instance: " + "; ".join(t["source"] for t in tables if t), "collectives": entries} \
-        if entries else None
+                        Link(inter.bandwidth_gbps, inter.latency_ns), cluster.disaggregated, _groups(cluster, parts))
+    members = _collective_members(cluster, parts)
+    tables = [_scoped(table, npus) for table, npus in zip(tables, members)]
+    entries = list({(e["type"], e["npus"], tuple(e["members"])): e for t in tables if t for e in t["collectives"]}.values())
+    sources = dict.fromkeys(t["source"] for t in tables if t)
+    table = {"source": "per instance: " + "; ".join(sources), "collectives": entries} if entries else None
     return SystemConfig(tp=1, pp=1, link_bw_gbps=intra.bandwidth_gbps, link_latency_ns=intra.latency_ns,
                         collective_table=table, topology=topology, **common)
 
 
-def _groups(parts) -> tuple[tuple[int, ...], ...]:
-    """Every stage of every instance with more than one rank: its tensor-parallel group."""
-    groups = []
-    for p in parts:
+def _dp_groups(cluster: Cluster, instances: list[Instance]) -> dict[int, list[Instance]]:
+    groups: dict[int, list[Instance]] = {}
+    for plan, instance in zip(cluster.instances, instances):
+        if plan.dp_group is not None:
+            groups.setdefault(plan.dp_group, []).append(instance)
+    return groups
+
+
+def _collective_members(cluster: Cluster, parts) -> list[list[int]]:
+    """The NPUs each instance's collectives span: its own, or its data-parallel group's."""
+    groups = {k: [n for i in ranks for n in i.npus] for k, ranks in _dp_groups(cluster, [p.instance for p in parts]).items()}
+    return [groups[plan.dp_group] if plan.dp_group is not None else list(p.instance.npus)
+            for plan, p in zip(cluster.instances, parts)]
+
+
+def _groups(cluster: Cluster, parts) -> tuple[tuple[int, ...], ...]:
+    """The communicator groups: each data-parallel group's NPUs, and every stage's tensor-parallel group
+    of the other instances with more than one rank (DP ranks run tp 1)."""
+    groups = [tuple(npus) for npus in dict.fromkeys(tuple(m) for m, plan in
+                                                  zip(_collective_members(cluster, parts), cluster.instances)
+                                                  if plan.dp_group is not None)]
+    for plan, p in zip(cluster.instances, parts):
         instance = p.instance
-        if instance.tp > 1:
+        if plan.dp_group is None and instance.tp > 1:
             npus = list(instance.npus)
             groups += [tuple(npus[s * instance.tp:(s + 1) * instance.tp]) for s in range(instance.pp)]
     return tuple(groups)
 
 
-def _scoped(table: dict | None, instance: Instance) -> dict | None:
-    """The instance's measured collectives, for groups of its own NPUs only."""
+def _scoped(table: dict | None, members: list[int]) -> dict | None:
+    """An instance's measured collectives, for groups of these NPUs only."""
     if table is None:
         return None
-    members = list(instance.npus)
     return {**table, "collectives": [{**entry, "members": members} for entry in table["collectives"]]}
 
 
 def cluster_config(cluster: Cluster, parts) -> dict:
     """The cluster's part of the effective configuration (a cluster file's run only)."""
-    if not cluster.from_file:
+    if not cluster.several:
         return {}
     return {"cluster": {"router": cluster.router, "router_seed": cluster.router_seed,
                         "decode_router": cluster.decode_router, "npus_per_node": cluster.npus_per_node,

@@ -14,12 +14,14 @@
         role: prefill              # colocated (default), prefill or decode
         tp: 2
         pp: 1
+        dp: 1                      # data-parallel attention ranks of an MoE model (tp 1, pp 1 each)
         model_name: meta-llama/Llama-3.1-8B-Instruct   # and any per-instance flag (INSTANCE_FLAGS);
         hardware: H100                                  # unset ones take the command line's value
         scheduler: vllm
 
 Instances take consecutive NPUs in file order; one that does not fit in the rest of a node starts on
-the next node and must then fill whole nodes. Without --cluster the flags describe a cluster of one
+the next node and must then fill whole nodes. An instance with `dp` ranks runs as that many instances
+(`<name>.dp<r>`, one NPU each) that step together (serving/data_parallel.py). Without --cluster the flags describe a cluster of one
 instance (`flags_cluster`). Every key is checked on load; an error names the file and the key.
 """
 from __future__ import annotations
@@ -67,6 +69,7 @@ class InstanceSpec(_Strict):
     role: str = "colocated"
     tp: int = Field(default=1, ge=1)
     pp: int = Field(default=1, ge=1)
+    dp: int = Field(default=1, ge=1)
     flags: dict = Field(default_factory=dict)
 
     @field_validator("role")
@@ -94,10 +97,12 @@ class InstancePlan:
     role: str
     first_npu: int
     config: RunConfig
+    dp_group: int | None = None  # the data-parallel ranks of one instance share this number
 
     @property
     def npus(self) -> int:
-        return self.config.npu_num
+        """Its own NPUs: a data-parallel rank has tp * pp of its instance's."""
+        return self.config.tp * self.config.pp
 
 
 @dataclass(frozen=True)
@@ -110,12 +115,16 @@ class Cluster:
     intra_node: LinkSpec | None     # None: the first instance's hardware link
     inter_node: LinkSpec | None
     host_bandwidth_gbps: int
-    from_file: bool                 # False: the flags' one instance
 
     @property
     def npus(self) -> int:
         """NPUs up to the last instance's (NPUs left free at the end of a node included)."""
         return max(i.first_npu + i.npus for i in self.instances)
+
+    @property
+    def several(self) -> bool:
+        """More than one instance (or data-parallel rank): routed, reported per instance."""
+        return len(self.instances) > 1
 
     @property
     def nodes(self) -> int:
@@ -131,10 +140,13 @@ class Cluster:
 
 
 def flags_cluster(config: RunConfig) -> Cluster:
-    """The one instance that the command line's flags describe."""
-    plan = InstancePlan("i0", "colocated", 0, config)
-    return Cluster((plan,), config.router or "round-robin", 0, "least-outstanding", config.npu_num, None, None,
-                   config.remote_bw, False)
+    """The one instance that the command line's flags describe (its data-parallel ranks, with --dp)."""
+    if config.dp == 1:
+        plans = (InstancePlan("i0", "colocated", 0, config),)
+    else:
+        plans = tuple(InstancePlan(f"dp{r}", "colocated", r, config, 0) for r in range(config.dp))
+    router = config.router or ("least-outstanding" if config.dp > 1 else "round-robin")
+    return Cluster(plans, router, 0, "least-outstanding", config.npu_num, None, None, config.remote_bw)
 
 
 def load_cluster(path: Path, config: RunConfig) -> Cluster:
@@ -163,37 +175,50 @@ def _split_flags(entry, source: str, index: int):
     """An instance entry with its per-instance flags under `flags`, checked by the flags' own types."""
     if not isinstance(entry, dict):
         return entry
-    own = {"name", "count", "role", "tp", "pp"}
+    own = {"name", "count", "role", "tp", "pp", "dp"}
     flags = {k: v for k, v in entry.items() if k not in own}
     where = f"{source}: instances.{index}"
     for key in flags:
         if str(key).replace("-", "_") not in INSTANCE_FLAGS:
-            raise InputError(f"{where}: unknown key '{key}' (an instance sets name, count, role, tp, pp and the "
+            raise InputError(f"{where}: unknown key '{key}' (an instance sets name, count, role, tp, pp, dp and the "
                              f"flags {', '.join(INSTANCE_FLAGS)})")
     return {**{k: v for k, v in entry.items() if k in own}, "flags": values_from_mapping(flags, where)}
 
 
 def _planned(spec: ClusterFile, config: RunConfig, source: str) -> Cluster:
-    sizes = [entry.tp * entry.pp for entry in spec.instances for _ in range(entry.count)]
+    sizes = [entry.tp * entry.pp * entry.dp for entry in spec.instances for _ in range(entry.count)]
     per_node = spec.network.npus_per_node or sum(sizes)
     plans, first = [], 0
     for index, entry in enumerate(spec.instances):
-        base = entry.name or f"i{index}"
+        base, where = entry.name or f"i{index}", f"{source}: instances.{index}"
+        size = entry.tp * entry.pp * entry.dp
         for replica in range(entry.count):
-            first = _placed(first, entry.tp * entry.pp, per_node, f"{source}: instances.{index}")
+            first = _placed(first, size, per_node, where)
             name = f"{base}.{replica}" if entry.count > 1 else base
-            run = config.replace(**entry.flags, npu_num=entry.tp * entry.pp, npu_group=entry.pp)
-            plans.append(InstancePlan(name, entry.role, first, run))
-            first += entry.tp * entry.pp
+            run = config.replace(**entry.flags, npu_num=size, npu_group=entry.pp, dp=entry.dp)
+            try:
+                run.check()
+            except InputError as err:
+                raise InputError(f"{where}: {err}") from None
+            plans += _ranks(name, entry, first, run, len(plans))
+            first += size
     _check_names(plans, source)
     _check_roles(plans, source)
     cluster = Cluster(tuple(plans), config.router or spec.router or "round-robin", spec.router_seed,
                       spec.decode_router, per_node, spec.network.intra_node, spec.network.inter_node,
-                      spec.host_memory.bandwidth_gbps if spec.host_memory else config.remote_bw, True)
+                      spec.host_memory.bandwidth_gbps if spec.host_memory else config.remote_bw)
     if cluster.nodes > 1 and cluster.inter_node is None:
         raise InputError(f"{source}: network.inter_node: the instances take {cluster.npus} NPUs, more than one node "
                          f"of {per_node}; give the link between nodes (bandwidth_gbps, latency_ns)")
     return cluster
+
+
+def _ranks(name: str, entry: InstanceSpec, first: int, run: RunConfig, group: int) -> list[InstancePlan]:
+    """The instance, or its data-parallel ranks (numbered by `group`, the index of the first)."""
+    if entry.dp == 1:
+        return [InstancePlan(name, entry.role, first, run)]
+    step = entry.tp * entry.pp
+    return [InstancePlan(f"{name}.dp{r}", entry.role, first + r * step, run, group) for r in range(entry.dp)]
 
 
 def _placed(first: int, size: int, per_node: int, where: str) -> int:

@@ -289,9 +289,9 @@ class AIConfiguratorProvider(PerfProvider):
                                                                   s=tokens, x=tokens)
         return latency_ms * MS_TO_NS
 
-    def collective_table(self, tp: int) -> dict | None:
-        """The measured all-reduce of what vLLM runs on this GPU (perf/collectives.py)."""
-        return collective_table(self.spec.system, tp)
+    def collective_table(self, tp: int, dp: int = 1) -> dict | None:
+        """The measured collectives of what vLLM runs on this GPU (perf/collectives.py)."""
+        return collective_table(self.spec.system, tp, dp)
 
 
 def fa2_gpu(hardware: Hardware, head_dim: int, kv_bits: int) -> Fa2Gpu | None:

@@ -108,6 +108,9 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+ET_COLLECTIVES = {"coll": et.ALL_REDUCE, "allgather": et.ALL_GATHER, "reducescatter": et.REDUCE_SCATTER}
+
+
 def _node(op: Op, npu: int) -> et.Node:
     node = et.Node(name=op.name)
     if op.kind in ("comp", "pim"):
@@ -115,9 +118,9 @@ def _node(op: Op, npu: int) -> et.Node:
         node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
         if op.kind == "pim":
             _attr(node, "is_pim_op", "bool_val", True)
-    elif op.kind == "coll":
+    elif op.kind in ET_COLLECTIVES:
         node.type = et.COMM_COLL_NODE
-        _attr(node, "comm_type", "int64_val", et.ALL_REDUCE)
+        _attr(node, "comm_type", "int64_val", ET_COLLECTIVES[op.kind])
         _attr(node, "comm_size", "int64_val", op.value)
     elif op.kind in ("send", "recv"):
         node.type = et.COMM_SEND_NODE if op.kind == "send" else et.COMM_RECV_NODE

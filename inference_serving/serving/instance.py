@@ -46,6 +46,7 @@ class Instance:
     graph_cache: dict[bytes, int] = field(init=False, default_factory=dict)
     digests: dict[int, bytes | None] = field(init=False, default_factory=dict)
     graph_hits: int = field(init=False, default=0)
+    dp_group: object = field(init=False, default=None)  # its data-parallel group (data_parallel.py), if any
 
     def __post_init__(self) -> None:
         self.queues = {npu: NpuQueue() for npu in self.npus}

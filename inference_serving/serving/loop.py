@@ -105,11 +105,19 @@ class Simulation:
             self.log(line)
 
     def _launch_any(self) -> bool:
-        """Starts a batch on every instance whose first stage is free and has one to run."""
+        """Starts a batch on every instance whose first stage is free and has one to run (on every
+        rank of a data-parallel group at once, when all are free)."""
         launched = False
         for instance in self.instances:
-            if instance.first_stage_free() and self._launch_next(instance):
-                launched = True
+            group = instance.dp_group
+            if group is None:
+                if instance.first_stage_free() and self._launch_next(instance):
+                    launched = True
+            elif instance is group.ranks[0] and group.free():
+                batches = group.schedule(self.now)
+                for rank, batch in zip(group.ranks, batches or ()):
+                    self._launch(rank, batch)
+                launched = launched or batches is not None
         return launched
 
     def _in_flight(self) -> bool:
@@ -132,6 +140,10 @@ class Simulation:
         batch = instance.scheduler.schedule(self.now)
         if batch is None:
             return False
+        self._launch(instance, batch)
+        return True
+
+    def _launch(self, instance: Instance, batch: Batch) -> None:
         trace = batch.plan = instance.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes,
                                                     batch.tier_moves)
         if self._on_pipe(instance, trace):
@@ -143,7 +155,7 @@ class Simulation:
         digest = graph.digest if self._graph_reuse_possible(instance) else None
         if digest in instance.graph_cache:
             self._reuse_graph(instance, digest, batch)
-            return True
+            return
         if self.engine_behind:
             self._sync_engine_clock()
         prefix = self.workdir / instance.batch_prefix(batch.id)
@@ -163,7 +175,6 @@ class Simulation:
             else:
                 queue.queued.append((batch.id, graph))
         self._start(instance, batch.id, graph, ready)
-        return True
 
     def _on_pipe(self, instance: Instance, trace) -> bool:
         """Whether the iteration's chains go to the engine on the pipe (plan/chain.py), else as ET files

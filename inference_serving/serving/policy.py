@@ -24,6 +24,8 @@ from .kv.layout import MemoryLayout
 from .kv.pool import KVManager
 from .request import Batch, RequestState
 
+DUMMY_REQUEST = -1  # the request id of a dummy batch's one token
+
 POLICIES = Registry("scheduler", "--scheduler", {
     "orca": ".serving.orca:OrcaPolicy",
     "vllm": ".serving.vllm:VllmPolicy",
@@ -79,6 +81,13 @@ class SchedulingPolicy(ABC):
         self.batches += 1
         for state in batch.states:
             state.in_flight = True
+        return batch
+
+    def dummy_batch(self, now: int) -> Batch:
+        """A step without requests: one token's forward pass, which a data-parallel rank without work
+        runs so that the other ranks' MoE collectives have all their members (data_parallel.py)."""
+        batch = Batch(self.batches, [BatchEntry(DUMMY_REQUEST, 1, 0)], [], start_ns=now)
+        self.batches += 1
         return batch
 
     @abstractmethod
