@@ -118,6 +118,11 @@ class RunConfig:
                            click.Choice(["offload", "interleave"]))
     energy: bool = flag(False, "Report energy per token and power (the hardware file's power figures; "
                         "with --plot also power.png).", is_flag=True)
+    cluster: Path | None = flag(None, "Cluster file (YAML): instances with their model, hardware, parallelism and "
+                                "scheduler, the network and host memory (README \"Clusters\"); without it the "
+                                "flags describe one instance.", click.Path(dir_okay=False, path_type=Path))
+    router: str | None = flag(None, "Which instance takes each request (see `llmservingsim list`) [default: the "
+                              "cluster file's, else round-robin].")
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",
                                      OUT_FILE, opts=dashed("summary_json"))
     plot: Path | None = flag(None, "Write PNG plots (throughput, requests and KV use over time, latency CDFs) here.",
