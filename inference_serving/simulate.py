@@ -220,6 +220,9 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     check_outputs(config)
     requests = _requests(config)
     cluster = load_cluster(config.cluster, config) if config.cluster is not None else flags_cluster(config)
+    if config.router is not None and not cluster.several:
+        raise InputError(f"--router {config.router}: the run has one instance; routers pick among the instances "
+                         f"of a --cluster file (or the ranks of --dp)")
     binary, backend = engine_backend(config)
     check_engine_features(config, backend)
     arrivals = Arrivals(requests, len(cluster.instances))
@@ -292,7 +295,7 @@ def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], 
             log(line)
         if config.verbose:
             log(_reuse_line(parts, simulation, metrics))
-        write_outputs(config, metrics, arrivals.states, options.span_file)
+        write_outputs(config, metrics, arrivals.states, options.span_file, simulation.npus)
     finally:
         if options.span_file is not None:
             options.span_file.unlink(missing_ok=True)
