@@ -247,7 +247,10 @@ def simulate(config: RunConfig, log=print) -> Metrics:
         metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
         metrics.instance_models = {p.instance.name: p.config.model_name for p in parts}
     simulation = Simulation(instances, arrivals, options, metrics, log, transfers)
-    return _run(config, simulation, parts, log)
+    first_config = first.config
+    what = (f"{len(instances)} instances on {cluster.npus} NPUs" if cluster.several
+            else f"{first_config.npu_num} x {first_config.hardware}")
+    return _run(config, simulation, parts, what, log)
 
 
 def header_lines(config: RunConfig, cluster: Cluster, parts: list[InstanceParts], requests: int) -> list[str]:
@@ -269,7 +272,7 @@ def header_lines(config: RunConfig, cluster: Cluster, parts: list[InstanceParts]
     return lines
 
 
-def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], log) -> Metrics:
+def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], what: str, log) -> Metrics:
     metrics, arrivals, options = simulation.metrics, simulation.arrivals, simulation.opt
     progress = Progress(len(arrivals.states)) if Progress.wanted(quiet=config.quiet) else None
     if progress is not None:
@@ -295,7 +298,7 @@ def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], 
             log(line)
         if config.verbose:
             log(_reuse_line(parts, simulation, metrics))
-        write_outputs(config, metrics, arrivals.states, options.span_file, simulation.npus)
+        write_outputs(config, metrics, arrivals.states, options.span_file, simulation.npus, what)
     finally:
         if options.span_file is not None:
             options.span_file.unlink(missing_ok=True)
