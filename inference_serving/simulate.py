@@ -233,7 +233,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     system = cluster_system(config, cluster, parts, tables)
     options = RunOptions(system=system, engine_binary=binary, backend=backend, engine_timeout_s=config.engine_timeout,
                          keep_traces=config.keep_traces, reuse=not config.no_reuse, verbose=config.verbose)
-    for line in header_lines(config, cluster, parts, len(requests)):
+    for line in header_lines(cluster, parts, len(requests)):
         log(line)
     first = parts[0]
     metrics = Metrics(first.config.model_name, int(config.log_interval * 1e9))
@@ -241,20 +241,19 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     metrics.attach([i.kv for i in instances], [r.arrival_ns for r in requests if r.after is None])
     arrivals.listeners.append(metrics.arrived)
     block_size = first.instance.kv.layout.block_size
-    metrics.config = {**effective_config(config, first.system_values, block_size),
+    metrics.config = {**effective_config(first.config, first.system_values, block_size),
                       **first.instance.scheduler.kv_config(), **cluster_config(cluster, parts)}
     if len(instances) > 1:
         metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
         metrics.instance_models = {p.instance.name: p.config.model_name for p in parts}
     simulation = Simulation(instances, arrivals, options, metrics, log, transfers)
-    first_config = first.config
     what = (f"{len(instances)} instances on {cluster.npus} NPUs" if cluster.several
-            else f"{first_config.npu_num} x {first_config.hardware}")
+            else f"{first.config.npu_num} x {first.config.hardware}")
     return _run(config, simulation, parts, what, log)
 
 
-def header_lines(config: RunConfig, cluster: Cluster, parts: list[InstanceParts], requests: int) -> list[str]:
-    """What the run is: one line for one instance from the flags, one per instance of a cluster file."""
+def header_lines(cluster: Cluster, parts: list[InstanceParts], requests: int) -> list[str]:
+    """What the run is: one line for one instance, one per instance and one for the cluster otherwise."""
     lines = []
     for p in parts:
         c, kv, sched = p.config, p.instance.kv, p.instance.scheduler
