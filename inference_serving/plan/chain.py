@@ -145,14 +145,20 @@ def _op_line(op: Op) -> str:
     return f"{'allreduce' if op.kind == 'coll' else op.kind} {op.value} {op.name}"
 
 
+@lru_cache(maxsize=1 << 10)
+def _unit_text(unit: tuple[Op, ...]) -> str:
+    """The lines of a repeated run (one body's unit is shared by the chains of every stage and rank that
+    run it, so it is written once)."""
+    return "".join(_op_line(op) + "\n" for op in unit)
+
+
 def listing(chain: Chain) -> bytes:
     """The chain as the engine's `chain` command reads it (astra-sim/README.md): the parallel count,
     then one op per line, the repeated run once behind `repeat <times> <lines>`."""
-    lines = [str(chain.parallel), *map(_op_line, chain.leading)]
+    text = "".join(line + "\n" for line in (str(chain.parallel), *map(_op_line, chain.leading)))
     if chain.times:
-        lines += [f"repeat {chain.times} {len(chain.unit)}", *map(_op_line, chain.unit)]
-    lines += map(_op_line, chain.trailing)
-    return ("\n".join(lines) + "\n").encode()
+        text += f"repeat {chain.times} {len(chain.unit)}\n" + _unit_text(chain.unit)
+    return (text + "".join(_op_line(op) + "\n" for op in chain.trailing)).encode()
 
 
 @dataclass
@@ -189,11 +195,21 @@ class IterationGraph:
         return list(groups.values())
 
 
+def _body_key(trace: Trace, stage: int) -> tuple:
+    """What a stage's body depends on besides the rank: whether it is the first or the last stage, and
+    its blocks with their layer counts (the middle stages of a pipeline are usually alike)."""
+    return stage == 0, stage == trace.pp - 1, tuple((id(items), layers) for items, layers in trace.stage_blocks(stage))
+
+
 def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0) -> IterationGraph:
     ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
     chains: dict[int, Chain] = {}
+    built: dict[tuple, list[Chain]] = {}
     for stage in range(trace.pp):
-        bodies = [stage_body(trace, stage, rank, merge) for rank in range(trace.tp if ranks_differ else 1)]
+        key = _body_key(trace, stage)
+        if key not in built:
+            built[key] = [stage_body(trace, stage, rank, merge) for rank in range(trace.tp if ranks_differ else 1)]
+        bodies = built[key]
         same: dict[Chain, Chain] = {}
         for rank in range(trace.tp):
             chain = stage_chain(trace, stage, rank, bodies[rank if ranks_differ else 0], first_npu)

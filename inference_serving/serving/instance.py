@@ -45,6 +45,7 @@ class Instance:
     unfinished_npus: dict[int, set[int]] = field(init=False, default_factory=dict)
     graph_cache: dict[bytes, int] = field(init=False, default_factory=dict)
     digests: dict[int, bytes | None] = field(init=False, default_factory=dict)
+    file_batches: set[int] = field(init=False, default_factory=set)  # batches sent as ET files (to delete)
     graph_hits: int = field(init=False, default=0)
     dp_group: object = field(init=False, default=None)  # its data-parallel group (data_parallel.py), if any
 

@@ -161,6 +161,7 @@ class Simulation:
         prefix = self.workdir / instance.batch_prefix(batch.id)
         if isinstance(graph, IterationGraph):
             graph.write(prefix)
+            instance.file_batches.add(batch.id)
         if self.opt.keep_traces:
             write_trace(trace, prefix.with_name(prefix.name + ".txt"))
         instance.batches[batch.id] = batch
@@ -235,9 +236,11 @@ class Simulation:
             if digest is not None:
                 instance.graph_cache[digest] = self.now - batch.start_ns
             self._complete(instance, batch)
-            if not self.opt.keep_traces:
-                for npu in instance.npus:
-                    (self.workdir / f"{instance.batch_prefix(batch_id)}.{npu}.et").unlink(missing_ok=True)
+            if batch_id in instance.file_batches:
+                instance.file_batches.discard(batch_id)
+                if not self.opt.keep_traces:
+                    for npu in instance.npus:
+                        (self.workdir / f"{instance.batch_prefix(batch_id)}.{npu}.et").unlink(missing_ok=True)
         self._start_queued(instance, npus)
 
     def _start_queued(self, instance: Instance, npus: list[int]) -> None:
