@@ -76,7 +76,7 @@ class AIConfiguratorProvider(PerfProvider):
                                                        repr(model), repr(precision)))
         self.fa2_gpu = fa2_gpu(hardware, model.head_dim, precision.kv_bits)  # None: no FlashAttention-2 schedule
         self._tile_s: dict[int, float] = {}
-        self._fa2_steps: dict[tuple[int, bool], Fa2Step] = {}
+        self._fa2_steps: dict[tuple[int, bool, bool], Fa2Step] = {}
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
         self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
@@ -251,11 +251,12 @@ class AIConfiguratorProvider(PerfProvider):
     def _fa2_step(self, tp: int) -> Fa2Step | None:
         if self.fa2_gpu is None or not self.ragged:
             return None
-        key = (tp, self.mixed_unpacking)
+        key = (tp, self.mixed_unpacking, self.reuse)
         if key not in self._fa2_steps:
             part = shard(self.model, tp)
             self._fa2_steps[key] = Fa2Step(self.fa2_gpu, part.heads, part.kv_heads, self.model.head_dim,
-                                           self._tile_time_s(tp), unpacked_mixed=self.mixed_unpacking)
+                                           self._tile_time_s(tp), unpacked_mixed=self.mixed_unpacking,
+                                           grouped=self.reuse)
         return self._fa2_steps[key]
 
     def _tile_time_s(self, tp: int) -> float:

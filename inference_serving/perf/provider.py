@@ -32,6 +32,8 @@ class PerfProvider(ABC):
     """Latency provider with a per-shape cache; subclasses implement `_latency_ns`."""
 
     fixed_flags: ClassVar[dict[str, str]] = {}  # flag -> why this provider's measurements fix its quantity
+    # exact shortcuts in pricing (the FlashAttention-2 schedule by grouped events); False with --no-reuse
+    reuse = True
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int, int, int], int] = {}

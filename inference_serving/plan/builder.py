@@ -121,10 +121,10 @@ class TraceBuilder(MoeRows):
         keys_before_last = [d.cached_tokens + d.draft_tokens for d in decodes]
         total = self.perf.decode_attention_ns(keys_before_last, self.tp, prefills)
         weights = [keys + 1 for keys in keys_before_last]
-        groups, spent, seen = [], 0, 0
+        groups, spent, seen, whole = [], 0, 0, sum(weights)
         for entry, weight in zip(decodes, weights):
             seen += weight
-            share = total * seen // sum(weights) - spent
+            share = total * seen // whole - spent
             spent += share
             groups.append(AttentionGroup(entry.request_id, self._attention_rows(entry, 0, share)))
         return groups
