@@ -219,6 +219,11 @@ class Fa2Step:
     def _makespan(self, ctas: list[Cta], dram_tiles_per_s: float) -> float:
         return makespan_s(ctas, self.gpu.slots, self.tile_s * self.gpu.ctas_per_sm, dram_tiles_per_s, self.grouped)
 
+    def _one_kind_makespan(self, tiles: list[int], dram_tiles_per_s: float) -> float:
+        """_makespan of CTAs of `tiles` (each > 0) that all stream from device memory."""
+        return one_kind_makespan_s(tiles, True, self.gpu.slots, self.tile_s * self.gpu.ctas_per_sm, dram_tiles_per_s,
+                                   self.grouped)
+
     def _dram_tiles_per_s(self, batch: int, mean: int, table_s: float) -> float:
         """The device-memory rate of the decode table's kernel: its tiles over its time."""
         return batch * self.kv_heads * math.ceil(mean / block_n(self.head_dim)) / table_s
@@ -229,9 +234,7 @@ class Fa2Step:
         batch, mean = len(contexts), round(sum(contexts) / len(contexts))
         rate = self._dram_tiles_per_s(batch, mean, table_s)
         n = block_n(self.head_dim)
-        tiles = [math.ceil(c / n) for c in contexts] * self.kv_heads  # decode_ctas unsplit: all stream
-        graph = one_kind_makespan_s(tiles, True, self.gpu.slots, self.tile_s * self.gpu.ctas_per_sm, rate,
-                                    self.grouped)
+        graph = self._one_kind_makespan([math.ceil(c / n) for c in contexts] * self.kv_heads, rate)  # decode_ctas
         return table_s * graph / self._table_makespan(batch, mean, rate)
 
     def _table_makespan(self, batch: int, mean: int, rate: float) -> float:
@@ -239,8 +242,9 @@ class Fa2Step:
         key = (batch, mean, rate)
         if key not in self._table_makespans:
             splits = num_splits(batch * self.kv_heads, self.gpu.sms, math.ceil(mean / block_n(self.head_dim)))
-            ctas = decode_ctas([mean] * batch, self.kv_heads, self.head_dim, splits)
-            self._table_makespans[key] = self._makespan(ctas, rate)
+            # decode_ctas([mean] * batch, ...): one request's splits, the same for every request and KV head
+            tiles = [tiles for tiles, _ in decode_ctas([mean], 1, self.head_dim, splits) if tiles]
+            self._table_makespans[key] = self._one_kind_makespan(tiles * (batch * self.kv_heads), rate)
         return self._table_makespans[key]
 
     def mixed_s(self, contexts: list[int], prefills: list[tuple[int, int]], table_s: float) -> float:

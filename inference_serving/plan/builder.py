@@ -9,6 +9,7 @@ the MLP's; its leading dense layers, if any, run a block with the MLP.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 from ..inputs.model_config import ModelConfig
@@ -35,6 +36,7 @@ class TraceBuilder(MoeRows):
     experts: ExpertPlan | None = None  # an MoE model's expert placement and load [tensor-parallel, uniform]
     drafter: Callable[[list[BatchEntry]], list[Row | AttentionGroup]] | None = None  # speculative decoding
     _attention_cache: dict = field(default_factory=dict)
+    _rope_rows: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.precision = as_precision(self.precision)
@@ -93,12 +95,26 @@ class TraceBuilder(MoeRows):
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
+    @cached_property
+    def _token_bytes(self) -> tuple[int, int, int]:
+        """Per token: q and k bytes, k (or v) bytes and q bytes of activations, and K and V bits in the cache."""
+        m, e = self.model, self.elem
+        return (m.q_size + m.kv_size) * e, m.kv_size * e, m.q_size * e, 2 * m.kv_size * self.precision.kv_bits
+
     def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> tuple[Row, Row]:
-        m, e, t = self.model, self.elem, entry.new_tokens
-        qk = t * (m.q_size + m.kv_size) * e
-        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * self.precision.kv_bits // 8
-        return (Row("rope", rope_ns, qk, 0, qk),
-                Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
+        qk_bytes, kv_bytes, q_bytes, kv_cache_bits = self._token_bytes
+        t = entry.new_tokens
+        qk = t * qk_bytes
+        kv_cache = (entry.cached_tokens + t) * kv_cache_bits // 8
+        return (self._rope_row(rope_ns, qk), Row("attn", attn_ns, qk + t * kv_bytes, kv_cache, t * q_bytes))
+
+    def _rope_row(self, rope_ns: int, qk: int) -> Row:
+        """The rope row (rows are immutable: one object per distinct row)."""
+        key = (rope_ns, qk)
+        row = self._rope_rows.get(key)
+        if row is None:
+            row = self._rope_rows[key] = Row("rope", rope_ns, qk, 0, qk)
+        return row
 
     def _attention(self, entry: BatchEntry) -> AttentionGroup:
         """rope and attention of one request: whole heads on one NPU (selective batching), or this
