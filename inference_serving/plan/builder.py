@@ -87,10 +87,16 @@ class TraceBuilder(MoeRows):
         size = tokens * features * self.elem
         return Row(name, self._latency(name, tokens), size, weight * self.elem, size)
 
+    @cached_property
+    def _linear_shapes(self) -> dict[str, tuple[int, int, int]]:
+        """(in features, out features, weight bytes) of each projection."""
+        e, bias = self.elem, self.model.has_bias
+        return {name: (fan_in, fan_out, fan_in * fan_out * self.precision.weight_bits // 8 + (fan_out if bias else 0) * e)
+                for name, (fan_in, fan_out) in self.model.linear_shapes().items()}
+
     def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
-        fan_in, fan_out = self.model.linear_shapes()[name]
+        fan_in, fan_out, weight = self._linear_shapes[name]
         e = self.elem
-        weight = fan_in * fan_out * self.precision.weight_bits // 8 + (fan_out if self.model.has_bias else 0) * e
         output = tokens * fan_out * e
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
