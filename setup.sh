@@ -25,7 +25,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,ray]'
 # mlc-chakra's own requirements pull in a notebook stack we do not use: install it alone.
 .venv/bin/python -m pip install -q --no-deps mlc-chakra==1.0.0
 

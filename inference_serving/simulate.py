@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .backend.blame import blamed
 from .backend.engine_config import SystemConfig
+from .cluster.assembly import attach_cluster, build_instances, cluster_config, cluster_system
+from .cluster.spec import Cluster, InstancePlan, flags_cluster, load_cluster
 from .config.run_config import RunConfig
 from .errors import EngineError, InputError
 from .flag_use import check_provider_flags, check_scheduler_flags
@@ -36,6 +39,9 @@ from .report.progress import Progress
 from .serving.kv.layout import memory_layout
 from .serving.kv.sizing import check_fits, context_limit
 from .serving.kv.tiered import TieredPrefixCacheKV, check_tiers
+from .report.instances import InstanceBreakdown
+from .serving.arrivals import Arrivals, Inbox
+from .serving.instance import Instance
 from .serving.loop import RunOptions, Simulation
 from .serving.policy import SchedulingPolicy, policy_class
 from .serving.speculative import SpeculativeVllmPolicy, draft_model, draft_planner, spec_config, with_draft
@@ -76,20 +82,20 @@ def _chosen_hardware(config: RunConfig) -> Hardware:
     return hardware
 
 
-def build_policy(config: RunConfig, requests: list[Request], model: ModelConfig, npu_mem: float) -> SchedulingPolicy:
+def build_policy(config: RunConfig, feed: Inbox, model: ModelConfig, npu_mem: float) -> SchedulingPolicy:
     """The scheduling policy and its KV manager, after the flags it cannot take are refused."""
     cls = policy_class(config.scheduler)
     if config.pp > 1 and not cls.supports_pipeline:
         raise InputError(f"--scheduler {config.scheduler} runs without pipeline stages (--npu_group 1)")
     block_size = config.block_size or cls.default_block_size
-    layout = memory_layout(model, config.precision, config.tp, config.pp, npu_mem, block_size)
+    layout = memory_layout(model, config.precision, config.tp, config.pp, npu_mem, block_size, config.dp)
     spec = spec_config(config)
     if spec is not None:
         cls = SpeculativeVllmPolicy
         draft = draft_model(spec, config.tp)
         if draft is not None:
             layout = with_draft(layout, draft, config.precision, config.tp)
-    return cls.build(requests, model, layout, config)
+    return cls.build(feed, model, layout, config)
 
 
 def engine_backend(config: RunConfig) -> tuple[Path, str]:
@@ -111,24 +117,19 @@ def measured_collectives(config: RunConfig, perf: PerfProvider, backend: str) ->
     --link_bw / --link_latency ask for the link model."""
     if backend != "step" or config.link_bw is not None or config.link_latency is not None:
         return None
-    return perf.collective_table(config.tp)
+    return perf.collective_table(config.tp, config.dp)
 
 
-def system_config(config: RunConfig, system: dict, collectives: dict | None) -> SystemConfig:
-    return SystemConfig(tp=config.tp, pp=config.pp, link_bw_gbps=system["link_bw"],
-                        link_latency_ns=system["link_latency"], local_bw_gbps=system["local_bw"],
-                        remote_bw_gbps=config.remote_bw, collective_table=collectives,
-                        memory_tiers=config.kv_tiers or ())
 def trace_builder(config: RunConfig, model: ModelConfig, perf: PerfProvider, hardware: Hardware, selective: bool,
-                  system: SystemConfig, overhead_ns: int, experts) -> TraceBuilder:
+                  local_bw_gbps: float, overhead_ns: int, experts) -> TraceBuilder:
     """The trace builder of the run: with a draft model's passes (--spec-draft), on PIM units (--pim)."""
-    sampler_bw = 0.0 if selective or config.no_sampler else system.local_bw_gbps
+    sampler_bw = 0.0 if selective or config.no_sampler else local_bw_gbps
     common = dict(selective_attention=selective, engine_overhead_ns=overhead_ns, sampler_bw_gbps=sampler_bw,
-                  drafter=draft_planner(config, hardware), experts=experts)
+                  drafter=draft_planner(config, hardware), experts=experts, dp=config.dp)
     if not config.pim:
         return TraceBuilder(model, perf, config.precision, config.tp, config.pp, **common)
     check_pim(config)
-    pim = PimModel.of(model, hardware, config.precision, system.local_bw_gbps)
+    pim = PimModel.of(model, hardware, config.precision, local_bw_gbps)
     return PimTraceBuilder(model, perf, config.precision, config.tp, config.pp, **common, pim=pim,
                            interleave=config.pim == "interleave")
 
@@ -154,73 +155,134 @@ def effective_config(config: RunConfig, system: dict, block_size: int) -> dict:
     return values
 
 
-def _inputs(config: RunConfig) -> tuple[ModelConfig, list[Request], Hardware, PerfProvider]:
+@dataclass
+class InstanceParts:
+    """One instance and what the run around it needs of its inputs."""
+
+    instance: Instance
+    config: RunConfig
+    model: ModelConfig
+    hardware: Hardware
+    perf: PerfProvider
+    system_values: dict
+
+
+def check_requests(requests: list[Request], config: RunConfig, parts: InstanceParts) -> None:
+    """Every request fits this instance's KV cache and context limit."""
+    kv = parts.instance.kv
+    check_fits(requests, parts.model, kv.layout, kv.total_blocks, parts.system_values["npu_mem"],
+               context_limit(parts.model, config.max_model_len))
+
+
+def build_instance(plan: InstancePlan, feed: Inbox, requests: list[Request], file_prefix: str = "") -> InstanceParts:
+    """An instance of the run from its configuration: model, hardware, provider, policy, trace builder."""
+    config = plan.config
     config.check()
     check_scheduler_flags(config)
-    check_outputs(config)
     model = load_model(config.model_name)
     check_tensor_parallel(model, config.tp)
     check_pipeline_parallel(model, config.pp)
-    requests = load_dataset(config.dataset, config.req_num)
-    if not requests:
-        raise InputError(f"--dataset {config.dataset}: no requests")
     check_tiers(config, requests)
     hardware = run_hardware(config)
     check_provider_flags(config, hardware.provider, PROVIDERS.get(hardware.provider).fixed_flags)
-    return model, requests, hardware, build_provider(model, hardware, config.precision)
-
-
-def simulate(config: RunConfig, log=print) -> Metrics:
-    model, requests, hardware, perf = _inputs(config)
-    experts = expert_plan(model, config.tp, config.enable_expert_parallel, config.expert_load)
+    perf = build_provider(model, hardware, config.precision)
+    experts = expert_plan(model, config.tp, config.enable_expert_parallel, config.expert_load, config.dp)
     system_values = hardware.defaults()
-    npu_mem = system_values["npu_mem"]
-    scheduler = build_policy(config, requests, model, npu_mem)
-    kv = scheduler.kv
-    check_fits(requests, model, kv.layout, kv.total_blocks, npu_mem, context_limit(model, config.max_model_len))
-    binary, backend = engine_backend(config)
+    scheduler = build_policy(config, feed, model, system_values["npu_mem"])
+    perf.ragged = not config.no_ragged
+    perf.mixed_unpacking = not config.no_mixed_unpacking
+    sampler_bw = system_values["local_bw"]
+    builder = trace_builder(config, model, perf, hardware, scheduler.selective_attention, sampler_bw,
+                            int(system_values["engine_overhead_ns"]), experts)
+    instance = Instance(plan.name, scheduler, builder, config.tp, config.pp, plan.first_npu, plan.role,
+                        interleaved_graph if config.pim == "interleave" else build_graph, file_prefix)
+    parts = InstanceParts(instance, config, model, hardware, perf, system_values)
+    check_requests(requests, config, parts)
+    return parts
+
+
+def _requests(config: RunConfig) -> list[Request]:
+    requests = load_dataset(config.dataset, config.req_num)
+    if not requests:
+        raise InputError(f"--dataset {config.dataset}: no requests")
+    return requests
+
+
+def check_engine_features(config: RunConfig, backend: str) -> None:
     if backend != "step" and config.chrome_trace is not None:
         raise InputError("--chrome-trace needs our engine (node spans); leave out --astra-sim")
     if backend != "step" and config.kv_tiers:
         raise InputError("--kv-tiers needs our engine (memory tiers); leave out --astra-sim")
-    system = system_config(config, system_values, measured_collectives(config, perf, backend))
-    options = RunOptions(tp=config.tp, pp=config.pp, system=system, engine_binary=binary, backend=backend,
-                         engine_timeout_s=config.engine_timeout, keep_traces=config.keep_traces,
-                         reuse=not config.no_reuse, verbose=config.verbose,
-                         graph_builder=interleaved_graph if config.pim == "interleave" else build_graph)
-    overhead = system_values["engine_overhead_ns"]
-    selective = scheduler.selective_attention
-    perf.ragged = not config.no_ragged
-    perf.mixed_unpacking = not config.no_mixed_unpacking
-    builder = trace_builder(config, model, perf, hardware, selective, system, int(overhead), experts)
-    ep = f", EP {experts.ranks}" if experts and experts.ranks > 1 else ""
-    log(f"{config.model_name} on {config.npu_num} x {config.hardware} (TP {config.tp}, PP {config.pp}{ep}), "
-        f"{len(requests)} requests, {config.scheduler} scheduler ({scheduler.trust}), {kv.total_blocks} KV blocks "
-        f"of {kv.layout.block_size} tokens per NPU")
-    metrics = Metrics(config.model_name, int(config.log_interval * 1e9))
-    add_feature_reports(metrics, config, scheduler, hardware, system)
-    metrics.attach(kv, [r.arrival_ns for r in requests if r.after is None])
-    scheduler.arrival_listeners.append(metrics.arrived)
-    metrics.config = {**effective_config(config, system_values, kv.layout.block_size), **scheduler.kv_config()}
-    return _run(config, scheduler, builder, options, metrics, perf, log)
 
 
-def _run(config: RunConfig, scheduler: SchedulingPolicy, builder: TraceBuilder, options: RunOptions,
-         metrics: Metrics, perf: PerfProvider, log) -> Metrics:
-    progress = Progress(len(scheduler.states)) if Progress.wanted(quiet=config.quiet) else None
+def simulate(config: RunConfig, log=print) -> Metrics:
+    config.check()
+    check_outputs(config)
+    requests = _requests(config)
+    cluster = load_cluster(config.cluster, config) if config.cluster is not None else flags_cluster(config)
+    binary, backend = engine_backend(config)
+    check_engine_features(config, backend)
+    arrivals = Arrivals(requests, len(cluster.instances))
+    parts = build_instances(cluster, arrivals, requests, build_instance)
+    instances = [p.instance for p in parts]
+    transfers = attach_cluster(cluster, arrivals, instances, parts)
+    tables = [measured_collectives(p.config, p.perf, backend) for p in parts]
+    system = cluster_system(config, cluster, parts, tables)
+    options = RunOptions(system=system, engine_binary=binary, backend=backend, engine_timeout_s=config.engine_timeout,
+                         keep_traces=config.keep_traces, reuse=not config.no_reuse, verbose=config.verbose)
+    for line in header_lines(config, cluster, parts, len(requests)):
+        log(line)
+    first = parts[0]
+    metrics = Metrics(first.config.model_name, int(config.log_interval * 1e9))
+    add_feature_reports(metrics, first.config, first.instance.scheduler, first.hardware, system)
+    metrics.attach([i.kv for i in instances], [r.arrival_ns for r in requests if r.after is None])
+    arrivals.listeners.append(metrics.arrived)
+    block_size = first.instance.kv.layout.block_size
+    metrics.config = {**effective_config(config, first.system_values, block_size),
+                      **first.instance.scheduler.kv_config(), **cluster_config(cluster, parts)}
+    if len(instances) > 1:
+        metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
+        metrics.instance_models = {p.instance.name: p.config.model_name for p in parts}
+    simulation = Simulation(instances, arrivals, options, metrics, log, transfers)
+    return _run(config, simulation, parts, log)
+
+
+def header_lines(config: RunConfig, cluster: Cluster, parts: list[InstanceParts], requests: int) -> list[str]:
+    """What the run is: one line for one instance from the flags, one per instance of a cluster file."""
+    lines = []
+    for p in parts:
+        c, kv, sched = p.config, p.instance.kv, p.instance.scheduler
+        experts = p.instance.builder.experts
+        ep = f", EP {experts.ranks}" if experts and experts.ranks > 1 else ""
+        where = f"{p.instance.name} ({p.instance.role}, NPUs {p.instance.npus.start}-{p.instance.npus.stop - 1}): " \
+            if cluster.several else ""
+        lines.append(f"{where}{c.model_name} on {c.npu_num} x {c.hardware} (TP {c.tp}, PP {c.pp}{ep}), "
+                     + ("" if cluster.several else f"{requests} requests, ")
+                     + f"{c.scheduler} scheduler ({sched.trust}), {kv.total_blocks} KV blocks "
+                     f"of {kv.layout.block_size} tokens per NPU")
+    if cluster.several:
+        lines.append(f"cluster: {len(parts)} instances on {cluster.npus} NPUs ({cluster.nodes} node(s) of "
+                     f"{cluster.npus_per_node}), {requests} requests, router {cluster.router}")
+    return lines
+
+
+def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], log) -> Metrics:
+    metrics, arrivals, options = simulation.metrics, simulation.arrivals, simulation.opt
+    progress = Progress(len(arrivals.states)) if Progress.wanted(quiet=config.quiet) else None
     if progress is not None:
         metrics.listeners.append(progress)
         if sys.stdout.isatty():
             log = progress.around(log)
+            simulation.log = log
     if config.chrome_trace is not None:
         handle, span_name = tempfile.mkstemp(prefix="llmservingsim-spans-", suffix=".txt")
         os.close(handle)
         options.span_file = Path(span_name)
     try:
-        simulation = Simulation(scheduler, builder, options, metrics, log)
         try:
             simulation.run()
-            perf.persist()
+            for p in parts:
+                p.perf.persist()
         except EngineError as err:
             raise blamed(err, config.astra_sim) from None
         metrics.end_ns = simulation.now
@@ -229,20 +291,23 @@ def _run(config: RunConfig, scheduler: SchedulingPolicy, builder: TraceBuilder, 
         for line in metrics.summary_lines(simulation.now):
             log(line)
         if config.verbose:
-            log(_reuse_line(perf, simulation, metrics, scheduler))
-        write_outputs(config, metrics, scheduler.states, options.span_file)
+            log(_reuse_line(parts, simulation, metrics))
+        write_outputs(config, metrics, arrivals.states, options.span_file)
     finally:
         if options.span_file is not None:
             options.span_file.unlink(missing_ok=True)
     return metrics
 
 
-def _reuse_line(perf: PerfProvider, simulation: Simulation, metrics: Metrics, scheduler: SchedulingPolicy) -> str:
-    kv = scheduler.kv
-    line = (f"computation reuse: layer shapes {perf.hits}/{perf.lookups} looked up again, "
+def _reuse_line(parts: list[InstanceParts], simulation: Simulation, metrics: Metrics) -> str:
+    hits, lookups = sum(p.perf.hits for p in parts), sum(p.perf.lookups for p in parts)
+    line = (f"computation reuse: layer shapes {hits}/{lookups} looked up again, "
             f"iterations {simulation.graph_hits}/{metrics.iterations} reused, "
             f"tensor-parallel groups folded {simulation.engine.folds}")
-    if not kv.prefix_queries:
+    kvs = [p.instance.kv for p in parts]
+    queries = sum(kv.prefix_queries for kv in kvs)
+    if not queries:
         return line
-    return (line + f"; prefix cache: {kv.prefix_hits}/{kv.prefix_queries} lookups hit, "
-            f"{kv.prefix_hit_tokens}/{kv.prefix_query_tokens} tokens found cached")
+    return (line + f"; prefix cache: {sum(kv.prefix_hits for kv in kvs)}/{queries} lookups hit, "
+            f"{sum(kv.prefix_hit_tokens for kv in kvs)}/{sum(kv.prefix_query_tokens for kv in kvs)} "
+            f"tokens found cached")

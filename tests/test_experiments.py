@@ -4,16 +4,21 @@ All on the tiny model and CSV performance model of tests/data (see test_serving.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
+import os
+import socket
 import subprocess
 import sys
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from inference_serving.cli import runner as runner_mod
 from inference_serving.cli import search as search_mod
 from inference_serving.cli import sweep as sweep_mod
 from inference_serving.cli.run import run as run_command
@@ -227,11 +232,103 @@ def test_sweep_command_writes_csv(tmp_path, dataset):
     assert result.returncode == 2 and "unknown key 'npus'" in result.stderr
 
 
-def test_ray_sweep_equals_the_serial_one(tmp_path, dataset):
-    pytest.importorskip("ray")
-    path = write_yaml(tmp_path / "grid.yaml", "base:\n" + "".join(f"  {k}: {v}\n" for k, v in TINY.items()) +
-                      f"  dataset: {dataset}\ngrid:\n  npu_num: [1, 2]\n  npu_group: [2]\n")
-    assert sweep_mod.sweep(path, ray_address="local") == sweep_mod.sweep(path, jobs=1)
+RAY_RUN_TIMEOUT_S = 240  # Ray's start on 2 busy cores takes 5-20 s; a hang ends the test, it does not stall it
+
+
+def ray_processes(prefix: str) -> set[str]:
+    """Live processes whose command line names a folder starting with `prefix` (a private cluster's
+    raylet, GCS and workers name their session folder)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if prefix in cmdline:
+            found.add(f"{proc.name}: {cmdline[:200]}")
+    return found
+
+
+def test_ray_sweep_on_a_local_cluster_equals_the_serial_one(tmp_path, dataset):
+    """--ray local: a private Ray cluster on this machine runs both configurations; the sweep CSV and
+    every configuration's per-request CSV are byte-identical to the serial sweep's, and the cluster
+    leaves no process, folder or file in $HOME behind. Ray is installed by setup.sh (the 'ray' extra)."""
+    assert importlib.util.find_spec("ray"), "Ray is missing: bash setup.sh installs the 'ray' extra"
+    home = tmp_path / "home"  # where Ray would keep a generated token (~/.ray): must stay empty
+    home.mkdir()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_")}, "HOME": str(home)}
+    temp_root = Path(tempfile.gettempdir())
+    before = set(temp_root.glob("llmss-ray-*"))
+    processes_before = ray_processes(str(temp_root / "llmss-ray-"))
+    tables = {}
+    for mode, flags in (("serial", ["--jobs", "1"]), ("ray", ["--ray", "local"])):
+        folder = tmp_path / mode
+        folder.mkdir()
+        grid = write_yaml(folder / "grid.yaml", "base:\n" + "".join(f"  {k}: {v}\n" for k, v in TINY.items()) +
+                          f"  dataset: {dataset}\n  output: {folder}/run_{{npu_num}}.csv\n"
+                          "grid:\n  npu_num: [1, 2]\n")
+        result = subprocess.run([sys.executable, "-m", "inference_serving", "sweep", str(grid), *flags,
+                                 "-o", str(folder / "sweep.csv")], cwd=REPO, env=env, capture_output=True,
+                                text=True, timeout=RAY_RUN_TIMEOUT_S)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "2 configurations (0 failed)" in result.stdout
+        tables[mode] = {name: (folder / name).read_bytes() for name in ("sweep.csv", "run_1.csv", "run_2.csv")}
+    assert tables["ray"] == tables["serial"]
+    rows = list(csv.DictReader(io.StringIO(tables["ray"]["sweep.csv"].decode())))
+    assert [(r["npu_num"], r["requests_finished"], r["error"]) for r in rows] == [("1", "7", ""), ("2", "7", "")]
+    assert not list(home.iterdir())
+    left = set(temp_root.glob("llmss-ray-*")) - before
+    assert not left, f"the private cluster's folder was left: {sorted(left)}"
+    # the driver has exited, after ray.shutdown(): what Ray started is gone too
+    left = ray_processes(str(temp_root / "llmss-ray-")) - processes_before
+    assert not left, f"the private cluster's processes were left: {sorted(left)}"
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["sweep", "search"])
+@pytest.mark.parametrize("form", ["{port}", "ray://{port}"])
+def test_an_unreachable_ray_address_is_one_line(tmp_path, dataset, command, form):
+    port = free_port()
+    address = form.format(port=f"127.0.0.1:{port}")
+    config = write_yaml(tmp_path / "tiny.yaml", "".join(f"{k}: {v}\n" for k, v in TINY.items()))
+    args = ([str(write_yaml(tmp_path / "g.yaml", f"config: {config}\nbase:\n  dataset: {dataset}\n"
+                            "grid:\n  npu_num: [1, 2]\n"))] if command == "sweep" else
+            ["--config", str(config), "--dataset", str(dataset), "--ttft-p99", "1000", "--tpot-mean", "1000",
+             "--max-npus", "2"])
+    out = tmp_path / "out.csv"
+    result = subprocess.run([sys.executable, "-m", "inference_serving", command, *args, "--ray", address,
+                             "-o", str(out)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"error: --ray {address}: no Ray cluster answers at 127.0.0.1:{port} "
+                                          "(Connection refused)"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("address", ["nowhere", "host:port", "http://host:80", "host:0"])
+def test_a_ray_address_of_no_known_form_is_refused(address):
+    with pytest.raises(InputError, match="expected local, auto, HOST:PORT"):
+        runner_mod.check_ray(address)
+
+
+def test_ray_missing_is_one_line(tmp_path, dataset):
+    """Without Ray (hidden from the import system here) --ray is refused before any work starts."""
+    grid = write_yaml(tmp_path / "g.yaml", "base:\n" + "".join(f"  {k}: {v}\n" for k, v in TINY.items()) +
+                      f"  dataset: {dataset}\ngrid:\n  npu_num: [1]\n")
+    hide_ray = ("import sys; sys.modules['ray'] = None; from inference_serving.cli import llmservingsim; "
+                "llmservingsim()")
+    result = subprocess.run([sys.executable, "-c", hide_ray, "sweep", str(grid), "--ray", "local", "-o",
+                             str(tmp_path / "s.csv")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: --ray needs Ray: .venv/bin/pip install -e '.[ray]' "
+                                          "(bash setup.sh installs it)"]
+    assert not (tmp_path / "s.csv").exists()
 
 
 # ---------------------------------------------------------------- SLO search

@@ -223,15 +223,61 @@ def test_expert_flags_are_checked(flags, message):
     assert done.returncode == 2 and message in done.stderr
 
 
-def test_validate_takes_expert_parallelism_and_names_data_parallelism():
-    engine = {"tensor_parallel_size": 2, "enable_expert_parallel": True, "data_parallel_size": 2}
+def test_validate_takes_expert_and_data_parallelism():
+    engine = {"tensor_parallel_size": 1, "enable_expert_parallel": True, "data_parallel_size": 2}
     fields, skipped = run_settings({"engine_kwargs": engine}, has_token_ids=False)
-    assert fields["enable_expert_parallel"] and fields["npu_num"] == 2
-    assert "data_parallel_size=2" in skipped and not any("expert" in s for s in skipped)
-    assert parallel_flags({})["enable_expert_parallel"] is False
+    assert fields["enable_expert_parallel"] and (fields["npu_num"], fields["dp"]) == (2, 2)
+    assert not any("parallel" in s for s in skipped)
+    assert parallel_flags({}) == {"enable_expert_parallel": False, "dp": 1}
 
 
 def test_commands_that_build_dense_layers_refuse_moe_models(tmp_path):
     done = subprocess.run([sys.executable, "-m", "inference_serving", "onnx", QWEN_MOE, str(tmp_path / "m.onnx")],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "mixture-of-experts" in done.stderr
+
+
+def test_data_parallel_step_gathers_every_rank_and_runs_the_experts_on_all_their_tokens():
+    """DP2 x EP2 of Qwen3-30B-A3B on H100: the busiest rank has 64 tokens, so each rank's part is
+    64 x 2048 x 2 B = 262144 B; the all-gather dispatches it, the experts run on 2 x 64 = 128 tokens (the
+    fused EP2 table at 128, above), and the reduce-scatter combines the whole 524288 B. A rank without
+    requests runs a dummy step of one token with the same MoE rows."""
+    model = load_model(QWEN_MOE)
+    perf = AIConfiguratorProvider(model, load_hardware("H100"), 16)
+    builder = TraceBuilder(model, perf, 16, tp=1, selective_attention=False, dp=2, dp_tokens=64,
+                           experts=expert_plan(model, 1, True, "uniform", dp=2))
+    for entries in ([BatchEntry(0, 64, 0)], [BatchEntry(-1, 1, 0)]):
+        block = builder.build(entries).block
+        dispatch, experts = row(block, "moe_dispatch"), row(block, "experts")
+        assert (dispatch.comp_ns, dispatch.comm, dispatch.comm_size) == (0, Comm.ALL_GATHER, 262144)
+        assert experts.comp_ns == round(FUSED_EP2_MS[128] * 1e6)
+        assert (experts.comm, experts.comm_size) == (Comm.REDUCE_SCATTER, 524288)
+
+
+def test_data_parallel_collectives_come_from_the_nccl_table_at_per_rank_sizes():
+    """The NCCL table counts per-rank elements: an all-gather's entry is the rank's input (2 B each), a
+    reduce-scatter's the whole input, 2 ranks x the rank's output."""
+    from aiconfigurator_core.sdk import common
+    from aiconfigurator_core.sdk.engine_table_view import fetch_table_view
+    from inference_serving.perf.collectives import comm_database
+    rows = fetch_table_view(comm_database("h100_sxm"), "_nccl_data")[common.CommQuantMode.half]
+    table = {e["type"]: e for e in collective_table("h100_sxm", 1, 2)["collectives"]}
+    gather, scatter = table["ALL_GATHER"], table["REDUCE_SCATTER"]
+    size = sorted(rows["all_gather"][2])[3]
+    assert gather["bytes"][3] == size * 2 and gather["ns"][3] == rows["all_gather"][2][size]["latency"] * 1e6
+    size = sorted(rows["reduce_scatter"][2])[3]
+    assert scatter["bytes"][3] == size * 2 * 2
+    assert scatter["ns"][3] == rows["reduce_scatter"][2][size]["latency"] * 1e6
+
+
+def test_data_parallel_ranks_step_together(tmp_path):
+    """Two DP ranks, one request: the idle rank runs a dummy step beside each of the busy rank's steps."""
+    dataset = tmp_path / "one.tsv"
+    dataset.write_text("input_toks\toutput_toks\tarrival_time_ns\n40\t3\t0\n")
+    metrics = simulate(RunConfig(model_name=QWEN_MOE, hardware="H100", npu_num=2, dp=2, enable_expert_parallel=True,
+                                 scheduler="vllm", dataset=str(dataset), req_num=1, quiet=True), log=lambda line: None)
+    busy = [s for s in metrics.samples if s.instance == "dp0"]
+    idle = [s for s in metrics.samples if s.instance == "dp1"]
+    assert [s.requests for s in busy] == [1, 1, 1] and [s.prompt_tokens + s.generated_tokens for s in idle] == [0] * 3
+    assert [s.start_ns for s in busy] == [s.start_ns for s in idle]      # each step starts on both ranks at once
+    assert all(b.start_ns >= max(p.end_ns, q.end_ns) for b, p, q in zip(busy[1:], busy, idle))

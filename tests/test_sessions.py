@@ -72,10 +72,10 @@ def test_next_turn_arrives_think_time_after_the_previous_ends_and_hits_its_block
     layout = MemoryLayout(weight_bytes=0, block_bytes=1, capacity_bytes=100, block_size=4)
     policy = VllmPolicy(requests, PrefixCacheKV(layout, 100), 16, 64, VllmMemory(100, 0, 0, 0, 1))
     arrivals = []
-    policy.arrival_listeners.append(arrivals.append)
+    policy.feed.arrivals.listeners.append(arrivals.append)
     for now in (100, 101, 102):
         policy.complete(policy.schedule(now), now + 1)
-    first, second = policy.by_id[0], policy.by_id[2]
+    first, second = policy.feed.arrivals.by_id[0], policy.feed.arrivals.by_id[2]
     assert first.end_ns == 103 and second.request.arrival_ns == 1103 and arrivals == [1103]
     assert policy.schedule(103) is None and policy.next_arrival() == 1103
     batch = policy.schedule(1103)

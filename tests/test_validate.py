@@ -95,10 +95,10 @@ def test_engine_settings_from_meta():
         "enable_prefix_caching": False, "dtype": "bfloat16", "kv_cache_dtype": "fp8", "gpu_memory_utilization": 0.8,
         "swap_space": 4}, "kv_cache": {"num_gpu_blocks": 1234}}
     fields, skipped = run_settings(meta, has_token_ids=False)
-    assert fields == {"model_name": "m", "npu_num": 2, "max_num_seqs": 64, "max_num_batched_tokens": 4096,
+    assert fields == {"model_name": "m", "npu_num": 4, "dp": 2, "max_num_seqs": 64, "max_num_batched_tokens": 4096,
                       "max_model_len": 8192, "block_size": 32, "no_prefix_caching": True, "fp": "16",
                       "gpu_memory_utilization": 0.8, "num_gpu_blocks": 1234, "enable_expert_parallel": True}
-    assert skipped == ["data_parallel_size=2", "swap_space=4", "kv_cache_dtype=fp8"]
+    assert skipped == ["swap_space=4", "kv_cache_dtype=fp8"]
 
 
 def test_engine_settings_defaults_and_fp8():
@@ -110,11 +110,11 @@ def test_engine_settings_defaults_and_fp8():
 
 
 def test_validate_names_unmodelled_settings_and_uses_recorded_blocks(tmp_path):
-    folder = measured_folder(tmp_path / "run", engine={"data_parallel_size": 2}, kv_cache={"num_gpu_blocks": 40})
+    folder = measured_folder(tmp_path / "run", engine={"pipeline_parallel_size": 2}, kv_cache={"num_gpu_blocks": 40})
     done = validate(folder)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == ("not modelled: data_parallel_size=2, "
+    assert lines[0] == ("not modelled: pipeline_parallel_size=2, "
                         "enable_prefix_caching=True (the workload has no token ids)")
     assert lines[1].startswith("KV blocks per GPU: 40 used; derived ") and "measured 40 (derived " in lines[1]
 

@@ -32,9 +32,10 @@ EtNode op(const std::string& text, const Listing& at) {
   if (kind == "comp") {
     node.kind = NodeKind::Comp;
     node.durationNs = value;
-  } else if (kind == "allreduce") {
+  } else if (kind == "allreduce" || kind == "allgather" || kind == "reducescatter" || kind == "alltoall") {
     node.kind = NodeKind::Collective;
-    node.commType = kAllReduce;
+    node.commType = kind == "allreduce" ? kAllReduce : kind == "allgather" ? kAllGather
+                    : kind == "reducescatter" ? kReduceScatter : kAllToAll;
     node.commSize = static_cast<int64_t>(value);
   } else if (kind == "load" || kind == "store") {
     node.kind = kind == "load" ? NodeKind::MemLoad : NodeKind::MemStore;
@@ -46,7 +47,8 @@ EtNode op(const std::string& text, const Listing& at) {
     node.commDst = static_cast<int>(number(in, at, "a destination NPU"));
     node.commTag = static_cast<int>(number(in, at, "a tag"));
   } else {
-    at.bad("unknown op '" + kind + "' (comp, allreduce, load, store, send, recv, repeat)");
+    at.bad("unknown op '" + kind + "' (comp, allreduce, allgather, reducescatter, alltoall, load, store, send, recv, "
+           "repeat)");
   }
   std::getline(in >> std::ws, node.name);
   return node;

@@ -29,8 +29,8 @@ class EntryReader {
     if (!entry_.is_object()) bad("must be an object with \"type\", \"npus\", \"bytes\" and \"ns\"");
     for (const auto& item : entry_.items()) {
       const std::string& key = item.key();
-      if (key != "type" && key != "npus" && key != "bytes" && key != "ns" && key != "source") {
-        bad("unknown key \"" + key + "\" (expected type, npus, bytes, ns, source)");
+      if (key != "type" && key != "npus" && key != "bytes" && key != "ns" && key != "source" && key != "members") {
+        bad("unknown key \"" + key + "\" (expected type, npus, bytes, ns, members, source)");
       }
     }
   }
@@ -48,6 +48,25 @@ class EntryReader {
       bad("\"npus\" must be an integer >= 2 (the group size)");
     }
     return static_cast<int>(npus.get<int64_t>());
+  }
+
+  // The optional "members": the NPU ids the entry is for (sorted, distinct, at least the group size).
+  std::vector<int> members(int groupSize) const {
+    auto it = entry_.find("members");
+    if (it == entry_.end()) return {};
+    std::vector<int> ids;
+    if (it->is_array()) {
+      for (const json& value : *it) {
+        if (!value.is_number_integer() || value.get<int64_t>() < 0) bad("\"members\" must be a list of NPU ids");
+        ids.push_back(static_cast<int>(value.get<int64_t>()));
+      }
+    }
+    std::sort(ids.begin(), ids.end());
+    if (!it->is_array() || std::adjacent_find(ids.begin(), ids.end()) != ids.end() ||
+        static_cast<int>(ids.size()) < groupSize) {
+      bad("\"members\" must list at least \"npus\" distinct NPU ids");
+    }
+    return ids;
   }
 
   MeasuredCurve curve() const {
@@ -117,15 +136,32 @@ CollectiveTable CollectiveTable::load(const std::string& path) {
     int npus = entry.npus();
     EntryReader named(entries[i], path + ": collectives[" + std::to_string(i) + "] (" + collectiveName(kind) +
                                       " over " + std::to_string(npus) + " NPUs)");
-    if (!table.curves_.emplace(std::make_pair(static_cast<int>(kind), npus), named.curve()).second) {
-      named.bad("a second entry for the same type and group size");
+    std::vector<Scoped>& same = table.curves_[{static_cast<int>(kind), npus}];
+    Scoped scoped{named.members(npus), named.curve()};
+    for (const Scoped& other : same) {
+      if (other.members == scoped.members) named.bad("a second entry for the same type, group size and members");
     }
+    same.push_back(std::move(scoped));
   }
   return table;
 }
 
-Tick CollectiveTable::time(CollectiveKind kind, int npus, uint64_t bytes) const {
-  double ns = interpolate(curves_.at({static_cast<int>(kind), npus}), static_cast<double>(bytes));
+const MeasuredCurve* CollectiveTable::curveFor(CollectiveKind kind, const std::vector<int>& group) const {
+  auto it = curves_.find({static_cast<int>(kind), static_cast<int>(group.size())});
+  if (it == curves_.end()) return nullptr;
+  const MeasuredCurve* unscoped = nullptr;
+  for (const Scoped& entry : it->second) {
+    if (entry.members.empty()) {
+      unscoped = &entry.curve;
+    } else if (std::includes(entry.members.begin(), entry.members.end(), group.begin(), group.end())) {
+      return &entry.curve;
+    }
+  }
+  return unscoped;
+}
+
+Tick CollectiveTable::time(CollectiveKind kind, const std::vector<int>& group, uint64_t bytes) const {
+  double ns = interpolate(*curveFor(kind, group), static_cast<double>(bytes));
   return static_cast<Tick>(std::llround(ns));
 }
 

@@ -33,12 +33,21 @@ class CollectiveTable {
   // An empty `path` is no table. A file that cannot be read or breaks the format fails with exit 1.
   static CollectiveTable load(const std::string& path);
 
-  bool covers(CollectiveKind kind, int npus) const { return curves_.count({static_cast<int>(kind), npus}) != 0; }
-  // Time of one `kind` collective of `bytes` over `npus` NPUs; only for a covered (kind, npus).
-  Tick time(CollectiveKind kind, int npus, uint64_t bytes) const;
+  // Whether a `kind` collective over `group` (sorted NPU ids) has an entry: one of its size whose
+  // "members" hold the whole group, or one of its size without "members".
+  bool covers(CollectiveKind kind, const std::vector<int>& group) const { return curveFor(kind, group) != nullptr; }
+  // Time of one `kind` collective of `bytes` over `group`; only for a covered one.
+  Tick time(CollectiveKind kind, const std::vector<int>& group, uint64_t bytes) const;
 
  private:
-  std::map<std::pair<int, int>, MeasuredCurve> curves_;  // (kind, group size) -> curve
+  // An entry: the curve and the NPUs it is for (empty: any group of its size).
+  struct Scoped {
+    std::vector<int> members;  // sorted
+    MeasuredCurve curve;
+  };
+  const MeasuredCurve* curveFor(CollectiveKind kind, const std::vector<int>& group) const;
+
+  std::map<std::pair<int, int>, std::vector<Scoped>> curves_;  // (kind, group size) -> its entries
 };
 
 // `name` as given when absolute, else relative to the folder of `configPath` ("" stays "").

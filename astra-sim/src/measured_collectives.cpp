@@ -23,7 +23,7 @@ std::string MeasuredCollectives::join(int npu, CollectiveKind kind, uint64_t byt
   }
   instance.arrived.emplace_back(npu, done);
   if (instance.arrived.size() < group.size()) return "";
-  Tick time = table_.time(kind, static_cast<int>(group.size()), bytes);
+  Tick time = table_.time(kind, group, bytes);
   for (const auto& [member, completion] : instance.arrived) {
     events_.scheduleForNpu(member, time, completion.handler, completion.arg);
   }

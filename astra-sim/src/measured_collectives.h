@@ -20,7 +20,7 @@ class MeasuredCollectives {
  public:
   MeasuredCollectives(EventQueue& events, CollectiveTable table) : events_(events), table_(std::move(table)) {}
 
-  bool covers(CollectiveKind kind, int groupSize) const { return table_.covers(kind, groupSize); }
+  bool covers(CollectiveKind kind, const std::vector<int>& group) const { return table_.covers(kind, group); }
 
   // NPU `npu` issues a covered collective over `group` (sorted member ids, `npu` among them); `done`
   // fires on `npu` when it completes. Returns why it cannot run, or "" when joined.

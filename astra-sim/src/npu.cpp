@@ -37,7 +37,7 @@ int Npu::nextPriority(int explicitPriority) {
 std::string Npu::startCollective(CollectiveKind kind, uint64_t bytes, const std::vector<bool>& involvedDims,
                                  int explicitPriority, Completion done) {
   std::vector<int> group = planner_.participants(kind, involvedDims);
-  if (context_.measured.covers(kind, static_cast<int>(group.size()))) {
+  if (context_.measured.covers(kind, group)) {
     return context_.measured.join(id_, kind, bytes, group, done);  // timed by the "collective-table"
   }
   uint64_t splits = static_cast<uint64_t>(context_.system.datasetSplits);

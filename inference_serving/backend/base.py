@@ -75,5 +75,6 @@ class EngineBackend(ABC):
 
 
 def config_flags(configs: dict[str, Path]) -> list[str]:
+    groups = [f"--comm-group-configuration={configs['groups']}"] if "groups" in configs else []
     return [f"--system-configuration={configs['system']}", f"--network-configuration={configs['network']}",
-            f"--remote-memory-configuration={configs['memory']}"]
+            f"--remote-memory-configuration={configs['memory']}", *groups]

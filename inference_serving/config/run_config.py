@@ -95,6 +95,9 @@ class RunConfig:
     enable_expert_parallel: bool = flag(False, "MoE models: every rank of a tensor-parallel group holds whole experts, "
                                         "num_experts/tp of them (vLLM's --enable-expert-parallel; EP = TP).",
                                         opts=dashed("enable_expert_parallel"), is_flag=True)
+    dp: int = flag(1, "MoE models: data-parallel attention ranks (vLLM's --data-parallel-size): each rank has its "
+                   "own scheduler and KV cache, the ranks step together and the experts span all of them; "
+                   "--npu_num counts every rank's NPUs.", POSITIVE_INT, opts=("--dp", "--data-parallel-size"))
     expert_load: str = flag("uniform", "MoE models: tokens per routed expert: uniform, zipf:S (expert i's share "
                             "~ 1/(i+1)^S) or a JSON list of per-expert shares.", ExpertLoadSpec(),
                             opts=dashed("expert_load"))
@@ -118,6 +121,11 @@ class RunConfig:
                            click.Choice(["offload", "interleave"]))
     energy: bool = flag(False, "Report energy per token and power (the hardware file's power figures; "
                         "with --plot also power.png).", is_flag=True)
+    cluster: Path | None = flag(None, "Cluster file (YAML): instances with their model, hardware, parallelism and "
+                                "scheduler, the network and host memory (README \"Clusters\"); without it the "
+                                "flags describe one instance.", click.Path(dir_okay=False, path_type=Path))
+    router: str | None = flag(None, "Which instance takes each request (see `llmservingsim list`) [default: the "
+                              "cluster file's, else round-robin].")
     summary_json: Path | None = flag(None, "Write every summary metric and the effective configuration as JSON.",
                                      OUT_FILE, opts=dashed("summary_json"))
     plot: Path | None = flag(None, "Write PNG plots (throughput, requests and KV use over time, latency CDFs) here.",
@@ -130,7 +138,7 @@ class RunConfig:
 
     @property
     def tp(self) -> int:
-        return self.npu_num // self.npu_group
+        return self.npu_num // (self.npu_group * self.dp)
 
     @property
     def pp(self) -> int:
@@ -148,6 +156,11 @@ class RunConfig:
         """Checks between flags (each flag's own range is checked by its type)."""
         if self.npu_num % self.npu_group:
             raise InputError(f"--npu_num {self.npu_num} is not divisible by --npu_group {self.npu_group}")
+        if self.npu_num % (self.npu_group * self.dp):
+            raise InputError(f"--npu_num {self.npu_num} is not divisible by --npu_group {self.npu_group} x --dp {self.dp}")
+        if self.dp > 1 and self.npu_num != self.dp:
+            raise InputError(f"--dp {self.dp} runs data-parallel ranks of one NPU each (tensor-parallel 1, one "
+                             f"stage, as vLLM's DP attention with expert parallelism); use --npu_num {self.dp}")
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)

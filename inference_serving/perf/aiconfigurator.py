@@ -305,9 +305,9 @@ class AIConfiguratorProvider(PerfProvider):
                                                                   s=tokens, x=tokens)
         return latency_ms
 
-    def collective_table(self, tp: int) -> dict | None:
-        """The measured all-reduce of what vLLM runs on this GPU (perf/collectives.py)."""
-        (table,) = self._answer(("collective table", tp), lambda: (collective_table(self.spec.system, tp),))
+    def collective_table(self, tp: int, dp: int = 1) -> dict | None:
+        """The measured collectives of what vLLM runs on this GPU (perf/collectives.py)."""
+        (table,) = self._answer(("collective table", tp, dp), lambda: (collective_table(self.spec.system, tp, dp),))
         return table
 
 

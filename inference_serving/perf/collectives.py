@@ -19,6 +19,13 @@ Which measurement, by the kernel vLLM runs (docs/collectives.md has the rule and
 
 The tables are the ones of vLLM 0.19 (the release `serving/vllm.py` models) where the system has
 them, else those of the perf model's own database (its current vLLM release).
+
+Data-parallel MoE ranks (plan/moe_block.py) gather their tokens before the experts and reduce-scatter
+the outputs after them; vLLM runs both with NCCL (its allgather_reducescatter all2all backend, over
+the device communicator), so `dp_collectives` takes them from the NCCL table. Its sizes count the
+per-rank part in elements (the package's own queries pass per-rank elements for both), so an
+ALL_GATHER entry's bytes are the rank's input (the engine's comm_size of an all-gather) and a
+REDUCE_SCATTER entry's are `npus` times the rank's output (the engine's: the whole input).
 """
 from __future__ import annotations
 
@@ -92,14 +99,31 @@ def table_entry(measured_ms: dict[int, float], tp: int, source: str) -> dict:
             "ns": [measured_ms[size] * MS_TO_NS for size in sizes], "source": source}
 
 
-def collective_table(system: str, tp: int) -> dict | None:
-    """The engine's collective table for a tensor-parallel group of `tp` GPUs of `system`, or None
-    where the package has no measurement of the all-reduce vLLM would run."""
-    if tp < 2:
+def dp_collectives(system: str, ranks: int) -> list[dict]:
+    """The NCCL all-gather and reduce-scatter of `ranks` GPUs as engine table entries (none measured: [])."""
+    database = comm_database(system)
+    view = fetch_table_view(database, "_nccl_data") or {}
+    entries = []
+    for kind, operation, scale in (("ALL_GATHER", "all_gather", 1), ("REDUCE_SCATTER", "reduce_scatter", ranks)):
+        rows = view.get(SIXTEEN_BIT, {}).get(operation, {}).get(ranks)
+        if rows:
+            sizes = sorted(rows)
+            entries.append({"type": kind, "npus": ranks, "bytes": [s * BYTES_PER_ELEMENT * scale for s in sizes],
+                            "ns": [rows[s]["latency"] * MS_TO_NS for s in sizes],
+                            "source": f"nccl {database.system_spec['misc']['nccl_version']} nccl_perf {operation}"})
+    return entries
+
+
+def collective_table(system: str, tp: int, dp: int = 1) -> dict | None:
+    """The engine's collective table for a tensor-parallel group of `tp` GPUs of `system` (and the
+    MoE collectives of `dp` data-parallel ranks), or None where the package has no measurement of
+    what vLLM would run."""
+    entries = []
+    measurement = allreduce_measurement(system, tp) if tp > 1 else None
+    if measurement is not None:
+        entries.append(table_entry(*measurement[:1], tp, measurement[1]))
+    if dp > 1:
+        entries += dp_collectives(system, dp * tp)
+    if not entries:
         return None
-    measurement = allreduce_measurement(system, tp)
-    if measurement is None:
-        return None
-    measured, source = measurement
-    return {"source": f"aiconfigurator-core {version('aiconfigurator-core')}, system {system}",
-            "collectives": [table_entry(measured, tp, source)]}
+    return {"source": f"aiconfigurator-core {version('aiconfigurator-core')}, system {system}", "collectives": entries}

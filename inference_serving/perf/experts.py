@@ -65,14 +65,17 @@ def _check_divides(what: str, size: int, tp: int, model: ModelConfig) -> None:
         raise InputError(f"tensor-parallel degree {tp} does not divide the {size} {what} of {model.name}")
 
 
-def expert_plan(model: ModelConfig, tp: int, expert_parallel: bool, load_spec: str) -> ExpertPlan | None:
-    """The placement of `model`'s experts on a group of `tp` ranks (None for a dense model, which
-    takes neither flag)."""
+def expert_plan(model: ModelConfig, tp: int, expert_parallel: bool, load_spec: str, dp: int = 1) -> ExpertPlan | None:
+    """The placement of `model`'s experts on a group of `tp` ranks, or of `dp` data-parallel ranks of
+    `tp` (vLLM: the experts then span the dp * tp ranks); None for a dense model, which takes neither
+    flag."""
     if not model.is_moe:
-        if expert_parallel or load_spec != UNIFORM:
-            flag = "--enable-expert-parallel" if expert_parallel else "--expert-load"
-            raise InputError(f"{flag}: {model.name} is a dense model (no experts)")
+        if expert_parallel or load_spec != UNIFORM or dp > 1:
+            flag = "--enable-expert-parallel" if expert_parallel else "--expert-load" if load_spec != UNIFORM else "--dp"
+            raise InputError(f"{flag}: {model.name} is a dense model (no experts)"
+                             + ("; replicas of a dense model are instances of a --cluster file" if dp > 1 else ""))
         return None
+    tp *= dp
     if model.shared_experts:
         _check_divides("shared-expert features", model.shared_intermediate_size, tp, model)
     load = expert_load(load_spec, model.num_experts, model.experts_per_token)

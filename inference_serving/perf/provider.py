@@ -90,7 +90,7 @@ class PerfProvider(ABC):
         return max(sum(self.latency_ns(layer, tokens, 0, routing.tp) for tokens in counts if tokens
                        for layer in EXPERT_LAYERS) for counts in routing.per_rank)
 
-    def collective_table(self, tp: int) -> dict | None:
+    def collective_table(self, tp: int, dp: int = 1) -> dict | None:
         """Measured collective times for the engine (astra-sim/README.md, "Measured collective table"),
         or None: the engine times every collective on the nominal link."""
         return None

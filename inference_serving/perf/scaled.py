@@ -142,7 +142,7 @@ class ScaledProvider(AIConfiguratorProvider):
         super().__init__(model, hardware, precision, system=hardware.sibling)
         self.table = f"{self.table} of {self.spec.name}, scaled to {hardware.name}"
 
-    def collective_table(self, tp: int) -> dict | None:
+    def collective_table(self, tp: int, dp: int = 1) -> dict | None:
         """The sibling's measured collectives belong to its interconnect: the link model instead."""
         return None
 

@@ -1,6 +1,6 @@
 """Graph builder: an iteration trace becomes one chain of ops per NPU.
 
-Layout: stage s of the pipeline owns NPUs s*tp .. s*tp+tp-1. Every NPU of a stage runs the
+Layout: stage s of the pipeline owns NPUs s*tp .. s*tp+tp-1 (after the instance's first NPU). Every NPU of a stage runs the
 stage's part of the plan (iteration.py) as a chain: KV swap ops (store / load), then the stage input
 (load of the token ids on stage 0, recv of the hidden state from the previous stage otherwise), a
 comp op per row, an all-reduce after every row that carries one (tensor parallelism), and the stage
@@ -121,10 +121,11 @@ def stage_body(trace: Trace, stage: int, rank: int, merge: bool) -> Chain:
     return Chain(tuple(_join(first, leading, merge)), tuple(unit), times, tuple(_join(trailing, last, merge)))
 
 
-def stage_chain(trace: Trace, stage: int, rank: int, body: Chain) -> Chain:
-    """The whole chain of one NPU: KV swaps, the stage input, `body`, the stage output."""
+def stage_chain(trace: Trace, stage: int, rank: int, body: Chain, first_npu: int = 0) -> Chain:
+    """The whole chain of one NPU (the instance's NPUs start at `first_npu`): KV swaps, the stage
+    input, `body`, the stage output."""
     tp, hidden_bytes = trace.tp, trace.embedding.output_size
-    npu = stage * tp + rank
+    npu = first_npu + stage * tp + rank
     before = [Op("store" if r.stores else "load", r.name, r.weight_size) for r in trace.swaps]
     if stage == 0:
         before.append(Op("load", "input", trace.embedding.input_size))
@@ -188,14 +189,14 @@ class IterationGraph:
         return list(groups.values())
 
 
-def build_graph(trace: Trace, merge: bool = True) -> IterationGraph:
+def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0) -> IterationGraph:
     ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
     chains: dict[int, Chain] = {}
     for stage in range(trace.pp):
         bodies = [stage_body(trace, stage, rank, merge) for rank in range(trace.tp if ranks_differ else 1)]
         same: dict[Chain, Chain] = {}
         for rank in range(trace.tp):
-            chain = stage_chain(trace, stage, rank, bodies[rank if ranks_differ else 0])
-            chains[stage * trace.tp + rank] = same.setdefault(chain, chain)
+            chain = stage_chain(trace, stage, rank, bodies[rank if ranks_differ else 0], first_npu)
+            chains[first_npu + stage * trace.tp + rank] = same.setdefault(chain, chain)
     foldable = trace.pp == 1 and trace.tp > 1 and len({id(chain) for chain in chains.values()}) == 1
     return IterationGraph(chains, foldable)

@@ -55,10 +55,11 @@ def chain_ops(items: list[Row | AttentionGroup], merge: bool) -> list[Op]:
     return _rank_ops(items, 0, 1, merge)
 
 
-def stage_ops(trace: Trace, stage: int, rank: int, merge: bool) -> list[Op]:
-    """The whole chain of one NPU; the decoder block's ops are built once and repeated."""
+def stage_ops(trace: Trace, stage: int, rank: int, merge: bool, first_npu: int = 0) -> list[Op]:
+    """The whole chain of one NPU (the instance's NPUs start at `first_npu`); the decoder block's ops
+    are built once and repeated."""
     tp, hidden_bytes = trace.tp, trace.embedding.output_size
-    npu = stage * tp + rank
+    npu = first_npu + stage * tp + rank
     ops = [Op("store" if r.stores else "load", r.name, r.weight_size, tier=r.memory_tier) for r in trace.swaps]
     if stage == 0:
         ops.append(Op("load", "input", trace.embedding.input_size))
@@ -107,6 +108,9 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+ET_COLLECTIVES = {"coll": et.ALL_REDUCE, "allgather": et.ALL_GATHER, "reducescatter": et.REDUCE_SCATTER}
+
+
 def _node(op: Op, npu: int) -> et.Node:
     node = et.Node(name=op.name)
     if op.kind in ("comp", "pim"):
@@ -114,9 +118,9 @@ def _node(op: Op, npu: int) -> et.Node:
         node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
         if op.kind == "pim":
             _attr(node, "is_pim_op", "bool_val", True)
-    elif op.kind == "coll":
+    elif op.kind in ET_COLLECTIVES:
         node.type = et.COMM_COLL_NODE
-        _attr(node, "comm_type", "int64_val", et.ALL_REDUCE)
+        _attr(node, "comm_type", "int64_val", ET_COLLECTIVES[op.kind])
         _attr(node, "comm_size", "int64_val", op.value)
     elif op.kind in ("send", "recv"):
         node.type = et.COMM_SEND_NODE if op.kind == "send" else et.COMM_RECV_NODE
@@ -180,12 +184,12 @@ class IterationGraph:
             Path(f"{prefix}.{npu}.et").write_bytes(data)
 
 
-def build_graph(trace: Trace, merge: bool = True) -> IterationGraph:
+def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0) -> IterationGraph:
     files = {}
     for stage in range(trace.pp):
         for rank in range(trace.tp):
-            npu = stage * trace.tp + rank
-            files[npu] = serialize_chain(stage_ops(trace, stage, rank, merge), npu, len(trace.swaps))
+            npu = first_npu + stage * trace.tp + rank
+            files[npu] = serialize_chain(stage_ops(trace, stage, rank, merge, first_npu), npu, len(trace.swaps))
     return IterationGraph(files)
 
 

@@ -24,6 +24,8 @@ class Comm(str, Enum):
 
     NONE = "NONE"
     ALL_REDUCE = "ALLREDUCE"
+    ALL_GATHER = "ALLGATHER"
+    REDUCE_SCATTER = "REDUCESCATTER"
 
 
 class Kind(str, Enum):

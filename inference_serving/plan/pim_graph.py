@@ -48,9 +48,9 @@ def _pim_ops(rows: list[Row], merge: bool) -> list[Op]:
     return [Op("pim", r.name, r.comp_ns) for r in rows]
 
 
-def interleaved_graph(trace: Trace, merge: bool = True) -> IterationGraph:
+def interleaved_graph(trace: Trace, merge: bool = True, first_npu: int = 0) -> IterationGraph:
     if not isinstance(trace, InterleavedTrace):
-        return build_graph(trace, merge)
+        return build_graph(trace, merge, first_npu)
     dag = _Dag()
     swaps = tuple(dag.chain([Op("store" if r.stores else "load", r.name, r.weight_size, tier=r.memory_tier)], ())[0]
                   for r in trace.swaps)
@@ -65,4 +65,4 @@ def interleaved_graph(trace: Trace, merge: bool = True) -> IterationGraph:
         tails = [dag.chain(chain_ops(p[2], merge), after) for p, after in zip(parts, pim)]
     end = dag.chain(chain_ops(trace.head, merge), tails[0] + tails[1])
     dag.chain([Op("store", "output", trace.batch_requests * TOKEN_ID_BYTES)], end)
-    return IterationGraph({0: serialize_nodes(dag.ops, dag.parents, 0)})
+    return IterationGraph({first_npu: serialize_nodes(dag.ops, dag.parents, first_npu)})

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from .iteration import AttentionGroup, Comm, Row
 
+# the op kind of each collective (an all-reduce is "coll"; the others are data-parallel MoE collectives,
+# plan/moe_block.py, whose group is every data-parallel rank, not the tensor-parallel group)
+COLLECTIVE_OPS = {Comm.ALL_REDUCE: "coll", Comm.ALL_GATHER: "allgather", Comm.REDUCE_SCATTER: "reducescatter"}
+
 
 def merged(first, second):
     """Two consecutive comp ops as one (named after the first, with a '+')."""
@@ -45,9 +49,10 @@ class _RankWriter:
                 self.pending_ns += row.comp_ns
             else:
                 self.pending_name, self.pending_ns = row.name + "+", row.comp_ns
-        if row.comm is Comm.ALL_REDUCE and self.tp > 1:
+        if row.comm is not Comm.NONE and (self.tp > 1 or row.comm is not Comm.ALL_REDUCE):
             self.flush()
-            self.ops.append(self.op("coll", f"{row.name}_allreduce", row.comm_size))
+            kind = COLLECTIVE_OPS[row.comm]
+            self.ops.append(self.op(kind, f"{row.name}_{kind if kind != 'coll' else 'allreduce'}", row.comm_size))
 
     def flush(self) -> list:
         if self.pending_ns:

@@ -29,7 +29,7 @@ NO_TIMING_EFFECT = frozenset({"model", "tokenizer", "revision", "tokenizer_revis
                               "enable_log_requests", "load_format", "tokenizer_mode"})
 
 # Settings the simulator models at one value only: vLLM's default.
-DEFAULT_ONLY = {"data_parallel_size": 1, "pipeline_parallel_size": 1,
+DEFAULT_ONLY = {"pipeline_parallel_size": 1,
                 "enable_chunked_prefill": True, "enforce_eager": False, "speculative_config": None,
                 "cpu_offload_gb": 0}
 
@@ -38,7 +38,8 @@ DTYPE_BITS = {"auto": 16, "bfloat16": 16, "float16": 16, "half": 16, "float32": 
 
 TAKEN = frozenset({"tensor_parallel_size", "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization",
                    "max_model_len", "block_size", "enable_prefix_caching", "dtype", "quantization",
-                   "kv_cache_dtype", "num_gpu_blocks_override", "enable_expert_parallel"})
+                   "kv_cache_dtype", "num_gpu_blocks_override", "enable_expert_parallel",
+                   "data_parallel_size"})
 
 
 def _value(engine: dict, key: str):
@@ -79,14 +80,14 @@ def run_settings(meta: dict, has_token_ids: bool) -> tuple[dict, list[str]]:
     recorded = (meta.get("kv_cache") or {}).get("num_gpu_blocks") or engine.get("num_gpu_blocks_override")
     fields = {name: _value(engine, name) for name in (*DEFAULTS, *ASSUMED)}
     fields.update(model_name=engine.get("model") or meta.get("model"), fp=fp, num_gpu_blocks=recorded,
-                  npu_num=_value(engine, "tensor_parallel_size") or 1,
+                  npu_num=(_value(engine, "tensor_parallel_size") or 1) * (_value(engine, "data_parallel_size") or 1),
                   max_model_len=engine.get("max_model_len"),
                   no_prefix_caching=engine.get("enable_prefix_caching") is False, **parallel_flags(engine))
     return fields, _unmodelled(engine, has_token_ids) + skipped
 
 
 # RunConfig field -> the meta.json key it comes from, for messages about a bad value
-SOURCE_KEYS = {"model_name": "model", "npu_num": "tensor_parallel_size", "fp": "dtype",
+SOURCE_KEYS = {"model_name": "model", "npu_num": "tensor_parallel_size", "dp": "data_parallel_size", "fp": "dtype",
                "num_gpu_blocks": "kv_cache.num_gpu_blocks", "no_prefix_caching": "enable_prefix_caching"}
 
 

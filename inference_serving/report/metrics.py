@@ -16,6 +16,7 @@ SUMMARY_TIMES = (("ttft", "ttft"), ("tpot", "tpot"), ("latency", "latency"), ("q
 
 CSV_HEADER = ["request id", "model", "input", "output", "arrival", "end_time", "latency", "queuing_delay",
               "TTFT", "TPOT"]
+INSTANCE_COLUMN = "instance"  # a cluster file's run: the instance(s) that served the request
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class IterationSample:
     """One finished iteration (batch): its times (ns) and the state of the system when it ended.
 
     running = admitted, unfinished requests in device memory; waiting = arrived, never scheduled;
-    swapped = requests whose KV blocks are in host memory; kv_used/kv_total = KV blocks per NPU."""
+    swapped = requests whose KV blocks are in host memory; kv_used/kv_total = KV blocks per NPU of
+    the instance that ran the iteration (`instance`)."""
 
     batch: int
     start_ns: int
@@ -54,6 +56,7 @@ class IterationSample:
     swapped: int
     kv_used: int
     kv_total: int
+    instance: str = ""
 
 
 @dataclass
@@ -76,17 +79,19 @@ class Metrics:
     _interval_end: int = 0
     _interval_prompt: int = 0
     _interval_generated: int = 0
+    served_by: dict[int, str] | None = None  # request id -> instance names (CSV column), when recorded
+    instance_models: dict[str, str] = field(default_factory=dict)  # instance name -> its model (CSV column)
 
     def __post_init__(self) -> None:
         self._interval_end = self.log_interval_ns
-        self._kv = None
+        self._kvs: list = []
         self._arrivals: list[int] = []
         self._admitted: set[int] = set()
 
-    def attach(self, kv, arrivals_ns: list[int]) -> None:
-        """Turns on per-iteration samples: the KV cache to read and the requests' arrival times (those
-        known before the run; `arrived` adds the others)."""
-        self._kv, self._arrivals = kv, sorted(arrivals_ns)
+    def attach(self, kvs: list, arrivals_ns: list[int]) -> None:
+        """Turns on per-iteration samples: the instances' KV caches and the requests' arrival times
+        (those known before the run; `arrived` adds the others)."""
+        self._kvs, self._arrivals = kvs, sorted(arrivals_ns)
 
     def arrived(self, arrival_ns: int) -> None:
         """A request whose arrival the run decided (a later turn of a session)."""
@@ -94,10 +99,10 @@ class Metrics:
 
     def batch_started(self, batch: Batch, now: int) -> None:
         self.iterations += 1
-        if self._kv is not None:
+        if self._kvs:
             self._admitted.update(s.id for s in batch.states)
 
-    def batch_finished(self, batch: Batch, finished: list[RequestState], now: int) -> list[str]:
+    def batch_finished(self, batch: Batch, finished: list[RequestState], now: int, instance=None) -> list[str]:
         """Counts the batch in the log interval it ends in; returns the line of the interval that ended
         before, if tokens were counted in it (intervals without tokens have no line, so the log has at
         most one line per iteration however short the interval)."""
@@ -111,24 +116,35 @@ class Metrics:
         self._interval_prompt += batch.prompt_tokens
         self._interval_generated += batch.sampled
         self.finished.extend(finished)
-        if self._kv is not None:
-            self._sample(batch, now)
+        if self.served_by is not None:
+            for state in batch.states:
+                self._served(state.id, instance.name)
+        if self._kvs:
+            self._sample(batch, now, instance)
         for observer in self.observers:
             observer(batch, now)
         for listener in self.listeners:
             listener(self, now)
         return lines
 
-    def _sample(self, batch: Batch, now: int) -> None:
-        kv = self._kv
-        swapped = kv.swapped_requests()
+    def _served(self, request_id: int, name: str) -> None:
+        names = self.served_by.get(request_id)
+        if names is None:
+            self.served_by[request_id] = name
+        elif not names.endswith(name):
+            self.served_by[request_id] = f"{names}>{name}"
+
+    def _sample(self, batch: Batch, now: int, instance) -> None:
+        kv = instance.kv if instance is not None else self._kvs[0]
+        swapped = sum(k.swapped_requests() for k in self._kvs)
         admitted = len(self._admitted)
         self.samples.append(IterationSample(
             batch=batch.id, start_ns=batch.start_ns, end_ns=now, requests=len(batch.entries),
             prompt_tokens=batch.prompt_tokens, generated_tokens=batch.sampled,
             running=admitted - len(self.finished) - swapped,
             waiting=bisect.bisect_right(self._arrivals, now) - admitted, swapped=swapped,
-            kv_used=kv.used_blocks, kv_total=kv.total_blocks))
+            kv_used=kv.used_blocks, kv_total=kv.total_blocks,
+            instance=instance.name if instance is not None else ""))
 
     def flush_throughput(self) -> list[str]:
         return [self._interval_line()] if self._interval_prompt or self._interval_generated else []
@@ -181,12 +197,18 @@ class Metrics:
             lines += section.lines(now)
         return lines
 
+    def _model_of(self, request_id: int) -> str:
+        if self.served_by is None:
+            return self.model_name
+        return self.instance_models[self.served_by[request_id].split(">")[-1]]
+
     def write_csv(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(CSV_HEADER)
+            writer.writerow(CSV_HEADER + ([INSTANCE_COLUMN] if self.served_by is not None else []))
             for state in sorted(self.finished, key=lambda s: s.id):
                 r, t = state.request, RequestTimes.of(state)
-                writer.writerow([r.id, self.model_name, r.input_tokens, r.output_tokens, r.arrival_ns, state.end_ns,
-                                 t.latency, t.queuing_delay, t.ttft, t.tpot])
+                row = [r.id, self._model_of(r.id), r.input_tokens, r.output_tokens, r.arrival_ns, state.end_ns,
+                       t.latency, t.queuing_delay, t.ttft, t.tpot]
+                writer.writerow(row + ([self.served_by[r.id]] if self.served_by is not None else []))

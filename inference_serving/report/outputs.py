@@ -13,7 +13,7 @@ from pathlib import Path
 from ..config.run_config import RunConfig
 from ..errors import InputError
 from .energy import EnergyMeter, write_power_plot
-from .metrics import CSV_HEADER, Metrics
+from .metrics import CSV_HEADER, INSTANCE_COLUMN, Metrics
 from .output_paths import check_distinct, check_file, check_folder, first_line, is_png
 from .plots import PLOT_FILES
 
@@ -21,7 +21,7 @@ TRACES_MARK = "network.yml"  # every --keep-traces folder holds the engine's net
 
 
 def _is_result_csv(path: Path) -> bool:
-    return first_line(path) == ",".join(CSV_HEADER)
+    return first_line(path) in (",".join(CSV_HEADER), ",".join(CSV_HEADER + [INSTANCE_COLUMN]))
 
 
 def _json_object(path: Path) -> dict:

@@ -1,29 +1,30 @@
 """The serving loop: scheduler -> trace -> graph -> engine -> clock, one iteration at a time.
 
-The engine runs every NPU's graph; the tick at which an iteration's last NPU finishes becomes
-the scheduler's clock. Under pipeline parallelism (`npu_group` stages of `npu_num/npu_group`
-NPUs) up to one batch per stage is in flight: as soon as the first stage is free a new batch
-enters it, and each later stage takes its part of a batch when it has finished the previous one.
+One engine runs every NPU of the cluster: each instance (instance.py) its own NPUs, and the KV
+transfers of a disaggregated cluster on their own ports (cluster/disaggregation.py). The tick at
+which an iteration's last NPU finishes becomes its instance's clock. Under pipeline parallelism
+(`pp` stages of `tp` NPUs) up to one batch per stage of an instance is in flight: as soon as the
+first stage is free a new batch enters it, and each later stage takes its part of a batch when it
+has finished the previous one. Requests reach the instances through the run's arrivals
+(arrivals.py); with several instances they are routed at the tick they arrive.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..backend.base import BACKENDS, EngineSetup
 from ..backend.engine_config import SystemConfig, write_configs
 from ..errors import EngineError, InputError
-from ..plan.builder import TraceBuilder
 from ..plan import chain
 from ..plan.chakra import IterationGraph, build_graph
 from ..plan.text_trace import write_trace
 from ..report.metrics import Metrics
-from .policy import SchedulingPolicy
+from .arrivals import Arrivals
+from .instance import Instance
 from .request import Batch
 
 
@@ -35,8 +36,6 @@ def _scratch_root() -> str | None:
 
 @dataclass
 class RunOptions:
-    tp: int
-    pp: int
     system: SystemConfig
     engine_binary: Path
     backend: str = "step"
@@ -45,35 +44,23 @@ class RunOptions:
     reuse: bool = True
     verbose: bool = False
     span_file: Path | None = None  # the engine appends every node's start/end here (--chrome-trace)
-    graph_builder: Callable[..., IterationGraph] = build_graph  # plan -> engine graph (plan/pim_graph.py)
-
-
-@dataclass
-class NpuQueue:
-    """What one NPU runs now and what waits for it (later stages of queued batches)."""
-
-    current: int | None = None
-    queued: deque = field(default_factory=deque)
-
-    @property
-    def idle(self) -> bool:
-        return self.current is None and not self.queued
 
 
 class Simulation:
-    def __init__(self, scheduler: SchedulingPolicy, builder: TraceBuilder, options: RunOptions,
-                 metrics: Metrics, log=print) -> None:
-        self.scheduler, self.builder, self.kv, self.opt = scheduler, builder, scheduler.kv, options
+    def __init__(self, instances: list[Instance], arrivals: Arrivals, options: RunOptions, metrics: Metrics,
+                 log=print, transfers=None) -> None:
+        self.instances, self.arrivals, self.opt = instances, arrivals, options
         self.metrics, self.log = metrics, log
-        self.npus = options.tp * options.pp
-        self.queues = [NpuQueue() for _ in range(self.npus)]
-        self.batches: dict[int, Batch] = {}
-        self.unfinished_npus: dict[int, set[int]] = {}
-        self.graph_cache: dict[bytes, int] = {}
-        self.digests: dict[int, bytes | None] = {}
-        self.graph_hits = 0
+        self.transfers = transfers  # the KV transfers of a disaggregated cluster (cluster/disaggregation.py)
+        self.owner = {npu: instance for instance in instances for npu in instance.npus}
+        self.npus = options.system.npus
+        self.routed = len(instances) > 1  # requests are routed at the tick they arrive
         self.engine_behind = False
         self.now = 0
+
+    @property
+    def graph_hits(self) -> int:
+        return sum(instance.graph_hits for instance in self.instances)
 
     # -- setup and teardown -------------------------------------------------------------
     def run(self) -> None:
@@ -93,41 +80,55 @@ class Simulation:
             except BaseException:
                 self.engine.kill()
                 raise
-            self._check_memory_released()
+            for instance in self.instances:
+                _check_memory_released(instance)
         finally:
             if not self.opt.keep_traces:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def _check_memory_released(self) -> None:
-        if self.kv.used_blocks or self.kv.swapped_requests() or \
-                self.kv.device_bytes_in_use() != self.kv.layout.weight_bytes:
-            raise EngineError(f"internal: {self.kv.used_blocks} KV blocks still allocated after the run")
-
     # -- the loop ------------------------------------------------------------------------
     def _loop(self) -> None:
-        while self.scheduler.unfinished:
-            if self._first_stage_free() and self._launch_next():
+        while self.arrivals.unfinished:
+            if self.routed:
+                self.arrivals.route(self.now)
+            if self._launch_any():
                 continue
-            if not self.batches:
+            if not self._in_flight():
                 self._wait_for_arrival()
                 continue
-            limit = self.scheduler.next_arrival() if self._first_stage_free() else None
-            event = self.engine.step(limit)
+            wake = self.routed or any(instance.first_stage_free() for instance in self.instances)
+            event = self.engine.step(self.arrivals.next_arrival() if wake else None)
             self.now = max(self.now, event.tick)
             if event.kind == "done":
                 self._finished(event.npus)
         for line in self.metrics.flush_throughput():
             self.log(line)
 
-    def _first_stage_free(self) -> bool:
-        return len(self.batches) < self.opt.pp and all(self.queues[n].idle for n in range(self.opt.tp))
+    def _launch_any(self) -> bool:
+        """Starts a batch on every instance whose first stage is free and has one to run (on every
+        rank of a data-parallel group at once, when all are free)."""
+        launched = False
+        for instance in self.instances:
+            group = instance.dp_group
+            if group is None:
+                if instance.first_stage_free() and self._launch_next(instance):
+                    launched = True
+            elif instance is group.ranks[0] and group.free():
+                batches = group.schedule(self.now)
+                for rank, batch in zip(group.ranks, batches or ()):
+                    self._launch(rank, batch)
+                launched = launched or batches is not None
+        return launched
+
+    def _in_flight(self) -> bool:
+        return any(instance.batches for instance in self.instances) or bool(self.transfers and self.transfers.busy)
 
     def _wait_for_arrival(self) -> None:
-        arrival = self.scheduler.next_arrival()
+        arrival = self.arrivals.next_arrival()
         if arrival is None:
-            stuck = [s.id for s in self.scheduler.states if not s.done]
+            stuck = [s.id for s in self.arrivals.states if not s.done]
             raise InputError(f"requests {stuck[:10]} can never be scheduled (KV cache too small for them); "
-                                  f"raise --npu_mem or use more NPUs")
+                             f"raise --npu_mem or use more NPUs")
         self.now = max(self.now, arrival)
         self._sync_engine_clock()
 
@@ -135,121 +136,154 @@ class Simulation:
         self.engine.advance(self.now)
         self.engine_behind = False
 
-    def _launch_next(self) -> bool:
-        batch = self.scheduler.schedule(self.now)
+    def _launch_next(self, instance: Instance) -> bool:
+        batch = instance.scheduler.schedule(self.now)
         if batch is None:
             return False
-        trace = batch.plan = self.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes, batch.tier_moves)
-        if self._on_pipe(trace):
-            graph = chain.build_graph(trace, merge=self.opt.reuse)
+        self._launch(instance, batch)
+        return True
+
+    def _launch(self, instance: Instance, batch: Batch) -> None:
+        trace = batch.plan = instance.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes,
+                                                    batch.tier_moves)
+        if self._on_pipe(instance, trace):
+            graph = chain.build_graph(trace, merge=self.opt.reuse, first_npu=instance.first_npu)
         else:
-            graph = self.opt.graph_builder(trace, merge=self.opt.reuse)
+            graph = instance.graph_builder(trace, merge=self.opt.reuse, first_npu=instance.first_npu)
         self.metrics.batch_started(batch, self.now)
-        self._log_batch_start(batch)
-        digest = graph.digest if self._graph_reuse_possible() else None
-        if digest in self.graph_cache:
-            self._reuse_graph(digest, batch)
-            return True
+        self._log_batch_start(instance, batch)
+        digest = graph.digest if self._graph_reuse_possible(instance) else None
+        if digest in instance.graph_cache:
+            self._reuse_graph(instance, digest, batch)
+            return
         if self.engine_behind:
             self._sync_engine_clock()
+        prefix = self.workdir / instance.batch_prefix(batch.id)
         if isinstance(graph, IterationGraph):
-            graph.write(self.workdir / f"batch{batch.id}")
+            graph.write(prefix)
         if self.opt.keep_traces:
-            write_trace(trace, self.workdir / f"batch{batch.id}.txt")
-        self.batches[batch.id] = batch
-        self.digests[batch.id] = digest
-        self.unfinished_npus[batch.id] = set(range(self.npus))
+            write_trace(trace, prefix.with_name(prefix.name + ".txt"))
+        instance.batches[batch.id] = batch
+        instance.digests[batch.id] = digest
+        instance.unfinished_npus[batch.id] = set(instance.npus)
         ready = []
-        for npu in range(self.npus):
-            queue = self.queues[npu]
+        for npu in instance.npus:
+            queue = instance.queues[npu]
             if queue.idle:
                 queue.current = batch.id
                 ready.append(npu)
             else:
                 queue.queued.append((batch.id, graph))
-        self._start(batch.id, graph, ready)
-        return True
+        self._start(instance, batch.id, graph, ready)
 
-    def _on_pipe(self, trace) -> bool:
+    def _on_pipe(self, instance: Instance, trace) -> bool:
         """Whether the iteration's chains go to the engine on the pipe (plan/chain.py), else as ET files
-        (chakra.py, or the run's own graph builder): files with --keep-traces, engines
+        (chakra.py, or the instance's own graph builder): files with --keep-traces, engines
         without `chain`, and plans the chain command cannot spell."""
         return (not self.opt.keep_traces and self.engine.supports_chain
-                and self.opt.graph_builder is build_graph and chain.supports(trace))
+                and instance.graph_builder is build_graph and chain.supports(trace))
 
-    def _start(self, batch_id: int, graph, npus: list[int]) -> None:
+    def _start(self, instance: Instance, batch_id: int, graph, npus: list[int]) -> None:
         """Starts the batch's chains on these idle NPUs; a whole foldable group is offered for folding."""
         if isinstance(graph, IterationGraph):
-            self.engine.load(self.workdir / f"batch{batch_id}", npus)
+            self.engine.load(self.workdir / instance.batch_prefix(batch_id), npus)
             return
-        fold = self.opt.reuse and graph.foldable and len(npus) == self.npus
-        for group, chain in graph.shared(npus):
-            self.engine.chain(graph.listing(chain), group, fold)
+        fold = self.opt.reuse and graph.foldable and len(npus) == len(instance.npus)
+        for group, chain_ in graph.shared(npus):
+            self.engine.chain(graph.listing(chain_), group, fold)
 
-    def _graph_reuse_possible(self) -> bool:
-        """An iteration identical to an earlier one, alone on an idle cluster, takes the same time."""
-        return (self.opt.reuse and self.engine.supports_reuse and self.opt.pp == 1 and not self.batches
+    def _graph_reuse_possible(self, instance: Instance) -> bool:
+        """An iteration identical to an earlier one, alone on an idle cluster, takes the same time (so
+        only a cluster of one instance skips the engine)."""
+        return (self.opt.reuse and self.engine.supports_reuse and instance.pp == 1 and not instance.batches
+                and not self.routed and self.transfers is None
                 and self.opt.span_file is None)  # a reused iteration has no engine spans
 
-    def _reuse_graph(self, digest: str, batch: Batch) -> None:
-        self.graph_hits += 1
+    def _reuse_graph(self, instance: Instance, digest: bytes, batch: Batch) -> None:
+        instance.graph_hits += 1
         self.engine_behind = True
-        self.now += self.graph_cache[digest]
-        self._complete(batch)
+        self.now += instance.graph_cache[digest]
+        self._complete(instance, batch)
 
     def _finished(self, npus: tuple[int, ...]) -> None:
+        by_owner: dict[int, tuple[Instance, list[int]]] = {}
+        ports = []
+        for npu in npus:
+            instance = self.owner.get(npu)
+            if instance is None:
+                ports.append(npu)
+            else:
+                by_owner.setdefault(id(instance), (instance, []))[1].append(npu)
+        if ports:
+            self.transfers.done(self.engine, ports, self.now)
+        for instance, done in by_owner.values():
+            self._instance_finished(instance, done)
+
+    def _instance_finished(self, instance: Instance, npus: list[int]) -> None:
         completed = []
         for npu in npus:
-            batch_id = self.queues[npu].current
-            self.queues[npu].current = None
-            remaining = self.unfinished_npus[batch_id]
+            batch_id = instance.queues[npu].current
+            instance.queues[npu].current = None
+            remaining = instance.unfinished_npus[batch_id]
             remaining.discard(npu)
             if not remaining:
                 completed.append(batch_id)
         for batch_id in completed:
-            del self.unfinished_npus[batch_id]
-            batch = self.batches.pop(batch_id)
-            digest = self.digests.pop(batch_id)
+            del instance.unfinished_npus[batch_id]
+            batch = instance.batches.pop(batch_id)
+            digest = instance.digests.pop(batch_id)
             if digest is not None:
-                self.graph_cache[digest] = self.now - batch.start_ns
-            self._complete(batch)
+                instance.graph_cache[digest] = self.now - batch.start_ns
+            self._complete(instance, batch)
             if not self.opt.keep_traces:
-                for npu in range(self.npus):
-                    (self.workdir / f"batch{batch_id}.{npu}.et").unlink(missing_ok=True)
-        self._start_queued(npus)
+                for npu in instance.npus:
+                    (self.workdir / f"{instance.batch_prefix(batch_id)}.{npu}.et").unlink(missing_ok=True)
+        self._start_queued(instance, npus)
 
-    def _start_queued(self, npus: tuple[int, ...]) -> None:
+    def _start_queued(self, instance: Instance, npus: list[int]) -> None:
         by_batch: dict[int, tuple[object, list[int]]] = {}
         for npu in npus:
-            queue = self.queues[npu]
+            queue = instance.queues[npu]
             if queue.current is None and queue.queued:
                 batch_id, graph = queue.queued.popleft()
                 queue.current = batch_id
                 by_batch.setdefault(batch_id, (graph, []))[1].append(npu)
         for batch_id, (graph, ready) in by_batch.items():
-            self._start(batch_id, graph, ready)
+            self._start(instance, batch_id, graph, ready)
 
-    def _complete(self, batch: Batch) -> None:
-        finished = self.scheduler.complete(batch, self.now)
-        interval_lines = self.metrics.batch_finished(batch, finished, self.now)
-        for line in interval_lines:
+    def _complete(self, instance: Instance, batch: Batch) -> None:
+        finished = instance.scheduler.complete(batch, self.now)
+        ended = instance.scheduler.feed.ended(finished)
+        for line in self.metrics.batch_finished(batch, ended, self.now, instance):
             self.log(line)
-        self.log(f"[{self.now / 1e9:.6f} s] iteration {batch.id} done in {self.now - batch.start_ns} ns: "
-                 f"{batch.describe()}" + (f", finished {[s.id for s in finished]}" if finished else ""))
+        where = f"{instance.name}: " if self.routed else ""
+        done = "prefilled" if instance.role == "prefill" else "finished"
+        self.log(f"[{self.now / 1e9:.6f} s] {where}iteration {batch.id} done in {self.now - batch.start_ns} ns: "
+                 f"{batch.describe()}" + (f", {done} {[s.id for s in finished]}" if finished else ""))
+        if self.transfers is not None:
+            self.transfers.start_due(self.engine, self.now)
 
-    def _log_batch_start(self, batch: Batch) -> None:
+    def _log_batch_start(self, instance: Instance, batch: Batch) -> None:
         if not self.opt.verbose:
             return
+        at = f"[{self.now / 1e9:.6f} s] " + (f"{instance.name}: " if self.routed else "")
         if batch.evicted:
-            self.log(f"[{self.now / 1e9:.6f} s] evict requests {batch.evicted} to host memory: "
+            self.log(f"{at}evict requests {batch.evicted} to host memory: "
                      f"{batch.evict_bytes} B per NPU (MEM_STORE)")
         if batch.preempted:
-            self.log(f"[{self.now / 1e9:.6f} s] preempt requests {batch.preempted}: KV freed, to be recomputed")
+            self.log(f"{at}preempt requests {batch.preempted}: KV freed, to be recomputed")
         if batch.reloaded:
-            self.log(f"[{self.now / 1e9:.6f} s] reload requests {batch.reloaded} from host memory: "
+            self.log(f"{at}reload requests {batch.reloaded} from host memory: "
                      f"{batch.load_bytes} B per NPU (MEM_LOAD)")
         for move in batch.tier_moves:
-            self.log(f"[{self.now / 1e9:.6f} s] KV blocks {'from' if move.load else 'to'} memory tier {move.name}: "
+            self.log(f"{at}KV blocks {'from' if move.load else 'to'} memory tier {move.name}: "
                      f"{move.nbytes} B per NPU ({'MEM_LOAD' if move.load else 'MEM_STORE'})")
-        self.log(f"[{self.now / 1e9:.6f} s] KV cache: {self.kv.used_blocks}/{self.kv.total_blocks} blocks in use, "
-                 f"{self.kv.device_bytes_in_use()} B per NPU")
+        kv = instance.kv
+        self.log(f"{at}KV cache: {kv.used_blocks}/{kv.total_blocks} blocks in use, "
+                 f"{kv.device_bytes_in_use()} B per NPU")
+
+
+def _check_memory_released(instance: Instance) -> None:
+    kv = instance.kv
+    if kv.used_blocks or kv.swapped_requests() or kv.device_bytes_in_use() != kv.layout.weight_bytes:
+        raise EngineError(f"internal: {kv.used_blocks} KV blocks still allocated after the run")

@@ -9,7 +9,8 @@ pipeline parallelism several batches are in flight at once, one per stage at mos
   3. if no request is left in host memory, arrived requests join first-come-first-served while
      their prompt's blocks fit; the prompt is processed whole in one iteration (initiation phase).
 `max_batch` caps the requests of a batch. With `skip_prefill` (`--gen`) a new request arrives
-with its prompt already in the KV cache and only generates.
+with its prompt already in the KV cache and only generates, as does a request whose prompt's KV
+a prefill instance computed (cluster/disaggregation.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from collections import deque
 from ..config.run_config import RunConfig
 from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
+from .arrivals import Inbox
 from .kv.host_swap import HostSwapKV
 from .kv.layout import MemoryLayout
 from .policy import SchedulingPolicy
@@ -35,15 +37,14 @@ class OrcaPolicy(SchedulingPolicy):
              "the paper and comparing systems, not for the latency of a vLLM deployment")
     kv: HostSwapKV
 
-    def __init__(self, requests: list[Request], kv: HostSwapKV, max_batch: int = 0, skip_prefill: bool = False):
-        super().__init__(requests, kv)
-        self.max_batch = max_batch or len(requests) or 1
+    def __init__(self, feed: Inbox | list[Request], kv: HostSwapKV, max_batch: int = 0, skip_prefill: bool = False):
+        super().__init__(feed, kv)
+        self.max_batch = max_batch or len(self.feed.arrivals.requests) or 1
         self.skip_prefill = skip_prefill
 
     @classmethod
-    def build(cls, requests: list[Request], model: ModelConfig, layout: MemoryLayout,
-              config: RunConfig) -> "OrcaPolicy":
-        return cls(requests, HostSwapKV(layout), config.max_batch, skip_prefill=config.gen)
+    def build(cls, feed: Inbox, model: ModelConfig, layout: MemoryLayout, config: RunConfig) -> "OrcaPolicy":
+        return cls(feed, HostSwapKV(layout), config.max_batch, skip_prefill=config.gen)
 
     def _fill(self, batch: Batch, now: int) -> None:
         evicted_any = self._schedule_running(batch)
@@ -96,13 +97,14 @@ class OrcaPolicy(SchedulingPolicy):
         while self.waiting and len(batch.entries) < self.max_batch:
             state = self.waiting[0]
             prompt = state.request.input_tokens
-            tokens = prompt + 1 if self.skip_prefill else prompt
+            computed = self.skip_prefill or state.cached >= prompt  # cached: KV received (disaggregation)
+            tokens = prompt + 1 if computed else prompt
             if not self.kv.can_allocate(state.request, tokens):
                 return
             self.waiting.popleft()
             self.kv.allocate(state.request, tokens)
             self._admit(state, now)
-            if self.skip_prefill:
+            if computed:
                 state.cached = prompt
                 batch.add(state, 1)
             else:

@@ -1,10 +1,9 @@
 """The scheduling-policy interface: which requests run in the next iteration.
 
-A policy owns the request queues (pending = not yet arrived, waiting, running) and its KV manager;
-the serving loop calls `schedule(now)` for the next batch, `complete(batch, now)` when its
-iteration ends and `next_arrival()` to know when to wake up. A request that follows another (a later
-turn of a session) joins the pending queue when that one ends (follow_ups.py); `arrival_listeners`
-hear of each such arrival. A policy declares its traits, which
+A policy owns the request queues (waiting, running) and its KV manager, and reads the requests that
+reach it from its feed (arrivals.py: an Inbox of the run's Arrivals; given a plain list of
+requests it makes its own); the serving loop calls `schedule(now)` for the next batch and
+`complete(batch, now)` when its iteration ends. A policy declares its traits, which
 the run assembles around it: how attention is laid out over a tensor-parallel group, its default
 block size, whether it runs pipeline stages, and the flags only it reads (another policy's are
 refused, flag_use.py). New policies are one file and one line in POLICIES.
@@ -12,19 +11,20 @@ refused, flag_use.py). New policies are one file and one line in POLICIES.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from bisect import insort
 from collections import deque
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 from ..config.run_config import RunConfig
 from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry
 from ..registry import Registry
+from .arrivals import Arrivals, Inbox
 from .kv.layout import MemoryLayout
-from .follow_ups import FollowUps
 from .kv.pool import KVManager
 from .request import Batch, RequestState
+
+DUMMY_REQUEST = -1  # the request id of a dummy batch's one token
 
 POLICIES = Registry("scheduler", "--scheduler", {
     "orca": ".serving.orca:OrcaPolicy",
@@ -40,36 +40,39 @@ class SchedulingPolicy(ABC):
     trust: ClassVar[str]                     # which questions its numbers answer (the run's header says it)
     kv: KVManager
 
-    def __init__(self, requests: list[Request], kv: KVManager) -> None:
-        self.states = [RequestState(r) for r in requests]
-        self.by_id = {state.id: state for state in self.states}
-        self.follow_ups = FollowUps(self.states)
-        self.pending = deque(sorted((s for s in self.states if s.request.after is None), key=_arrival_order))
-        self.arrival_listeners: list[Callable[[int], None]] = []
+    def __init__(self, feed: Inbox | list[Request], kv: KVManager) -> None:
+        self.feed = feed if isinstance(feed, Inbox) else Arrivals(feed).inboxes[0]
+        self.by_id: dict[int, RequestState] = {}   # the requests it admitted
         self.waiting: deque[RequestState] = deque()
         self.running: list[RequestState] = []
         self.kv = kv
         self.batches = 0
         self.admissions = 0
-        self.unfinished = len(requests)
 
     @classmethod
     @abstractmethod
-    def build(cls, requests: list[Request], model: ModelConfig, layout: MemoryLayout,
-              config: RunConfig) -> "SchedulingPolicy":
-        """The policy with its KV manager, sized for this run."""
+    def build(cls, feed: Inbox, model: ModelConfig, layout: MemoryLayout, config: RunConfig) -> "SchedulingPolicy":
+        """The policy with its KV manager, sized for this run (`feed.arrivals.requests` is the workload)."""
+
+    @property
+    def states(self) -> list[RequestState]:
+        """Every request of the run."""
+        return self.feed.arrivals.states
+
+    @property
+    def unfinished(self) -> int:
+        return self.feed.arrivals.unfinished
+
+    def next_arrival(self) -> int | None:
+        return self.feed.arrivals.next_arrival()
 
     def kv_config(self) -> dict:
         """The KV capacity this run uses, for its effective configuration."""
         return {"kv_blocks": self.kv.total_blocks}
 
-    def next_arrival(self) -> int | None:
-        return self.pending[0].request.arrival_ns if self.pending else None
-
     def schedule(self, now: int) -> Batch | None:
         """The next batch, or None when nothing can run now."""
-        while self.pending and self.pending[0].request.arrival_ns <= now:
-            self.waiting.append(self.pending.popleft())
+        self.waiting.extend(self.feed.due(now))
         batch = Batch(self.batches, [], [], start_ns=now)
         self._fill(batch, now)
         if not batch.entries:
@@ -78,6 +81,13 @@ class SchedulingPolicy(ABC):
         self.batches += 1
         for state in batch.states:
             state.in_flight = True
+        return batch
+
+    def dummy_batch(self, now: int) -> Batch:
+        """A step without requests: one token's forward pass, which a data-parallel rank without work
+        runs so that the other ranks' MoE collectives have all their members (data_parallel.py)."""
+        batch = Batch(self.batches, [BatchEntry(DUMMY_REQUEST, 1, 0)], [], start_ns=now)
+        self.batches += 1
         return batch
 
     @abstractmethod
@@ -106,32 +116,26 @@ class SchedulingPolicy(ABC):
 
     def _admit(self, state: RequestState, now: int) -> None:
         """A request's first admission: its queuing delay ends."""
-        if state.admitted_ns is None:
-            state.admitted_ns, state.admission = now, self.admissions
+        if state.admission < 0:
+            state.admission, state.instance_admitted_ns = self.admissions, now
             self.admissions += 1
+            self.by_id[state.id] = state
+        if state.admitted_ns is None:
+            state.admitted_ns = now
         self.running.append(state)
 
     def _sample_token(self, batch: Batch, state: RequestState, now: int, finished: list[RequestState]) -> None:
-        """One token for `state`: its first-token time, and on its last token the request ends and
-        its KV blocks are freed."""
+        """One token for `state`: its first-token time, and on its last token the request ends here
+        (its feed frees its KV blocks)."""
         batch.sampled += 1
         state.generated += 1
         if state.first_token_ns is None:
             state.first_token_ns = now
         if state.generated >= state.request.output_tokens:
             state.end_ns = now
-            self.kv.free(state.id)
             self.running.remove(state)
-            self.unfinished -= 1
             finished.append(state)
-            for follower in self.follow_ups.release(state, now):
-                insort(self.pending, follower, key=_arrival_order)
-                for listener in self.arrival_listeners:
-                    listener(follower.request.arrival_ns)
-
-
-def _arrival_order(state: RequestState) -> tuple[int, int]:
-    return state.request.arrival_ns, state.id
+            self.feed.finished(state, now, self.kv)
 
 
 def policy_class(name: str) -> type[SchedulingPolicy]:

@@ -15,7 +15,8 @@ class RequestState:
     admitted_ns: int | None = None
     first_token_ns: int | None = None
     end_ns: int | None = None
-    admission: int = -1
+    admission: int = -1                   # order of first admission on the instance that runs it
+    instance_admitted_ns: int | None = None  # when that instance first admitted it
     in_flight: bool = False
 
     @property

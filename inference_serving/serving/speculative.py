@@ -25,7 +25,6 @@ from ..config.run_config import RunConfig
 from ..errors import InputError
 from ..inputs.model import load_model
 from ..inputs.model_config import ModelConfig
-from ..inputs.workload import Request
 from ..inputs.hardware import Hardware
 from ..perf.precision import Precision
 from ..perf.provider import build_provider
@@ -33,6 +32,7 @@ from ..perf.shard import check_tensor_parallel
 from ..plan.builder import TraceBuilder
 from ..plan.draft import DraftPlanner
 from ..plan.iteration import BatchEntry
+from .arrivals import Inbox
 from .kv.layout import MemoryLayout, memory_layout
 from .request import Batch, RequestState
 from .vllm import VllmPolicy
@@ -134,9 +134,9 @@ class SpeculativeVllmPolicy(VllmPolicy):
     """vLLM V1 with draft tokens: decoding requests verify up to k of them a step."""
 
     @classmethod
-    def build(cls, requests: list[Request], model: ModelConfig, layout: MemoryLayout,
+    def build(cls, feed: Inbox, model: ModelConfig, layout: MemoryLayout,
               config: RunConfig) -> "SpeculativeVllmPolicy":
-        policy = super().build(requests, model, layout, config)
+        policy = super().build(feed, model, layout, config)
         policy.speculate(spec_config(config))
         return policy
 

@@ -19,6 +19,7 @@ from ..config.run_config import RunConfig
 from ..inputs.model_config import ModelConfig
 from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry
+from .arrivals import Inbox
 from .kv.layout import MemoryLayout
 from .kv.prefix_cache import PrefixCacheKV
 from .kv.sizing import VllmMemory, vllm_memory
@@ -40,9 +41,9 @@ class VllmPolicy(SchedulingPolicy):
              "throughput of a vLLM deployment")
     kv: PrefixCacheKV
 
-    def __init__(self, requests: list[Request], kv: PrefixCacheKV, max_num_seqs: int,
+    def __init__(self, feed: Inbox | list[Request], kv: PrefixCacheKV, max_num_seqs: int,
                  max_num_batched_tokens: int, memory: VllmMemory) -> None:
-        super().__init__(requests, kv)
+        super().__init__(feed, kv)
         self.max_num_seqs = max_num_seqs
         self.budget = max_num_batched_tokens
         self.memory = memory
@@ -50,12 +51,11 @@ class VllmPolicy(SchedulingPolicy):
         self.reuse = True  # skip allocating blocks a request holds already (_holds)
 
     @classmethod
-    def build(cls, requests: list[Request], model: ModelConfig, layout: MemoryLayout,
-              config: RunConfig) -> "VllmPolicy":
+    def build(cls, feed: Inbox, model: ModelConfig, layout: MemoryLayout, config: RunConfig) -> "VllmPolicy":
         memory = vllm_memory(model, layout, config)
-        caching = not config.no_prefix_caching and any(r.token_ids is not None for r in requests)
+        caching = not config.no_prefix_caching and any(r.token_ids is not None for r in feed.arrivals.requests)
         kv = prefix_cache(layout, config.num_gpu_blocks or memory.blocks, caching, config)
-        policy = cls(requests, kv, config.max_num_seqs, config.max_num_batched_tokens, memory)
+        policy = cls(feed, kv, config.max_num_seqs, config.max_num_batched_tokens, memory)
         policy.reuse = not config.no_reuse
         return policy
 
@@ -111,7 +111,7 @@ class VllmPolicy(SchedulingPolicy):
             state = self.waiting[0]
             known = self._known_tokens(state)
             prefix = self.kv.cached_prefix(state.request, known)
-            computed = len(prefix) * self.kv.layout.block_size
+            computed = max(len(prefix) * self.kv.layout.block_size, state.cached)  # cached: KV received
             tokens = min(known - computed, budget)
             if not self.kv.can_allocate(state.request, computed + tokens, prefix):
                 return

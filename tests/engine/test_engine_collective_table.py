@@ -14,11 +14,11 @@ TABLE = "collectives.json"
 TWO_POINTS = {"type": "ALL_REDUCE", "npus": 2, "bytes": [1000, 3000], "ns": [10000, 30000]}
 
 
-def table_case(make_case, entries, npus=(2,), bandwidth=None, name=TABLE):
+def table_case(make_case, entries, npus=(2,), bandwidth=None, name=TABLE, comm_group=None):
     """A FullyConnected case whose system.json names `name`, written with these entries."""
     case = make_case(topology=["FullyConnected"] * len(npus), npus=list(npus), bandwidth=bandwidth or [100] * len(npus),
                      latency=[500] * len(npus), system=system_config(impl=["ring"] * len(npus),
-                                                                      collective_table=name))
+                                                                      collective_table=name), comm_group=comm_group)
     case.write(TABLE, json.dumps({"collectives": entries}))
     return case
 
@@ -77,6 +77,21 @@ def test_group_of_the_used_dimensions(make_case):
     assert (both, first_dim) == ({i: 4444 for i in range(4)}, {i: 20000 for i in range(4)})
 
 
+def test_entries_with_members_time_only_groups_of_their_npus(make_case):
+    """Two communicator groups of 2 on 4 NPUs (two instances of a cluster, on different GPUs): each group
+    takes the entry whose members hold it; 2000 B is 20000 ns on the first curve, 2 * 2000 = 4000 ns on the
+    second (2 ns per byte, no fixed part)."""
+    fast = {"type": "ALL_REDUCE", "npus": 2, "bytes": [1000, 3000], "ns": [2000, 6000], "members": [2, 3]}
+    case = table_case(make_case, [entry(members=[0, 1]), fast], npus=(4,), comm_group={"0": [0, 1], "1": [2, 3]})
+    assert finish_ticks(case, [coll(1, ALL_REDUCE, 2000)]) == {0: 20000, 1: 20000, 2: 4000, 3: 4000}
+
+
+def test_an_entry_without_members_serves_groups_no_scoped_entry_holds(make_case):
+    case = table_case(make_case, [entry(members=[0, 1]), entry(ns=[1000, 3000])], npus=(4,),
+                      comm_group={"0": [0, 1], "1": [2, 3]})
+    assert finish_ticks(case, [coll(1, ALL_REDUCE, 2000)]) == {0: 20000, 1: 20000, 2: 2000, 3: 2000}
+
+
 def test_uncovered_collectives_keep_the_network_model(make_case):
     """A table for another type and another group size changes nothing."""
     nodes = [coll(1, ALL_REDUCE, 1 << 20)]
@@ -131,6 +146,10 @@ BAD_TABLES = {
     "missing_ns": ([{"type": "ALL_REDUCE", "npus": 2, "bytes": [1]}], r'collectives\[0\].*missing "ns"'),
     "unknown_entry_key": ([entry(unit="us")], r'collectives\[0\].*unknown key "unit"'),
     "duplicate_entry": ([entry(), entry()], r"collectives\[1\] \(ALL_REDUCE over 2 NPUs\).*second entry"),
+    "duplicate_members": ([entry(members=[1, 0]), entry(members=[0, 1])], r"collectives\[1\].*second entry"),
+    "members_fewer_than_npus": ([entry(members=[0])], r'collectives\[0\].*"members"'),
+    "members_repeated": ([entry(members=[0, 0])], r'collectives\[0\].*"members"'),
+    "members_not_ids": ([entry(members=[0, "one"])], r'collectives\[0\].*"members"'),
 }
 
 

@@ -44,11 +44,12 @@ def matrix_parameters(model: ModelConfig, layer: int = 0) -> int:
     return sum(shapes[name][0] * shapes[name][1] for name in dense)
 
 
-def stage_weight_bytes(model: ModelConfig, precision: int | Precision, tp: int, pp: int) -> list[int]:
+def stage_weight_bytes(model: ModelConfig, precision: int | Precision, tp: int, pp: int, dp: int = 1) -> list[int]:
     """Weights of each pipeline stage on one of its NPUs (embedding on the first, head on the last):
     every parameter at --fp's width, less what the narrower format of the projection matrices saves
     (nothing when they share --fp's width); an MoE layer's router is replicated on every rank, the rest
-    split (perf/experts.py: both expert layouts hold 1/tp of the experts' weights per rank)."""
+    split (perf/experts.py: both expert layouts hold 1/tp of the experts' weights per rank, 1/(dp*tp)
+    with `dp` data-parallel ranks, whose experts span them all)."""
     precision = as_precision(precision)
     e, saved = precision.fp_bits // 8, (precision.fp_bits - precision.weight_bits) // 8
     sizes = []
@@ -61,15 +62,23 @@ def stage_weight_bytes(model: ModelConfig, precision: int | Precision, tp: int, 
         if stage == pp - 1:
             params += model.lm_head_parameters() + model.norm_parameters
         matrices = sum(matrix_parameters(model, layer) for layer in layers)
-        sizes.append((ceil_div(params - replicated, tp) + replicated) * e - ceil_div(matrices, tp) * saved)
+        experts = sum(expert_parameters(model) for layer in layers if model.is_moe_layer(layer)) if dp > 1 else 0
+        sizes.append((ceil_div(params - replicated - experts, tp) + ceil_div(experts, tp * dp) + replicated) * e
+                     - (ceil_div(matrices - experts, tp) + ceil_div(experts, tp * dp)) * saved)
     return sizes
 
 
+def expert_parameters(model: ModelConfig) -> int:
+    """The routed experts' weights of one MoE layer."""
+    return model.num_experts * sum(model.projection_parameters(name)
+                                   for name in ("expert_gate_proj", "expert_up_proj", "expert_down_proj"))
+
+
 def memory_layout(model: ModelConfig, precision: int | Precision, tp: int, pp: int, npu_mem_gib: float,
-                  block_size: int) -> MemoryLayout:
+                  block_size: int, dp: int = 1) -> MemoryLayout:
     """`precision`: a Precision, or --fp's bits for every format."""
     precision = as_precision(precision)
     layers_per_npu = ceil_div(model.num_layers, pp)
     block_bytes = block_size * 2 * layers_per_npu * shard(model, tp).kv_size * precision.kv_bits // 8
-    return MemoryLayout(max(stage_weight_bytes(model, precision, tp, pp)), block_bytes,
+    return MemoryLayout(max(stage_weight_bytes(model, precision, tp, pp, dp)), block_bytes,
                         int(npu_mem_gib * GIB), block_size)

@@ -34,6 +34,10 @@ class KVManager(ABC):
         """Keys of the request's leading blocks already in the cache (none without a prefix cache)."""
         return []
 
+    def cached_prefix_blocks(self, request: Request, tokens: int) -> int:
+        """How many leading blocks are cached, without counting a lookup (for routers)."""
+        return 0
+
     def take_tier_moves(self) -> list:
         """The memory-tier moves (plan.iteration.TierMove) of the step being formed (none without tiers)."""
         return []

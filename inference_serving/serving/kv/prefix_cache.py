@@ -41,16 +41,24 @@ class PrefixCacheKV(KVManager):
 
     def cached_prefix(self, request: Request, tokens: int) -> list[int]:
         """Leading prompt blocks found in the cache; at least one token is always left to compute."""
+        found = self._found_prefix(request, tokens)
+        self.prefix_queries += 1
+        self.prefix_hits += bool(found)
+        self.prefix_query_tokens += tokens
+        self.prefix_hit_tokens += len(found) * self.layout.block_size
+        return found
+
+    def cached_prefix_blocks(self, request: Request, tokens: int) -> int:
+        """How many leading prompt blocks are cached, without counting a lookup (for routers)."""
+        return len(self._found_prefix(request, tokens))
+
+    def _found_prefix(self, request: Request, tokens: int) -> list[int]:
         usable = (tokens - 1) // self.layout.block_size
         found = []
         for key in self.prompt_hashes(request)[:usable]:
             if not self._cached(key):
                 break
             found.append(key)
-        self.prefix_queries += 1
-        self.prefix_hits += bool(found)
-        self.prefix_query_tokens += tokens
-        self.prefix_hit_tokens += len(found) * self.layout.block_size
         return found
 
     def _cached(self, key) -> bool:
