@@ -92,8 +92,8 @@ class TraceBuilder(MoeRows):
     @cached_property
     def _linear_shapes(self) -> dict[str, tuple[int, int, int]]:
         """(in features, out features, weight bytes) of each projection."""
-        e, bias = self.elem, self.model.has_bias
-        return {name: (fan_in, fan_out, fan_in * fan_out * self.precision.weight_bits // 8 + (fan_out if bias else 0) * e)
+        e, bias, bits = self.elem, self.model.has_bias, self.precision.weight_bits
+        return {name: (fan_in, fan_out, fan_in * fan_out * bits // 8 + (fan_out if bias else 0) * e)
                 for name, (fan_in, fan_out) in self.model.linear_shapes().items()}
 
     def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
@@ -104,7 +104,7 @@ class TraceBuilder(MoeRows):
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
     @cached_property
-    def _token_bytes(self) -> tuple[int, int, int]:
+    def _token_bytes(self) -> tuple[int, int, int, int]:
         """Per token: q and k bytes, k (or v) bytes and q bytes of activations, and K and V bits in the cache."""
         m, e = self.model, self.elem
         return (m.q_size + m.kv_size) * e, m.kv_size * e, m.q_size * e, 2 * m.kv_size * self.precision.kv_bits
