@@ -213,7 +213,7 @@ class Fa2Step:
     head_dim: int
     tile_s: float
     unpacked_mixed: bool = True
-    grouped: bool = True  # the schedule by events of equal time at once (makespan_s; off: --no-reuse)
+    grouped: bool = True  # the schedule by events of equal time at once (makespan_s; PerfProvider.reuse)
     _table_makespans: dict = field(default_factory=dict, compare=False)
 
     def _makespan(self, ctas: list[Cta], dram_tiles_per_s: float) -> float:
