@@ -2,6 +2,7 @@
 # Example sweeps; each run writes a per-request CSV to output/.
 #   bash run.sh            the tp, mem, rate and npu sweeps
 #   bash run.sh tp|mem|rate|npu|onnx|profile|moe|sessions   one of them (profile needs PyTorch)
+#   bash run.sh cluster|pd|moe_dp|cluster_sessions   a cluster (README "Clusters")
 #   bash run.sh precision|spec|tiers|energy|pim a what-if (README "What-ifs")
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -91,6 +92,48 @@ example_sessions() { # 50 four-turn sessions on one H100 (vLLM), prefix caching 
     done
 }
 
+summary() {    # a run's summary and its per-instance part, without the per-step log lines
+    grep -v '^\[' | sed -n '/Simulation summary/,$p'
+}
+
+example_cluster() { # two Llama-3.1-8B replicas behind a router: round-robin against least outstanding requests
+    local router
+    for router in round-robin least-outstanding; do
+        label "cluster: 2 x (Llama-3.1-8B on 1 H100), router $router"
+        $PY main.py --cluster configs/cluster/two_instances.yaml --router "$router" --req_num 200 \
+            --dataset dataset/sharegpt_like_1000.tsv --output "output/cluster_${router}.csv" --force | summary
+    done
+}
+
+example_pd() { # prefill/decode disaggregation, 1P:1D and 2P:1D, then both as a sweep over the ratio
+    local ratio
+    for ratio in 1p1d 2p1d; do
+        label "pd: Llama-3.1-8B, disaggregated $ratio"
+        $PY main.py --cluster "configs/cluster/pd_${ratio}.yaml" --req_num 200 \
+            --dataset dataset/sharegpt_like_1000.tsv --output "output/pd_${ratio}.csv" --force | summary
+    done
+    label "pd: the ratio sweep (configs/sweep_pd_ratio.yaml)"
+    $PY -m inference_serving sweep configs/sweep_pd_ratio.yaml --output output/sweep_pd_ratio.csv --force
+}
+
+example_moe_dp() { # Qwen3-30B-A3B with data-parallel attention (DP2) and expert parallelism (EP2) on 2 H100s
+    label "moe_dp: Qwen3-30B-A3B, DP2 x EP2 on 2 H100s"
+    $PY main.py --cluster configs/cluster/moe_dp2_ep2.yaml --req_num 100 --dataset dataset/sharegpt_like_100.tsv \
+        --output output/moe_dp2_ep2.csv --force | summary
+}
+
+example_cluster_sessions() { # multi-turn sessions on 2 replicas, with and without session affinity
+    $PY -m inference_serving workload --num 50 --rate 2 --turns 4 --think 5 --max-tokens 8192 --seed 0 --force \
+        --output output/sessions.jsonl
+    local router
+    for router in round-robin session-affinity; do
+        label "cluster_sessions: 50 four-turn sessions on 2 H100 replicas, router $router"
+        $PY main.py --cluster configs/cluster/sessions_2x.yaml --router "$router" --req_num 200 --verbose \
+            --dataset output/sessions.jsonl --output "output/cluster_sessions_${router}.csv" --force \
+            | grep -v '^\[' | sed -n '/Simulation summary/,$p'
+    done
+}
+
 whatif_precision() { # FP8 KV cache and FP8 weights on one H100 with 24 GiB: more KV blocks, FP8 tables
     for formats in "--kv-dtype bf16" "--kv-dtype fp8" "--kv-dtype fp8 --weight-dtype fp8"; do
         # shellcheck disable=SC2086
@@ -156,12 +199,16 @@ case "${1:-all}" in
     profile) example_profile ;;
     moe) example_moe ;;
     sessions) example_sessions ;;
+    cluster) example_cluster ;;
+    pd) example_pd ;;
+    moe_dp) example_moe_dp ;;
+    cluster_sessions) example_cluster_sessions ;;
     precision) whatif_precision ;;
     spec) whatif_spec ;;
     tiers) whatif_tiers ;;
     energy) whatif_energy ;;
     pim) whatif_pim ;;
     all) sweep_tp; sweep_mem; sweep_rate; sweep_npu ;;
-    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|moe|sessions|precision|spec|tiers|energy|pim|all]" >&2
+    *) echo "usage: bash run.sh [tp|mem|rate|npu|onnx|profile|moe|sessions|cluster|pd|moe_dp|cluster_sessions|precision|spec|tiers|energy|pim|all]" >&2
        exit 2 ;;
 esac

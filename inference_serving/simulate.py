@@ -220,6 +220,9 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     check_outputs(config)
     requests = _requests(config)
     cluster = load_cluster(config.cluster, config) if config.cluster is not None else flags_cluster(config)
+    if config.router is not None and not cluster.several:
+        raise InputError(f"--router {config.router}: the run has one instance; routers pick among the instances "
+                         f"of a --cluster file (or the ranks of --dp)")
     binary, backend = engine_backend(config)
     check_engine_features(config, backend)
     arrivals = Arrivals(requests, len(cluster.instances))
@@ -230,7 +233,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     system = cluster_system(config, cluster, parts, tables)
     options = RunOptions(system=system, engine_binary=binary, backend=backend, engine_timeout_s=config.engine_timeout,
                          keep_traces=config.keep_traces, reuse=not config.no_reuse, verbose=config.verbose)
-    for line in header_lines(config, cluster, parts, len(requests)):
+    for line in header_lines(cluster, parts, len(requests)):
         log(line)
     first = parts[0]
     metrics = Metrics(first.config.model_name, int(config.log_interval * 1e9))
@@ -238,17 +241,19 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     metrics.attach([i.kv for i in instances], [r.arrival_ns for r in requests if r.after is None])
     arrivals.listeners.append(metrics.arrived)
     block_size = first.instance.kv.layout.block_size
-    metrics.config = {**effective_config(config, first.system_values, block_size),
+    metrics.config = {**effective_config(first.config, first.system_values, block_size),
                       **first.instance.scheduler.kv_config(), **cluster_config(cluster, parts)}
     if len(instances) > 1:
         metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
         metrics.instance_models = {p.instance.name: p.config.model_name for p in parts}
     simulation = Simulation(instances, arrivals, options, metrics, log, transfers)
-    return _run(config, simulation, parts, log)
+    what = (f"{len(instances)} instances on {cluster.npus} NPUs" if cluster.several
+            else f"{first.config.npu_num} x {first.config.hardware}")
+    return _run(config, simulation, parts, what, log)
 
 
-def header_lines(config: RunConfig, cluster: Cluster, parts: list[InstanceParts], requests: int) -> list[str]:
-    """What the run is: one line for one instance from the flags, one per instance of a cluster file."""
+def header_lines(cluster: Cluster, parts: list[InstanceParts], requests: int) -> list[str]:
+    """What the run is: one line for one instance, one per instance and one for the cluster otherwise."""
     lines = []
     for p in parts:
         c, kv, sched = p.config, p.instance.kv, p.instance.scheduler
@@ -266,7 +271,7 @@ def header_lines(config: RunConfig, cluster: Cluster, parts: list[InstanceParts]
     return lines
 
 
-def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], log) -> Metrics:
+def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], what: str, log) -> Metrics:
     metrics, arrivals, options = simulation.metrics, simulation.arrivals, simulation.opt
     progress = Progress(len(arrivals.states)) if Progress.wanted(quiet=config.quiet) else None
     if progress is not None:
@@ -292,7 +297,7 @@ def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], 
             log(line)
         if config.verbose:
             log(_reuse_line(parts, simulation, metrics))
-        write_outputs(config, metrics, arrivals.states, options.span_file)
+        write_outputs(config, metrics, arrivals.states, options.span_file, simulation.npus, what)
     finally:
         if options.span_file is not None:
             options.span_file.unlink(missing_ok=True)

@@ -192,6 +192,17 @@ def test_kv_shards_map_from_two_prefill_ranks_to_one_decode_rank(tmp_path):
     assert summary["kv_transfer_mean_ms"] == pytest.approx(540e-6, abs=1e-12)
 
 
+def test_kv_transfer_between_nodes_crosses_the_inter_node_link(tmp_path):
+    """One NPU per node: prefill on node 0, decode on node 1, so the 8192 B go over the inter-node link:
+    floor(2000 + 8192 / 50) = floor(2163.84) = 2163 ns."""
+    cluster = write_cluster(tmp_path / "pd.yaml", [{"name": "p", "role": "prefill", **TINY},
+                                                    {"name": "d", "role": "decode", **TINY}],
+                            network={"npus_per_node": 1, "intra_node": LINK,
+                                     "inter_node": {"bandwidth_gbps": 50, "latency_ns": 2000}})
+    _, summary, _ = run(tmp_path, cluster, write_dataset(tmp_path / "d.tsv", [(20, 4, 0)]))
+    assert summary["kv_transfer_mean_ms"] == pytest.approx(2163e-6, abs=1e-12)
+
+
 def test_kv_heads_are_split_or_replicated_as_the_shard_rule_says():
     model = load_model("meta-llama/Llama-3.1-8B-Instruct")   # 8 KV heads
     assert [kv_heads_held(model, 2, r) for r in range(2)] == [range(0, 4), range(4, 8)]

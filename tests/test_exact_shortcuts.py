@@ -26,7 +26,13 @@ CASES = {
     "vllm TP1": ["--scheduler", "vllm", "--npu_num", "1"],
     "vllm TP8": ["--scheduler", "vllm", "--npu_num", "8"],
     "vllm preemption": ["--scheduler", "vllm", "--npu_num", "1", "--num_gpu_blocks", "20"],
+    "cluster 2 x TP2": ["--cluster", "tests/data/cluster_two_tp2.yaml"],
+    "disaggregated 2P:1D": ["--cluster", "configs/cluster/pd_2p1d.yaml"],
+    "MoE DP2 x EP2": ["--model_name", "Qwen/Qwen3-30B-A3B", "--scheduler", "vllm", "--npu_num", "2", "--dp", "2",
+                      "--enable-expert-parallel"],
 }
+# the cases whose tensor-parallel groups run identical chains (vLLM's sharded attention), so they fold
+FOLDED = {"vllm TP8", "cluster 2 x TP2"}
 # what must have happened in the run with shortcuts, so the comparison covers it
 EXPECT = {"orca eviction and reload": ["evict requests", "reload requests"], "vllm preemption": ["preempt requests"]}
 
@@ -60,4 +66,4 @@ def test_shortcuts_on_and_off_give_identical_results(tmp_path, dataset, case):
         assert any(words in line for line in fast), words
     reuse = next(line for line in fast if line.startswith("computation reuse"))
     folded = int(re.search(r"groups folded (\d+)", reuse).group(1))
-    assert (folded > 0) == (case == "vllm TP8")
+    assert (folded > 0) == (case in FOLDED)

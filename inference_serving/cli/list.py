@@ -1,16 +1,17 @@
-"""`llmservingsim list`: the models, hardware, providers, schedulers and engine backends, one line each."""
+"""`llmservingsim list`: the models, hardware, providers, schedulers, routers and engine backends, one line each."""
 from __future__ import annotations
 
 import click
 
 from ..backend.base import BACKENDS
+from ..cluster.routers import ROUTERS
 from ..inputs.hardware import known_hardware, load_hardware
 from ..inputs.model import available_models, load_model
 from ..perf.provider import PROVIDERS
 from ..serving.policy import POLICIES
 from .command import Command
 
-WHAT = ("models", "hardware", "providers", "schedulers", "backends")
+WHAT = ("models", "hardware", "providers", "schedulers", "routers", "backends")
 
 
 def _model_line(name: str) -> str:
@@ -29,14 +30,14 @@ def lines(what: str) -> list[str]:
         return [_model_line(name) for name in available_models()]
     if what == "hardware":
         return [_hardware_line(name) for name in known_hardware()]
-    registry = {"providers": PROVIDERS, "schedulers": POLICIES, "backends": BACKENDS}[what]
+    registry = {"providers": PROVIDERS, "schedulers": POLICIES, "routers": ROUTERS, "backends": BACKENDS}[what]
     return [f"{name:15} {doc}" for name, doc in registry.describe()]
 
 
 @click.command("list", cls=Command)
 @click.argument("what", required=False, type=click.Choice(WHAT))
 def list_command(what: str | None) -> None:
-    """List what a run can name (all five kinds, or one)."""
+    """List what a run can name (all six kinds, or one)."""
     for kind in [what] if what else WHAT:
         if not what:
             click.echo(f"{kind}:")

@@ -82,7 +82,7 @@ def _filled(key: str, value, point: dict, source: str):
     except KeyError as err:
         raise InputError(f"{source}: '{key}: {value}' names {{{err.args[0]}}}, which is not a grid flag "
                          f"(grid flags: {', '.join(point)})") from None
-    except (ValueError, IndexError) as err:
+    except (ValueError, IndexError, AttributeError) as err:
         raise InputError(f"{source}: '{key}: {value}' is not a valid template ({err}); "
                          f"write {{flag}} for a grid flag, {{{{ and }}}} for literal braces") from None
 

@@ -35,6 +35,7 @@ from ..config.experiment import read_yaml
 from ..config.options import values_from_mapping
 from ..config.run_config import RunConfig
 from ..errors import InputError
+from .routers import ROUTERS
 
 ROLES = ("colocated", "prefill", "decode")
 # the flags an instance may set for itself; the rest are the run's
@@ -207,6 +208,9 @@ def _planned(spec: ClusterFile, config: RunConfig, source: str) -> Cluster:
     cluster = Cluster(tuple(plans), config.router or spec.router or "round-robin", spec.router_seed,
                       spec.decode_router, per_node, spec.network.intra_node, spec.network.inter_node,
                       spec.host_memory.bandwidth_gbps if spec.host_memory else config.remote_bw)
+    for key, name in (("router", cluster.router), ("decode_router", cluster.decode_router)):
+        if name not in ROUTERS.names():
+            raise InputError(f"{source}: {key}: unknown router '{name}'; known: {', '.join(ROUTERS.names())}")
     if cluster.nodes > 1 and cluster.inter_node is None:
         raise InputError(f"{source}: network.inter_node: the instances take {cluster.npus} NPUs, more than one node "
                          f"of {per_node}; give the link between nodes (bandwidth_gbps, latency_ns)")

@@ -80,15 +80,17 @@ def write_summary_json(path: Path, metrics: Metrics) -> None:
     path.write_text(json.dumps({"summary": summary, "config": metrics.config}, indent=1) + "\n")
 
 
-def write_outputs(config: RunConfig, metrics: Metrics, states, span_file: Path | None) -> None:
-    """The per-request CSV, --summary-json, --plot and --chrome-trace."""
+def write_outputs(config: RunConfig, metrics: Metrics, states, span_file: Path | None, npus: int,
+                  what: str) -> None:
+    """The per-request CSV, --summary-json, --plot (titled with `what`, e.g. "4 x H100") and --chrome-trace
+    (`npus`: the engine's NPUs)."""
     if config.output is not None:
         _write("--output", config.output, lambda: metrics.write_csv(config.output))
     if config.summary_json is not None:
         _write("--summary-json", config.summary_json, lambda: write_summary_json(config.summary_json, metrics))
     if config.plot is not None:
         from .plots import write_plots
-        title = f"({Path(config.model_name).name.removesuffix('.json')}, {config.npu_num} x {config.hardware})"
+        title = f"({Path(metrics.model_name).name.removesuffix('.json')}, {what})"
         _write("--plot", config.plot / PLOT_FILES[0],
                lambda: write_plots(config.plot, metrics, metrics.end_ns, title=title))
         for meter in (s for s in metrics.sections if isinstance(s, EnergyMeter)):
@@ -97,5 +99,5 @@ def write_outputs(config: RunConfig, metrics: Metrics, states, span_file: Path |
     if config.chrome_trace is not None:
         from .chrome_trace import write_chrome_trace
         _write("--chrome-trace", config.chrome_trace,
-               lambda: write_chrome_trace(config.chrome_trace, span_file, config.npu_num, states, metrics.samples,
+               lambda: write_chrome_trace(config.chrome_trace, span_file, npus, states, metrics.samples,
                                           metrics.end_ns, metrics.config))

@@ -1,7 +1,8 @@
 """`--plot DIR`: PNG figures of a run (matplotlib, Agg backend: no display needed).
 
   throughput.png      prompt and generation throughput (tokens/s) over simulated time
-  requests_kv.png     running / waiting / swapped requests and KV-cache use (% of blocks) over time
+  requests_kv.png     running / waiting / swapped requests and KV-cache use (% of blocks) over time,
+                      one KV line per instance of a cluster
   latency_cdf.png     CDFs of TTFT, TPOT and end-to-end latency (ms)
 """
 from __future__ import annotations
@@ -76,12 +77,19 @@ def _requests_kv_figure(plt, metrics: Metrics, end_ns: int, title: str):
     top.set_title(f"Requests and KV cache over time  {title}".strip())
     top.grid(alpha=0.3)
     top.legend()
-    kv = [100.0 * s.kv_used / s.kv_total if s.kv_total else 0.0 for s in samples]
-    bottom.step(ends, kv, where="post", color="tab:purple")
+    names = list(dict.fromkeys(s.instance for s in samples))
+    for name in names:
+        own = [s for s in samples if s.instance == name]
+        kv = [100.0 * s.kv_used / s.kv_total if s.kv_total else 0.0 for s in own]
+        bottom.step(np.array([s.end_ns for s in own], dtype=float) / 1e9, kv, where="post",
+                    **({"label": name} if len(names) > 1 else {"color": "tab:purple"}))
     bottom.set_ylabel("KV blocks in use (%)")
     bottom.set_ylim(0, 105)
-    total = samples[0].kv_total if samples else 0
-    bottom.set_title(f"KV cache use per NPU ({total} blocks)", fontsize=10)
+    if len(names) > 1:
+        bottom.legend(fontsize=8)
+        bottom.set_title("KV cache use per NPU, per instance", fontsize=10)
+    else:
+        bottom.set_title(f"KV cache use per NPU ({samples[0].kv_total if samples else 0} blocks)", fontsize=10)
     bottom.set_xlabel("simulated time (s)")
     bottom.set_xlim(0, end_ns / 1e9 if end_ns else 1)
     bottom.grid(alpha=0.3)
