@@ -17,15 +17,18 @@ import json, sys
 import numpy as np
 from inference_serving.inputs.hardware import load_hardware
 from inference_serving.inputs.model import load_model
+from inference_serving.perf import aiconfigurator
 from inference_serving.perf.aiconfigurator import AIConfiguratorProvider
-engine_calls = []
+engine_calls, loads = [], []
+load_database = aiconfigurator.load_database
+aiconfigurator.load_database = lambda system: loads.append(system) or load_database(system)
 original = AIConfiguratorProvider._engine_ms
 AIConfiguratorProvider._engine_ms = lambda self, *args: engine_calls.append(args) or original(self, *args)
 perf = AIConfiguratorProvider(load_model("meta-llama/Llama-3.1-8B"), load_hardware("H100"), 16)
 answers = [perf.latency_ns("q_proj", 77, 0, 2), perf.latency_ns("attn", 1, 3000, 1),
            perf.decode_attention_ns([10, 500, 2000], 1)]
 perf.persist()
-print(json.dumps({"answers": answers, "tables": bool(engine_calls)}))
+print(json.dumps({"answers": answers, "tables": bool(engine_calls), "database": bool(loads)}))
 """
 
 
@@ -38,6 +41,7 @@ def ask(cache_home: Path) -> dict:
 def test_a_warm_start_answers_the_same_without_asking_the_tables(tmp_path):
     cold, warm = ask(tmp_path), ask(tmp_path)
     assert cold["tables"] and not warm["tables"]
+    assert cold["database"] and not warm["database"]  # a warm start does not load the measurement database
     assert warm["answers"] == cold["answers"]
 
 

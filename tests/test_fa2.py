@@ -1,5 +1,7 @@
 """FlashAttention 2's thread-block schedule (perf/fa2.py) on cases worked out by hand."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inference_serving.errors import InputError
 from inference_serving.perf.fa2 import (Fa2Gpu, Fa2Step, block_n, chunk_ctas, ctas_per_sm, decode_ctas, makespan_s,
@@ -102,3 +104,22 @@ def test_gpu_facts_come_from_the_hardware_file():
     from inference_serving.perf.aiconfigurator import fa2_gpu
     assert fa2_gpu(load_hardware("RTX3090"), 128, 16) == Fa2Gpu(82, 1, 6 * 2**20)
     assert fa2_gpu(load_hardware("H100"), 128, 16) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=300), st.integers(1, 64),
+       st.sampled_from([1.0, 0.37, 3e-6]), st.sampled_from([1.0, 3.3, 7.1e6]), st.booleans())
+def test_grouped_schedule_gives_the_reference_numbers(ctas, slots, tile_s, dram_rate, one_kind):
+    """The schedule by events of equal time (grouped_schedule.py) equals the CTA-by-CTA one bit for bit."""
+    if one_kind:
+        ctas = [(tiles, True) for tiles, _ in ctas]
+    assert makespan_s(ctas, slots, tile_s, dram_rate, grouped=True) == makespan_s(ctas, slots, tile_s, dram_rate,
+                                                                                  grouped=False)
+
+
+def test_grouped_steps_price_as_the_reference():
+    contexts = [100, 300, 129, 4000, 1, 257] * 20
+    fast = step(q_heads=4)
+    slow = Fa2Step(fast.gpu, 4, 1, 128, 1.0, grouped=False)
+    assert fast.decode_s(contexts, 2.0) == slow.decode_s(contexts, 2.0)
+    assert fast.mixed_s(contexts, [(64, 0), (300, 17)], 2.0) == slow.mixed_s(contexts, [(64, 0), (300, 17)], 2.0)

@@ -8,12 +8,12 @@ kernel where the tables have the model's shape (aiconfigurator_moe.py).
 """
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
-import aiconfigurator_core
 from aiconfigurator_core.sdk import common
 from aiconfigurator_core.sdk import operations as aic_ops
-from aiconfigurator_core.sdk.engine import build_ops_json
+from aiconfigurator_core.sdk.engine import EngineHandle, build_ops_json
 from aiconfigurator_core.sdk.errors import PerfDataNotAvailableError
 from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for_op
 
@@ -21,7 +21,8 @@ from ..errors import InputError
 from ..inputs.hardware import Hardware
 from ..inputs.model_config import ModelConfig
 from .aiconfigurator_moe import balanced_tokens, fused_moe_json
-from .aiconfigurator_systems import MS_TO_NS, engine_for, hardware_spec, load_database
+from .aiconfigurator_systems import (MS_TO_NS, database_table, engine_for, hardware_spec, load_database,
+                                     package_version)
 from .answer_cache import AnswerCache, source_digest
 from .collectives import collective_table
 from .experts import ExpertRouting
@@ -44,12 +45,6 @@ GEMM_MODES = {"bf16": common.GEMMQuantMode.bfloat16, "fp8": common.GEMMQuantMode
               "int8": common.GEMMQuantMode.int8_wo}
 KV_MODES = {"bf16": common.KVCacheQuantMode.bfloat16, "fp16": common.KVCacheQuantMode.bfloat16,
             "fp8": common.KVCacheQuantMode.fp8}
-
-
-def _package_version() -> str:
-    """aiconfigurator-core's installed version, from its dist-info folder's name (no metadata import)."""
-    site = Path(aiconfigurator_core.__file__).resolve().parent.parent
-    return ",".join(sorted(p.name for p in site.glob("aiconfigurator_core-*.dist-info"))) or "unknown"
 
 
 def _quant_modes(precision: Precision) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
@@ -75,20 +70,27 @@ class AIConfiguratorProvider(PerfProvider):
         precision = as_precision(precision)
         self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(precision)
         self.fp_bits = precision.fp_bits
-        self._database = load_database(self.spec.system)
-        self._engine = engine_for(self.spec.system)
-        self.table = f"{self._database.backend} {self._database.version}"
+        self.table = database_table(self.spec.system)
         code = source_digest(*Path(__file__).parent.glob("*.py"))
-        self._answers = AnswerCache("aiconfigurator", (_package_version(), code, self.spec.system, self.table,
+        self._answers = AnswerCache("aiconfigurator", (package_version(), code, self.spec.system, self.table,
                                                        repr(model), repr(precision)))
         self.fa2_gpu = fa2_gpu(hardware, model.head_dim, precision.kv_bits)  # None: no FlashAttention-2 schedule
         self._tile_s: dict[int, float] = {}
-        self._fa2_steps: dict[tuple[int, bool], Fa2Step] = {}
+        self._fa2_steps: dict[tuple[int, bool, bool], Fa2Step] = {}
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
         self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
         self._fused_moe: dict[tuple[int, int], str | None] = {}
         self._check_measured()
+
+    @cached_property
+    def _database(self):
+        """The measurement database, loaded at the first question the answer cache cannot answer."""
+        return load_database(self.spec.system)
+
+    @cached_property
+    def _engine(self) -> EngineHandle:
+        return engine_for(self.spec.system)
 
     def _check_measured(self) -> None:
         """Fail at construction, not mid-run, when this GPU lacks data for the quant modes."""
@@ -149,10 +151,14 @@ class AIConfiguratorProvider(PerfProvider):
     ) -> float:
         """The engine's latency in ms of `layer` at sequence length `s` (`x` tokens for token-wise ops),
         from the answer cache when it has been asked before."""
-        question = (layer, tp, prefill, s, prefix, x, batch)
+        return self._answer((layer, tp, prefill, s, prefix, x, batch),
+                            lambda: self._engine_ms(layer, tp, prefill, s, prefix, x, batch))
+
+    def _answer(self, question: tuple, compute):
+        """The answer cache's answer to `question`, computed (and kept) when it has none."""
         answer = self._answers.get(question)
         if answer is None:
-            answer = self._engine_ms(layer, tp, prefill, s, prefix, x, batch)
+            answer = compute()
             self._answers.put(question, answer)
         return answer
 
@@ -245,11 +251,12 @@ class AIConfiguratorProvider(PerfProvider):
     def _fa2_step(self, tp: int) -> Fa2Step | None:
         if self.fa2_gpu is None or not self.ragged:
             return None
-        key = (tp, self.mixed_unpacking)
+        key = (tp, self.mixed_unpacking, self.reuse)
         if key not in self._fa2_steps:
             part = shard(self.model, tp)
             self._fa2_steps[key] = Fa2Step(self.fa2_gpu, part.heads, part.kv_heads, self.model.head_dim,
-                                           self._tile_time_s(tp), unpacked_mixed=self.mixed_unpacking)
+                                           self._tile_time_s(tp), unpacked_mixed=self.mixed_unpacking,
+                                           grouped=self.reuse)
         return self._fa2_steps[key]
 
     def _tile_time_s(self, tp: int) -> float:
@@ -269,12 +276,17 @@ class AIConfiguratorProvider(PerfProvider):
         key = (tp, ranks)
         if key not in self._fused_moe:
             ops_json = fused_moe_json(self.model, tp, ranks, self.fp_bits)
-            try:
-                self._engine.evaluate_ops_json(ops_json, is_context=True, batch_size=1, s=1, x=1)
-            except PerfDataNotAvailableError:
-                ops_json = None
-            self._fused_moe[key] = ops_json
+            measured = self._answer(("fused moe measured", tp, ranks), lambda: self._measures(ops_json))
+            self._fused_moe[key] = ops_json if measured else None
         return self._fused_moe[key]
+
+    def _measures(self, ops_json: str) -> bool:
+        """Whether the tables hold the fused MoE op of `ops_json`."""
+        try:
+            self._engine.evaluate_ops_json(ops_json, is_context=True, batch_size=1, s=1, x=1)
+        except PerfDataNotAvailableError:
+            return False
+        return True
 
     def _moe_ns(self, routing: ExpertRouting) -> float:
         """The measured fused MoE kernel at the slowest rank's balanced-equivalent tokens; expert by
@@ -285,13 +297,18 @@ class AIConfiguratorProvider(PerfProvider):
         tokens = balanced_tokens(routing, self.model.experts_per_token)
         if tokens == 0:
             return 0.0
+        return self._answer(("fused moe", routing.tp, routing.ranks, tokens),
+                            lambda: self._fused_moe_ms(ops_json, tokens)) * MS_TO_NS
+
+    def _fused_moe_ms(self, ops_json: str, tokens: int) -> float:
         ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(ops_json, is_context=True, batch_size=1,
                                                                   s=tokens, x=tokens)
-        return latency_ms * MS_TO_NS
+        return latency_ms
 
     def collective_table(self, tp: int, dp: int = 1) -> dict | None:
         """The measured collectives of what vLLM runs on this GPU (perf/collectives.py)."""
-        return collective_table(self.spec.system, tp, dp)
+        (table,) = self._answer(("collective table", tp, dp), lambda: (collective_table(self.spec.system, tp, dp),))
+        return table
 
 
 def fa2_gpu(hardware: Hardware, head_dim: int, kv_bits: int) -> Fa2Gpu | None:

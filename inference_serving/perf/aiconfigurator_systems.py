@@ -18,6 +18,7 @@ from aiconfigurator_core.sdk import attention_lanes, perf_database
 from aiconfigurator_core.sdk.engine import EngineHandle
 
 from ..errors import InputError
+from .answer_cache import AnswerCache, source_digest
 
 MS_TO_NS = 1e6  # the tables' latencies are in ms
 SYSTEMS_DIR = Path(aiconfigurator_core.__file__).resolve().parent / "systems"
@@ -140,6 +141,25 @@ def load_database(system: str) -> perf_database.PerfDatabase:
         if database is not None:
             return database
     raise InputError(f"aiconfigurator-core has no measurement table for system '{system}'")
+
+
+def package_version() -> str:
+    """aiconfigurator-core's installed version, from its dist-info folder's name (no metadata import)."""
+    site = Path(aiconfigurator_core.__file__).resolve().parent.parent
+    return ",".join(sorted(p.name for p in site.glob("aiconfigurator_core-*.dist-info"))) or "unknown"
+
+
+def database_table(system: str) -> str:
+    """"backend version" of the database load_database picks for `system`, kept in the answer cache
+    (keyed by the package version and this file) so that a warm start does not load the database."""
+    tables = AnswerCache("aiconfigurator-tables", (package_version(), source_digest(Path(__file__))))
+    table = tables.get(system)
+    if table is None:
+        database = load_database(system)
+        table = f"{database.backend} {database.version}"
+        tables.put(system, table)
+        tables.save()
+    return table
 
 
 @lru_cache(maxsize=None)

@@ -39,6 +39,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import InputError
+from . import grouped_schedule
 
 BLOCK_M = 64                 # query rows per CTA (run_mha_fwd_splitkv_dispatch)
 RESERVED_SMEM_BYTES = 1024   # shared memory the CUDA driver reserves per thread block (compute capability >= 8.0)
@@ -124,18 +125,26 @@ def mixed_ctas(contexts: list[int], prefills: list[tuple[int, int]], q_heads: in
     return ctas
 
 
-def makespan_s(ctas: list[Cta], slots: int, tile_s: float, dram_tiles_per_s: float) -> float:
+def makespan_s(ctas: list[Cta], slots: int, tile_s: float, dram_tiles_per_s: float, grouped: bool = True) -> float:
     """Seconds until the last CTA ends: CTAs start in order as one of `slots` frees up; each does at most
-    one tile per `tile_s`; those streaming from device memory share `dram_tiles_per_s` evenly."""
-    cap = 1.0 / tile_s
+    one tile per `tile_s`; those streaming from device memory share `dram_tiles_per_s` evenly. `grouped`:
+    CTAs of one kind by events of equal time at once (grouped_schedule.py, the same numbers)."""
     working = [cta for cta in ctas if cta[0]]
     kinds = {dram for _, dram in working}
     if len(kinds) == 2:
-        return _two_kinds_s(working, slots, cap, dram_tiles_per_s)
-    tiles = [tiles for tiles, _ in working]
-    if kinds == {True}:
-        return _one_kind_s(tiles, slots, lambda running: min(cap, dram_tiles_per_s / running))
-    return _one_kind_s(tiles, slots, lambda running: cap)
+        return _two_kinds_s(working, slots, 1.0 / tile_s, dram_tiles_per_s)
+    return one_kind_makespan_s([tiles for tiles, _ in working], kinds == {True}, slots, tile_s, dram_tiles_per_s,
+                               grouped)
+
+
+def one_kind_makespan_s(tiles: list[int], dram: bool, slots: int, tile_s: float, dram_tiles_per_s: float,
+                        grouped: bool = True) -> float:
+    """makespan_s of CTAs of `tiles` (each > 0) that all stream from device memory (`dram`) or all read L2."""
+    cap = 1.0 / tile_s
+    one_kind = grouped_schedule.one_kind_s if grouped else _one_kind_s
+    if dram:
+        return one_kind(tiles, slots, lambda running: min(cap, dram_tiles_per_s / running))
+    return one_kind(tiles, slots, lambda running: cap)
 
 
 def _one_kind_s(tiles: list[int], slots: int, rate) -> float:
@@ -204,10 +213,16 @@ class Fa2Step:
     head_dim: int
     tile_s: float
     unpacked_mixed: bool = True
+    grouped: bool = True  # the schedule by events of equal time at once (makespan_s; PerfProvider.reuse)
     _table_makespans: dict = field(default_factory=dict, compare=False)
 
     def _makespan(self, ctas: list[Cta], dram_tiles_per_s: float) -> float:
-        return makespan_s(ctas, self.gpu.slots, self.tile_s * self.gpu.ctas_per_sm, dram_tiles_per_s)
+        return makespan_s(ctas, self.gpu.slots, self.tile_s * self.gpu.ctas_per_sm, dram_tiles_per_s, self.grouped)
+
+    def _one_kind_makespan(self, tiles: list[int], dram_tiles_per_s: float) -> float:
+        """_makespan of CTAs of `tiles` (each > 0) that all stream from device memory."""
+        return one_kind_makespan_s(tiles, True, self.gpu.slots, self.tile_s * self.gpu.ctas_per_sm, dram_tiles_per_s,
+                                   self.grouped)
 
     def _dram_tiles_per_s(self, batch: int, mean: int, table_s: float) -> float:
         """The device-memory rate of the decode table's kernel: its tiles over its time."""
@@ -218,7 +233,8 @@ class Fa2Step:
         unsplit CTAs take on these contexts than the table's (eagerly split) CTAs at the mean."""
         batch, mean = len(contexts), round(sum(contexts) / len(contexts))
         rate = self._dram_tiles_per_s(batch, mean, table_s)
-        graph = self._makespan(decode_ctas(contexts, self.kv_heads, self.head_dim), rate)
+        n = block_n(self.head_dim)
+        graph = self._one_kind_makespan([math.ceil(c / n) for c in contexts] * self.kv_heads, rate)  # decode_ctas
         return table_s * graph / self._table_makespan(batch, mean, rate)
 
     def _table_makespan(self, batch: int, mean: int, rate: float) -> float:
@@ -226,8 +242,9 @@ class Fa2Step:
         key = (batch, mean, rate)
         if key not in self._table_makespans:
             splits = num_splits(batch * self.kv_heads, self.gpu.sms, math.ceil(mean / block_n(self.head_dim)))
-            ctas = decode_ctas([mean] * batch, self.kv_heads, self.head_dim, splits)
-            self._table_makespans[key] = self._makespan(ctas, rate)
+            # decode_ctas([mean] * batch, ...): one request's splits, the same for every request and KV head
+            tiles = [tiles for tiles, _ in decode_ctas([mean], 1, self.head_dim, splits) if tiles]
+            self._table_makespans[key] = self._one_kind_makespan(tiles * (batch * self.kv_heads), rate)
         return self._table_makespans[key]
 
     def mixed_s(self, contexts: list[int], prefills: list[tuple[int, int]], table_s: float) -> float:

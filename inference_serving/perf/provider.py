@@ -32,6 +32,9 @@ class PerfProvider(ABC):
     """Latency provider with a per-shape cache; subclasses implement `_latency_ns`."""
 
     fixed_flags: ClassVar[dict[str, str]] = {}  # flag -> why this provider's measurements fix its quantity
+    # exact shortcuts in pricing (the FlashAttention-2 schedule by grouped events); False: the reference path
+    # (tests/test_exact_pricing.py; the run's --no-reuse is to switch it off too, from simulate.py)
+    reuse = True
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, int, int, int], int] = {}

@@ -9,6 +9,7 @@ the MLP's; its leading dense layers, if any, run a block with the MLP.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 from ..inputs.model_config import ModelConfig
@@ -37,6 +38,7 @@ class TraceBuilder(MoeRows):
     dp: int = 1          # data-parallel ranks stepping together (plan/moe_block.py); this builder is one's
     dp_tokens: int = 0   # the step's tokens on its busiest rank (serving/data_parallel.py sets it)
     _attention_cache: dict = field(default_factory=dict)
+    _rope_rows: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.precision = as_precision(self.precision)
@@ -87,20 +89,40 @@ class TraceBuilder(MoeRows):
         size = tokens * features * self.elem
         return Row(name, self._latency(name, tokens), size, weight * self.elem, size)
 
+    @cached_property
+    def _linear_shapes(self) -> dict[str, tuple[int, int, int]]:
+        """(in features, out features, weight bytes) of each projection."""
+        e, bias, bits = self.elem, self.model.has_bias, self.precision.weight_bits
+        return {name: (fan_in, fan_out, fan_in * fan_out * bits // 8 + (fan_out if bias else 0) * e)
+                for name, (fan_in, fan_out) in self.model.linear_shapes().items()}
+
     def _linear(self, name: str, tokens: int, all_reduce: bool = False) -> Row:
-        fan_in, fan_out = self.model.linear_shapes()[name]
+        fan_in, fan_out, weight = self._linear_shapes[name]
         e = self.elem
-        weight = fan_in * fan_out * self.precision.weight_bits // 8 + (fan_out if self.model.has_bias else 0) * e
         output = tokens * fan_out * e
         comm = (Comm.ALL_REDUCE, output) if all_reduce and self.tp > 1 else (Comm.NONE, 0)
         return Row(name, self._latency(name, tokens), tokens * fan_in * e, weight, output, *comm)
 
+    @cached_property
+    def _token_bytes(self) -> tuple[int, int, int, int]:
+        """Per token: q and k bytes, k (or v) bytes and q bytes of activations, and K and V bits in the cache."""
+        m, e = self.model, self.elem
+        return (m.q_size + m.kv_size) * e, m.kv_size * e, m.q_size * e, 2 * m.kv_size * self.precision.kv_bits
+
     def _attention_rows(self, entry: BatchEntry, rope_ns: int, attn_ns: int) -> tuple[Row, Row]:
-        m, e, t = self.model, self.elem, entry.new_tokens
-        qk = t * (m.q_size + m.kv_size) * e
-        kv_cache = (entry.cached_tokens + t) * 2 * m.kv_size * self.precision.kv_bits // 8
-        return (Row("rope", rope_ns, qk, 0, qk),
-                Row("attn", attn_ns, qk + t * m.kv_size * e, kv_cache, t * m.q_size * e))
+        qk_bytes, kv_bytes, q_bytes, kv_cache_bits = self._token_bytes
+        t = entry.new_tokens
+        qk = t * qk_bytes
+        kv_cache = (entry.cached_tokens + t) * kv_cache_bits // 8
+        return (self._rope_row(rope_ns, qk), Row("attn", attn_ns, qk + t * kv_bytes, kv_cache, t * q_bytes))
+
+    def _rope_row(self, rope_ns: int, qk: int) -> Row:
+        """The rope row (rows are immutable: one object per distinct row)."""
+        key = (rope_ns, qk)
+        row = self._rope_rows.get(key)
+        if row is None:
+            row = self._rope_rows[key] = Row("rope", rope_ns, qk, 0, qk)
+        return row
 
     def _attention(self, entry: BatchEntry) -> AttentionGroup:
         """rope and attention of one request: whole heads on one NPU (selective batching), or this
@@ -123,10 +145,10 @@ class TraceBuilder(MoeRows):
         keys_before_last = [d.cached_tokens + d.draft_tokens for d in decodes]
         total = self.perf.decode_attention_ns(keys_before_last, self.tp, prefills)
         weights = [keys + 1 for keys in keys_before_last]
-        groups, spent, seen = [], 0, 0
+        groups, spent, seen, whole = [], 0, 0, sum(weights)
         for entry, weight in zip(decodes, weights):
             seen += weight
-            share = total * seen // sum(weights) - spent
+            share = total * seen // whole - spent
             spent += share
             groups.append(AttentionGroup(entry.request_id, self._attention_rows(entry, 0, share)))
         return groups

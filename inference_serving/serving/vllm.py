@@ -48,13 +48,16 @@ class VllmPolicy(SchedulingPolicy):
         self.budget = max_num_batched_tokens
         self.memory = memory
         self.preemptions = 0
+        self.reuse = True  # skip allocating blocks a request holds already (_holds)
 
     @classmethod
     def build(cls, feed: Inbox, model: ModelConfig, layout: MemoryLayout, config: RunConfig) -> "VllmPolicy":
         memory = vllm_memory(model, layout, config)
         caching = not config.no_prefix_caching and any(r.token_ids is not None for r in feed.arrivals.requests)
         kv = prefix_cache(layout, config.num_gpu_blocks or memory.blocks, caching, config)
-        return cls(feed, kv, config.max_num_seqs, config.max_num_batched_tokens, memory)
+        policy = cls(feed, kv, config.max_num_seqs, config.max_num_batched_tokens, memory)
+        policy.reuse = not config.no_reuse
+        return policy
 
     def kv_config(self) -> dict:
         return {**super().kv_config(), "derived_kv_blocks": self.memory.blocks}
@@ -74,16 +77,22 @@ class VllmPolicy(SchedulingPolicy):
             state = self.running[index]
             missing = self._known_tokens(state) - state.cached
             tokens = min(missing + self._draft_tokens(state), budget)
-            while not self.kv.can_allocate(state.request, state.cached + tokens):
-                victim = self.running.pop()
-                self._preempt(batch, victim)
-                if victim is state:
-                    return budget
-            self.kv.allocate(state.request, state.cached + tokens)
+            if not self._holds(state, state.cached + tokens):
+                while not self.kv.can_allocate(state.request, state.cached + tokens):
+                    victim = self.running.pop()
+                    self._preempt(batch, victim)
+                    if victim is state:
+                        return budget
+                self.kv.allocate(state.request, state.cached + tokens)
             batch.add(state, tokens, max(0, tokens - missing))
             budget -= tokens
             index += 1
         return budget
+
+    def _holds(self, state: RequestState, tokens: int) -> bool:
+        """Whether the request holds the blocks for `tokens` already, so that allocating them would be
+        allowed and change nothing (the check is skipped; with --no-reuse it is not)."""
+        return self.reuse and self.kv.blocks_for(tokens) <= len(self.kv.owned.get(state.id, ()))
 
     def _draft_tokens(self, state: RequestState) -> int:
         """Speculative tokens the request's step verifies besides its known tokens (none here)."""
