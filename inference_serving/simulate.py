@@ -189,6 +189,7 @@ def build_instance(plan: InstancePlan, feed: Inbox, requests: list[Request], fil
     experts = expert_plan(model, config.tp, config.enable_expert_parallel, config.expert_load, config.dp)
     system_values = hardware.defaults()
     scheduler = build_policy(config, feed, model, system_values["npu_mem"])
+    perf.reuse = not config.no_reuse
     perf.ragged = not config.no_ragged
     perf.mixed_unpacking = not config.no_mixed_unpacking
     sampler_bw = system_values["local_bw"]

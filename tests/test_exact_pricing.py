@@ -1,6 +1,6 @@
 """The pricing shortcuts (PerfProvider.reuse: the FlashAttention-2 schedule by grouped events) are exact:
 a vLLM run on a GPU priced by that schedule writes byte-identical per-request CSVs and iteration lines
-with them and without them. (The run without them sets PerfProvider.reuse off before main.py runs.)"""
+with them and without them (--no-reuse)."""
 from __future__ import annotations
 
 import subprocess
@@ -11,15 +11,13 @@ from inference_serving.inputs.generator import generate_requests
 from inference_serving.inputs.workload import write_dataset
 
 REPO = Path(__file__).resolve().parent.parent
-WITHOUT = ("import runpy, sys; from inference_serving.perf.provider import PerfProvider; PerfProvider.reuse = False; "
-           "sys.argv = ['main.py', *sys.argv[1:]]; runpy.run_path('main.py', run_name='__main__')")
 
 
 def run(tmp_path: Path, name: str, dataset: Path, without: bool) -> tuple[bytes, list[str]]:
     out = tmp_path / f"{name}.csv"
     flags = ["--quiet", "--scheduler", "vllm", "--model_name", "meta-llama/Llama-3.1-8B", "--hardware", "RTXPRO6000",
              "--npu_num", "1", "--max_num_batched_tokens", "512", "--dataset", str(dataset), "--output", str(out)]
-    command = [sys.executable, "-c", WITHOUT, *flags] if without else [sys.executable, "main.py", *flags]
+    command = [sys.executable, "main.py", *flags, *(["--no-reuse"] if without else [])]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return out.read_bytes(), [line for line in done.stdout.splitlines() if " done in " in line]

@@ -33,7 +33,7 @@ class PerfProvider(ABC):
 
     fixed_flags: ClassVar[dict[str, str]] = {}  # flag -> why this provider's measurements fix its quantity
     # exact shortcuts in pricing (the FlashAttention-2 schedule by grouped events); False: the reference path
-    # (tests/test_exact_pricing.py; the run's --no-reuse is to switch it off too, from simulate.py)
+    # (tests/test_exact_pricing.py; --no-reuse switches it off, simulate.build_instance)
     reuse = True
 
     def __init__(self) -> None:
