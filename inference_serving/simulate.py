@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .backend.blame import blamed
 from .backend.engine_config import SystemConfig
-from .cluster.assembly import attach_cluster, build_instances, cluster_config, cluster_system
+from .cluster.assembly import attach_cluster, build_instances, cluster_config, cluster_system, step_groups
 from .cluster.spec import Cluster, InstancePlan, flags_cluster, load_cluster
 from .config.run_config import RunConfig
 from .errors import EngineError, InputError
@@ -247,7 +247,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     if len(instances) > 1:
         metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
         metrics.instance_models = {p.instance.name: p.config.model_name for p in parts}
-    simulation = Simulation(instances, arrivals, options, metrics, log, transfers)
+    simulation = Simulation(step_groups(cluster, instances), arrivals, options, metrics, log, transfers)
     what = (f"{len(instances)} instances on {cluster.npus} NPUs" if cluster.several
             else f"{first.config.npu_num} x {first.config.hardware}")
     return _run(config, simulation, parts, what, log)

@@ -12,7 +12,7 @@ from ..config.run_config import RunConfig
 from ..errors import InputError
 from ..serving.arrivals import Arrivals
 from ..serving.instance import Instance
-from ..serving.data_parallel import DataParallelGroup
+from ..serving.step_group import StepGroup
 from .disaggregation import KvTransfers
 from .routers import router
 from .spec import Cluster
@@ -39,11 +39,21 @@ def build_instances(cluster: Cluster, arrivals: Arrivals, requests, build) -> li
             for k, plan in enumerate(cluster.instances)]
 
 
+def _together(cluster: Cluster, instances: list) -> list[list]:
+    """The instances (or their parts) that step together, in order: each data-parallel instance's ranks,
+    every other instance alone."""
+    groups: dict = {}
+    for k, (plan, instance) in enumerate(zip(cluster.instances, instances)):
+        groups.setdefault(plan.dp_group if plan.dp_group is not None else ("alone", k), []).append(instance)
+    return list(groups.values())
+
+
+def step_groups(cluster: Cluster, instances: list[Instance]) -> list[StepGroup]:
+    return [StepGroup(ranks) for ranks in _together(cluster, instances)]
+
+
 def attach_cluster(cluster: Cluster, arrivals: Arrivals, instances: list[Instance], parts) -> KvTransfers | None:
-    """The router of the arrivals, the data-parallel groups and, in a disaggregated cluster, the KV
-    transfers from prefill to decode."""
-    for ranks in _dp_groups(cluster, instances).values():
-        DataParallelGroup(ranks)
+    """The router of the arrivals and, in a disaggregated cluster, the KV transfers from prefill to decode."""
     if len(instances) > 1:
         arrivals.router = router(cluster.router, instances, cluster.entry_instances(), cluster.router_seed)
     if not cluster.disaggregated:
@@ -76,30 +86,24 @@ def cluster_system(config: RunConfig, cluster: Cluster, parts, tables: list[dict
                         collective_table=table, topology=topology, **common)
 
 
-def _dp_groups(cluster: Cluster, instances: list[Instance]) -> dict[int, list[Instance]]:
-    groups: dict[int, list[Instance]] = {}
-    for plan, instance in zip(cluster.instances, instances):
-        if plan.dp_group is not None:
-            groups.setdefault(plan.dp_group, []).append(instance)
-    return groups
-
-
 def _collective_members(cluster: Cluster, parts) -> list[list[int]]:
     """The NPUs each instance's collectives span: its own, or its data-parallel group's."""
-    groups = {k: [n for i in ranks for n in i.npus] for k, ranks in _dp_groups(cluster, [p.instance for p in parts]).items()}
-    return [groups[plan.dp_group] if plan.dp_group is not None else list(p.instance.npus)
-            for plan, p in zip(cluster.instances, parts)]
+    members = []
+    for group in _together(cluster, parts):
+        npus = [npu for p in group for npu in p.instance.npus]
+        members += [npus] * len(group)
+    return members
 
 
 def _groups(cluster: Cluster, parts) -> tuple[tuple[int, ...], ...]:
     """The communicator groups: each data-parallel group's NPUs, and every stage's tensor-parallel group
     of the other instances with more than one rank (DP ranks run tp 1)."""
-    groups = [tuple(npus) for npus in dict.fromkeys(tuple(m) for m, plan in
-                                                  zip(_collective_members(cluster, parts), cluster.instances)
-                                                  if plan.dp_group is not None)]
-    for plan, p in zip(cluster.instances, parts):
-        instance = p.instance
-        if plan.dp_group is None and instance.tp > 1:
+    groups = []
+    for group in _together(cluster, parts):
+        if len(group) > 1:
+            groups.append(tuple(npu for p in group for npu in p.instance.npus))
+        elif group[0].instance.tp > 1:
+            instance = group[0].instance
             npus = list(instance.npus)
             groups += [tuple(npus[s * instance.tp:(s + 1) * instance.tp]) for s in range(instance.pp)]
     return tuple(groups)

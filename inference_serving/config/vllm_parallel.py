@@ -2,7 +2,7 @@
 
 vLLM's engine arguments `enable_expert_parallel` and `data_parallel_size` (vLLM 0.19 EngineArgs) are
 --enable-expert-parallel and --dp: the experts over the tensor-parallel group, or over every
-data-parallel rank (serving/data_parallel.py; README "Mixture of experts").
+data-parallel rank (serving/step_group.py; README "Mixture of experts").
 """
 from __future__ import annotations
 

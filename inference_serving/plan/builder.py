@@ -36,7 +36,7 @@ class TraceBuilder(MoeRows):
     experts: ExpertPlan | None = None  # an MoE model's expert placement and load [tensor-parallel, uniform]
     drafter: Callable[[list[BatchEntry]], list[Row | AttentionGroup]] | None = None  # speculative decoding
     dp: int = 1          # data-parallel ranks stepping together (plan/moe_block.py); this builder is one's
-    dp_tokens: int = 0   # the step's tokens on its busiest rank (serving/data_parallel.py sets it)
+    dp_tokens: int = 0   # the step's tokens on its busiest rank (serving/step_group.py sets it)
     _attention_cache: dict = field(default_factory=dict)
     _rope_rows: dict = field(default_factory=dict)
 

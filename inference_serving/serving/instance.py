@@ -47,7 +47,6 @@ class Instance:
     digests: dict[int, bytes | None] = field(init=False, default_factory=dict)
     file_batches: set[int] = field(init=False, default_factory=set)  # batches sent as ET files (to delete)
     graph_hits: int = field(init=False, default=0)
-    dp_group: object = field(init=False, default=None)  # its data-parallel group (data_parallel.py), if any
 
     def __post_init__(self) -> None:
         self.queues = {npu: NpuQueue() for npu in self.npus}

@@ -26,6 +26,7 @@ from ..report.metrics import Metrics
 from .arrivals import Arrivals
 from .instance import Instance
 from .request import Batch
+from .step_group import StepGroup
 
 
 def _scratch_root() -> str | None:
@@ -47,9 +48,11 @@ class RunOptions:
 
 
 class Simulation:
-    def __init__(self, instances: list[Instance], arrivals: Arrivals, options: RunOptions, metrics: Metrics,
+    def __init__(self, groups: list[StepGroup], arrivals: Arrivals, options: RunOptions, metrics: Metrics,
                  log=print, transfers=None) -> None:
-        self.instances, self.arrivals, self.opt = instances, arrivals, options
+        self.groups, self.arrivals, self.opt = groups, arrivals, options
+        self.instances = [rank for group in groups for rank in group.ranks]
+        instances = self.instances
         self.metrics, self.log = metrics, log
         self.transfers = transfers  # the KV transfers of a disaggregated cluster (cluster/disaggregation.py)
         self.owner = {npu: instance for instance in instances for npu in instance.npus}
@@ -105,19 +108,13 @@ class Simulation:
             self.log(line)
 
     def _launch_any(self) -> bool:
-        """Starts a batch on every instance whose first stage is free and has one to run (on every
-        rank of a data-parallel group at once, when all are free)."""
+        """Starts the next step of every group of instances whose first stages are free and that has one."""
         launched = False
-        for instance in self.instances:
-            group = instance.dp_group
-            if group is None:
-                if instance.first_stage_free() and self._launch_next(instance):
-                    launched = True
-            elif instance is group.ranks[0] and group.free():
-                batches = group.schedule(self.now)
-                for rank, batch in zip(group.ranks, batches or ()):
-                    self._launch(rank, batch)
-                launched = launched or batches is not None
+        for group in self.groups:
+            batches = group.schedule(self.now) if group.free() else None
+            for rank, batch in zip(group.ranks, batches or ()):
+                self._launch(rank, batch)
+            launched = launched or batches is not None
         return launched
 
     def _in_flight(self) -> bool:
@@ -135,13 +132,6 @@ class Simulation:
     def _sync_engine_clock(self) -> None:
         self.engine.advance(self.now)
         self.engine_behind = False
-
-    def _launch_next(self, instance: Instance) -> bool:
-        batch = instance.scheduler.schedule(self.now)
-        if batch is None:
-            return False
-        self._launch(instance, batch)
-        return True
 
     def _launch(self, instance: Instance, batch: Batch) -> None:
         trace = batch.plan = instance.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes,

@@ -85,7 +85,7 @@ class SchedulingPolicy(ABC):
 
     def dummy_batch(self, now: int) -> Batch:
         """A step without requests: one token's forward pass, which a data-parallel rank without work
-        runs so that the other ranks' MoE collectives have all their members (data_parallel.py)."""
+        runs so that the other ranks' MoE collectives have all their members (step_group.py)."""
         batch = Batch(self.batches, [BatchEntry(DUMMY_REQUEST, 1, 0)], [], start_ns=now)
         self.batches += 1
         return batch

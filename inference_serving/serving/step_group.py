@@ -1,10 +1,12 @@
-"""Data-parallel attention ranks that step together (vLLM 0.19's DP for MoE models).
+"""Instances that step together: an instance alone, or the data-parallel ranks of one (vLLM 0.19's DP
+attention for MoE models).
 
-Each rank is an instance of its own (its scheduler, KV cache and NPUs); the MoE layers' collectives
-span all ranks (plan/moe_block.py), so vLLM runs every rank's forward pass in the same step: a rank
-with requests runs its batch, a rank without runs a dummy batch of one token (vLLM's
+Each data-parallel rank is an instance of its own (its scheduler, KV cache and NPUs); the MoE layers'
+collectives span all ranks (plan/moe_block.py), so vLLM runs every rank's forward pass in the same
+step: a rank with requests runs its batch, a rank without runs a dummy batch of one token (vLLM's
 execute_dummy_batch), and the next step starts when every rank has finished. Every rank's MoE
-collectives carry the busiest rank's token count (`dp_tokens`).
+collectives carry the busiest rank's token count (`dp_tokens`). A group of one instance is that
+instance's own steps.
 """
 from __future__ import annotations
 
@@ -12,11 +14,9 @@ from .instance import Instance
 from .request import Batch
 
 
-class DataParallelGroup:
+class StepGroup:
     def __init__(self, ranks: list[Instance]) -> None:
         self.ranks = ranks
-        for rank in ranks:
-            rank.dp_group = self
 
     def free(self) -> bool:
         return all(rank.first_stage_free() for rank in self.ranks)
@@ -27,7 +27,8 @@ class DataParallelGroup:
         if all(batch is None for batch in batches):
             return None
         batches = [batch or rank.scheduler.dummy_batch(now) for batch, rank in zip(batches, self.ranks)]
-        tokens = max(sum(entry.new_tokens for entry in batch.entries) for batch in batches)
-        for rank in self.ranks:
-            rank.builder.dp_tokens = tokens
+        if len(self.ranks) > 1:
+            tokens = max(sum(entry.new_tokens for entry in batch.entries) for batch in batches)
+            for rank in self.ranks:
+                rank.builder.dp_tokens = tokens
         return batches
