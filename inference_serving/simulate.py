@@ -245,8 +245,9 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     metrics.config = {**effective_config(first.config, first.system_values, block_size),
                       **first.instance.scheduler.kv_config(), **cluster_config(cluster, parts)}
     if len(instances) > 1:
-        metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
+        metrics.served_by = {}
         metrics.instance_models = {p.instance.name: p.config.model_name for p in parts}
+        metrics.sections.append(InstanceBreakdown(metrics, [i.name for i in instances], transfers))
     simulation = Simulation(step_groups(cluster, instances), arrivals, options, metrics, log, transfers)
     what = (f"{len(instances)} instances on {cluster.npus} NPUs" if cluster.several
             else f"{first.config.npu_num} x {first.config.hardware}")

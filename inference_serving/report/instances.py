@@ -14,8 +14,7 @@ from .metrics import Metrics, RequestTimes
 
 class InstanceBreakdown:
     def __init__(self, metrics: Metrics, names: list[str], transfers=None) -> None:
-        self.metrics, self.names, self.transfers = metrics, names, transfers
-        metrics.served_by = {}
+        self.metrics, self.names, self.transfers = metrics, names, transfers  # metrics.served_by is recorded
 
     def per_instance(self) -> dict[str, dict]:
         m = self.metrics

@@ -32,7 +32,6 @@ class Arrivals:
         self.follow_ups = FollowUps(self.states)
         self.pending = deque(sorted((s for s in self.states if s.request.after is None), key=arrival_order))
         self.listeners: list[Callable[[int], None]] = []   # hear the arrival time of each released turn
-        self.end_listeners: list[Callable[[RequestState, int], None]] = []  # hear each request's end
         self.inboxes = [Inbox(self, index) for index in range(instances)]
         self.router = router
         self.unfinished = len(requests)
@@ -50,8 +49,6 @@ class Arrivals:
     def ended(self, state: RequestState, now: int) -> None:
         """A request's last token: it is done, and the turns that follow it are released."""
         self.unfinished -= 1
-        for listener in self.end_listeners:
-            listener(state, now)
         for follower in self.follow_ups.release(state, now):
             insort(self.pending, follower, key=arrival_order)
             for listener in self.listeners:
