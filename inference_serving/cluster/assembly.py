@@ -29,7 +29,8 @@ def check_cluster_flags(config: RunConfig, cluster: Cluster) -> None:
         return
     for name, why in SINGLE_INSTANCE_FLAGS.items():
         if getattr(config, name):
-            raise InputError(f"--{name.replace('_', '-')} cannot be used with several instances (--cluster, --dp): {why}")
+            raise InputError(f"--{name.replace('_', '-')} cannot be used with several instances (--cluster, --dp): "
+                             f"{why}")
 
 
 def build_instances(cluster: Cluster, arrivals: Arrivals, requests, build) -> list:
@@ -79,7 +80,9 @@ def cluster_system(config: RunConfig, cluster: Cluster, parts, tables: list[dict
                         Link(inter.bandwidth_gbps, inter.latency_ns), cluster.disaggregated, _groups(cluster, parts))
     members = _collective_members(cluster, parts)
     tables = [_scoped(table, npus) for table, npus in zip(tables, members)]
-    entries = list({(e["type"], e["npus"], tuple(e["members"])): e for t in tables if t for e in t["collectives"]}.values())
+    # data-parallel ranks bring the same entries for the same members: once each
+    entries = list({(e["type"], e["npus"], tuple(e["members"])): e
+                    for t in tables if t for e in t["collectives"]}.values())
     sources = dict.fromkeys(t["source"] for t in tables if t)
     table = {"source": "per instance: " + "; ".join(sources), "collectives": entries} if entries else None
     return SystemConfig(tp=1, pp=1, link_bw_gbps=intra.bandwidth_gbps, link_latency_ns=intra.latency_ns,

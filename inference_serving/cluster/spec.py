@@ -22,7 +22,8 @@
 Instances take consecutive NPUs in file order; one that does not fit in the rest of a node starts on
 the next node and must then fill whole nodes. An instance with `dp` ranks runs as that many instances
 (`<name>.dp<r>`, one NPU each) that step together (serving/step_group.py). Without --cluster the
-flags describe a cluster of one instance (`flags_cluster`). Every key is checked on load; an error names the file and the key.
+flags describe a cluster of one instance (`flags_cluster`). Every key is checked on load; an error
+names the file and the key.
 """
 from __future__ import annotations
 

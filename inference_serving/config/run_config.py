@@ -94,7 +94,8 @@ class RunConfig:
     no_sampler: bool = flag(False, "vllm: no sampler row at the end of each step (for ablations).",
                             opts=dashed("no_sampler"), is_flag=True)
     enable_expert_parallel: bool = flag(False, "MoE models: every rank of a tensor-parallel group holds whole experts, "
-                                        "num_experts/tp of them (vLLM's --enable-expert-parallel; EP = TP).",
+                                        "num_experts/tp of them (vLLM's --enable-expert-parallel; EP = TP, or the "
+                                        "ranks of --dp).",
                                         opts=dashed("enable_expert_parallel"), is_flag=True)
     dp: int = flag(1, "MoE models: data-parallel attention ranks (vLLM's --data-parallel-size): each rank has its "
                    "own scheduler and KV cache, the ranks step together and the experts span all of them; "
