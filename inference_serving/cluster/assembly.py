@@ -34,10 +34,19 @@ def check_cluster_flags(config: RunConfig, cluster: Cluster) -> None:
 
 
 def build_instances(cluster: Cluster, arrivals: Arrivals, requests, build) -> list:
-    """`build(plan, feed, requests, file_prefix)` for every instance (simulate.build_instance)."""
+    """`build(plan, feed, requests, file_prefix)` for every instance (simulate.build_instance); with several
+    instances an error names the instance it is about."""
     check_cluster_flags(cluster.instances[0].config, cluster)
-    return [build(plan, arrivals.inboxes[k], requests, f"{plan.name}-" if cluster.several else "")
-            for k, plan in enumerate(cluster.instances)]
+    if not cluster.several:
+        return [build(cluster.instances[0], arrivals.inboxes[0], requests, "")]
+    parts = []
+    for k, plan in enumerate(cluster.instances):
+        try:
+            parts.append(build(plan, arrivals.inboxes[k], requests, f"{plan.name}-"))
+        except InputError as err:
+            where = f"--cluster {plan.config.cluster}: " if plan.config.cluster is not None else ""
+            raise InputError(f"{where}instance {plan.name}: {err}") from None
+    return parts
 
 
 def _together(cluster: Cluster, instances: list) -> list[list]:
