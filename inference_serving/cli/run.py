@@ -6,9 +6,9 @@ import click
 from ..config.experiment import CONFIG_OPTION
 from ..config.options import run_options
 from ..config.run_config import RunConfig
+from . import CONTEXT
 from .command import Command
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 @click.command("run", cls=Command, context_settings=CONTEXT)
