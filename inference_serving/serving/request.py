@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry, TierMove, Trace
@@ -47,9 +48,10 @@ class Batch:
         self.entries.append(BatchEntry(state.id, new_tokens, state.cached, draft_tokens))
         self.states.append(state)
 
-    @property
+    @cached_property
     def prompt_tokens(self) -> int:
-        """Prompt tokens processed (chunks of a prompt included)."""
+        """Prompt tokens processed (chunks of a prompt included); read once the step has been formed
+        (the metrics read it several times per step)."""
         return sum(min(e.cached_tokens + e.new_tokens, s.request.input_tokens) - min(e.cached_tokens,
                    s.request.input_tokens) for s, e in zip(self.states, self.entries))
 
