@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .backend.blame import blamed
@@ -174,8 +175,24 @@ def check_requests(requests: list[Request], config: RunConfig, parts: InstancePa
                context_limit(parts.model, config.max_model_len))
 
 
-def build_instance(plan: InstancePlan, feed: Inbox, requests: list[Request], file_prefix: str = "") -> InstanceParts:
-    """An instance of the run from its configuration: model, hardware, provider, policy, trace builder."""
+def shared_provider(providers: dict, config: RunConfig, model: ModelConfig, hardware: Hardware) -> PerfProvider:
+    """The run's provider for this model, hardware, precision and pricing flags: instances that agree on
+    them (replicas, data-parallel ranks) share one, and with it its priced shapes (a shape's price does
+    not depend on who asks)."""
+    key = (config.model_name, hardware.model_dump_json(), config.precision, config.no_reuse, config.no_ragged,
+           config.no_mixed_unpacking)
+    if key not in providers:
+        perf = providers[key] = build_provider(model, hardware, config.precision)
+        perf.reuse = not config.no_reuse
+        perf.ragged = not config.no_ragged
+        perf.mixed_unpacking = not config.no_mixed_unpacking
+    return providers[key]
+
+
+def build_instance(plan: InstancePlan, feed: Inbox, requests: list[Request], file_prefix: str = "",
+                   providers: dict | None = None) -> InstanceParts:
+    """An instance of the run from its configuration: model, hardware, provider (shared through
+    `providers` with the run's other instances), policy, trace builder."""
     config = plan.config
     config.check()
     check_scheduler_flags(config)
@@ -185,13 +202,10 @@ def build_instance(plan: InstancePlan, feed: Inbox, requests: list[Request], fil
     check_tiers(config, requests)
     hardware = run_hardware(config)
     check_provider_flags(config, hardware.provider, PROVIDERS.get(hardware.provider).fixed_flags)
-    perf = build_provider(model, hardware, config.precision)
+    perf = shared_provider({} if providers is None else providers, config, model, hardware)
     experts = expert_plan(model, config.tp, config.enable_expert_parallel, config.expert_load, config.dp)
     system_values = hardware.defaults()
     scheduler = build_policy(config, feed, model, system_values["npu_mem"])
-    perf.reuse = not config.no_reuse
-    perf.ragged = not config.no_ragged
-    perf.mixed_unpacking = not config.no_mixed_unpacking
     sampler_bw = system_values["local_bw"]
     builder = trace_builder(config, model, perf, hardware, scheduler.selective_attention, sampler_bw,
                             int(system_values["engine_overhead_ns"]), experts)
@@ -227,7 +241,7 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     binary, backend = engine_backend(config)
     check_engine_features(config, backend)
     arrivals = Arrivals(requests, len(cluster.instances))
-    parts = build_instances(cluster, arrivals, requests, build_instance)
+    parts = build_instances(cluster, arrivals, requests, partial(build_instance, providers={}))
     instances = [p.instance for p in parts]
     transfers = attach_cluster(cluster, arrivals, instances, parts)
     tables = [measured_collectives(p.config, p.perf, backend) for p in parts]
@@ -288,8 +302,8 @@ def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], 
     try:
         try:
             simulation.run()
-            for p in parts:
-                p.perf.persist()
+            for perf in _providers(parts):
+                perf.persist()
         except EngineError as err:
             raise blamed(err, config.astra_sim) from None
         metrics.end_ns = simulation.now
@@ -306,8 +320,14 @@ def _run(config: RunConfig, simulation: Simulation, parts: list[InstanceParts], 
     return metrics
 
 
+def _providers(parts: list[InstanceParts]) -> list[PerfProvider]:
+    """The run's providers, each once."""
+    return list({id(p.perf): p.perf for p in parts}.values())
+
+
 def _reuse_line(parts: list[InstanceParts], simulation: Simulation, metrics: Metrics) -> str:
-    hits, lookups = sum(p.perf.hits for p in parts), sum(p.perf.lookups for p in parts)
+    providers = _providers(parts)
+    hits, lookups = sum(perf.hits for perf in providers), sum(perf.lookups for perf in providers)
     line = (f"computation reuse: layer shapes {hits}/{lookups} looked up again, "
             f"iterations {simulation.graph_hits}/{metrics.iterations} reused, "
             f"tensor-parallel groups folded {simulation.engine.folds}")
