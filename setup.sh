@@ -2,7 +2,7 @@
 # Sets up everything on a fresh Debian/Ubuntu machine; safe to run again.
 #   1. Debian packages the engine needs (C++ compiler, CMake, protobuf, JSON/YAML/flag libraries)
 #   2. a virtual environment in .venv with the package (editable, `llmservingsim` command) and its dependencies
-#   3. the engine build (astra-sim/build/bin/astra-analytical)
+#   3. the engine build (astra-sim/build/bin/astra-analytical) and the compiled helpers (native/build)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,4 +30,5 @@ fi
 .venv/bin/python -m pip install -q --no-deps mlc-chakra==1.0.0
 
 bash astra-sim/build.sh
+bash native/build.sh
 echo "setup: done"

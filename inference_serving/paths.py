@@ -5,3 +5,4 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_CONFIG_DIR = REPO_ROOT / "model_configs"
 HARDWARE_DIR = REPO_ROOT / "hardware"
 DEFAULT_ENGINE = REPO_ROOT / "astra-sim" / "build" / "bin" / "astra-analytical"
+FA2_LIBRARY = REPO_ROOT / "native" / "build" / "libfa2_schedule.so"  # native/build.sh

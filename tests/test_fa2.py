@@ -106,20 +106,35 @@ def test_gpu_facts_come_from_the_hardware_file():
     assert fa2_gpu(load_hardware("H100"), 128, 16) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=300), st.integers(1, 64),
        st.sampled_from([1.0, 0.37, 3e-6]), st.sampled_from([1.0, 3.3, 7.1e6]), st.booleans())
-def test_grouped_schedule_gives_the_reference_numbers(ctas, slots, tile_s, dram_rate, one_kind):
-    """The schedule by events of equal time (grouped_schedule.py) equals the CTA-by-CTA one bit for bit."""
+def test_compiled_schedule_gives_the_reference_numbers(ctas, slots, tile_s, dram_rate, one_kind):
+    """The compiled schedule (native/fa2_schedule.cpp) equals the Python one bit for bit."""
     if one_kind:
         ctas = [(tiles, True) for tiles, _ in ctas]
-    assert makespan_s(ctas, slots, tile_s, dram_rate, grouped=True) == makespan_s(ctas, slots, tile_s, dram_rate,
-                                                                                  grouped=False)
+    assert makespan_s(ctas, slots, tile_s, dram_rate, native=True) == makespan_s(ctas, slots, tile_s, dram_rate)
 
 
-def test_grouped_steps_price_as_the_reference():
+def test_compiled_schedule_of_a_worked_case():
+    # the L2-and-streaming case above, through the library: 4 s exactly
+    assert makespan_s([(1, L2), (2, DRAM), (2, DRAM)], 2, 1.0, 1.0, native=True) == 4.0
+    assert makespan_s([], 2, 1.0, 1.0, native=True) == 0.0
+
+
+def test_compiled_steps_price_as_the_reference():
     contexts = [100, 300, 129, 4000, 1, 257] * 20
     fast = step(q_heads=4)
-    slow = Fa2Step(fast.gpu, 4, 1, 128, 1.0, grouped=False)
+    slow = Fa2Step(fast.gpu, 4, 1, 128, 1.0, native=False)
     assert fast.decode_s(contexts, 2.0) == slow.decode_s(contexts, 2.0)
     assert fast.mixed_s(contexts, [(64, 0), (300, 17)], 2.0) == slow.mixed_s(contexts, [(64, 0), (300, 17)], 2.0)
+
+
+@pytest.mark.parametrize("l2_bytes,unpacked", [(2**30, True), (2**10, True), (2**30, False)])
+def test_compiled_mixed_steps_of_grouped_heads_price_as_the_reference(l2_bytes, unpacked):
+    """8 query heads on 2 KV heads: K/V from L2 after the group's first head, or not (a small L2), or
+    packed decodes (the ablation): the compiled and Python schedules agree bit for bit."""
+    contexts, prefills = [100, 300, 129, 4000, 1, 257] * 20, [(64, 0), (300, 17), (1000, 2048)]
+    gpu = Fa2Gpu(sms=6, ctas_per_sm=2, l2_bytes=l2_bytes)
+    fast, slow = (Fa2Step(gpu, 8, 2, 128, 1e-6, unpacked_mixed=unpacked, native=native) for native in (True, False))
+    assert fast.mixed_s(contexts, prefills, 2e-4) == slow.mixed_s(contexts, prefills, 2e-4)

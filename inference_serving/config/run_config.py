@@ -71,7 +71,7 @@ class RunConfig:
     keep_traces: Path | None = flag(None, "Keep each iteration's text trace, Chakra files and engine configs here.",
                                     OUT_DIR, opts=dashed("keep_traces"))
     no_reuse: bool = flag(False, "Turn every exact shortcut off (merged compute, reused iterations, folded groups, "
-                          "grouped attention pricing, the scheduler's allocation skip).",
+                          "the compiled attention schedule, the scheduler's allocation skip).",
                           opts=dashed("no_reuse"), is_flag=True)
     engine_timeout: float = flag(120.0, "Seconds to wait for any engine reply.", TIMEOUT_S, opts=dashed("engine_timeout"))
     scheduler: str = flag("orca", "Scheduling policy (see `llmservingsim list`): orca, the paper's iteration-level "

@@ -256,7 +256,7 @@ class AIConfiguratorProvider(PerfProvider):
             part = shard(self.model, tp)
             self._fa2_steps[key] = Fa2Step(self.fa2_gpu, part.heads, part.kv_heads, self.model.head_dim,
                                            self._tile_time_s(tp), unpacked_mixed=self.mixed_unpacking,
-                                           grouped=self.reuse)
+                                           native=self.reuse)
         return self._fa2_steps[key]
 
     def _tile_time_s(self, tp: int) -> float:

@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from . import grouped_schedule
+from . import fa2_native
 
 BLOCK_M = 64                 # query rows per CTA (run_mha_fwd_splitkv_dispatch)
 RESERVED_SMEM_BYTES = 1024   # shared memory the CUDA driver reserves per thread block (compute capability >= 8.0)
@@ -114,37 +114,37 @@ def mixed_ctas(contexts: list[int], prefills: list[tuple[int, int]], q_heads: in
     """The unpacked kernel's working CTAs in launch order (query head outermost; decodes, then the prompt
     chunks (tokens, prefix)). A decode's CTA streams its group's K/V from device memory for the group's
     first query head, and for the others too unless `l2_reuse`."""
+    tiles, streams = mixed_cta_columns(contexts, prefills, q_heads, kv_heads, head_dim, l2_reuse)
+    return [(t, bool(s)) for t, s in zip(tiles, streams)]
+
+
+def mixed_cta_columns(contexts: list[int], prefills: list[tuple[int, int]], q_heads: int, kv_heads: int,
+                      head_dim: int, l2_reuse: bool) -> tuple[list[int], bytes]:
+    """mixed_ctas as two columns: each CTA's tiles, and 1 where it streams from device memory (else 0)."""
     n, group = block_n(head_dim), q_heads // kv_heads
     tiles = [math.ceil(c / n) for c in contexts]
-    chunks = [cta for tokens, prefix in prefills for cta in chunk_ctas(tokens, prefix, head_dim)]
-    ctas = []
-    for head in range(q_heads):
-        dram = head % group == 0 or not l2_reuse
-        ctas.extend((t, dram) for t in tiles)
-        ctas.extend(chunks)
-    return ctas
+    chunks = [t for tokens, prefix in prefills for t, _ in chunk_ctas(tokens, prefix, head_dim)]
+    streamed = b"\x01" * len(tiles) + b"\x00" * len(chunks)
+    from_l2 = bytes(len(tiles) + len(chunks))
+    streams = b"".join(streamed if head % group == 0 or not l2_reuse else from_l2 for head in range(q_heads))
+    return (tiles + chunks) * q_heads, streams
 
 
-def makespan_s(ctas: list[Cta], slots: int, tile_s: float, dram_tiles_per_s: float, grouped: bool = True) -> float:
+def makespan_s(ctas: list[Cta], slots: int, tile_s: float, dram_tiles_per_s: float, native: bool = False) -> float:
     """Seconds until the last CTA ends: CTAs start in order as one of `slots` frees up; each does at most
-    one tile per `tile_s`; those streaming from device memory share `dram_tiles_per_s` evenly. `grouped`:
-    CTAs of one kind by events of equal time at once (grouped_schedule.py, the same numbers)."""
+    one tile per `tile_s`; those streaming from device memory share `dram_tiles_per_s` evenly. `native`:
+    the compiled schedule (fa2_native.py, the same numbers)."""
+    if native:
+        return fa2_native.makespan_s([tiles for tiles, _ in ctas], bytes(dram for _, dram in ctas), slots, tile_s,
+                                     dram_tiles_per_s)
     working = [cta for cta in ctas if cta[0]]
     kinds = {dram for _, dram in working}
     if len(kinds) == 2:
         return _two_kinds_s(working, slots, 1.0 / tile_s, dram_tiles_per_s)
-    return one_kind_makespan_s([tiles for tiles, _ in working], kinds == {True}, slots, tile_s, dram_tiles_per_s,
-                               grouped)
-
-
-def one_kind_makespan_s(tiles: list[int], dram: bool, slots: int, tile_s: float, dram_tiles_per_s: float,
-                        grouped: bool = True) -> float:
-    """makespan_s of CTAs of `tiles` (each > 0) that all stream from device memory (`dram`) or all read L2."""
     cap = 1.0 / tile_s
-    one_kind = grouped_schedule.one_kind_s if grouped else _one_kind_s
-    if dram:
-        return one_kind(tiles, slots, lambda running: min(cap, dram_tiles_per_s / running))
-    return one_kind(tiles, slots, lambda running: cap)
+    if kinds == {True}:
+        return _one_kind_s([tiles for tiles, _ in working], slots, lambda running: min(cap, dram_tiles_per_s / running))
+    return _one_kind_s([tiles for tiles, _ in working], slots, lambda running: cap)
 
 
 def _one_kind_s(tiles: list[int], slots: int, rate) -> float:
@@ -213,16 +213,19 @@ class Fa2Step:
     head_dim: int
     tile_s: float
     unpacked_mixed: bool = True
-    grouped: bool = True  # the schedule by events of equal time at once (makespan_s; PerfProvider.reuse)
+    native: bool = True  # the compiled schedule (fa2_native.py, the same numbers; off with PerfProvider.reuse)
     _table_makespans: dict = field(default_factory=dict, compare=False)
 
-    def _makespan(self, ctas: list[Cta], dram_tiles_per_s: float) -> float:
-        return makespan_s(ctas, self.gpu.slots, self.tile_s * self.gpu.ctas_per_sm, dram_tiles_per_s, self.grouped)
+    def _makespan(self, tiles: list[int], streams: bytes, dram_tiles_per_s: float) -> float:
+        """makespan_s of CTAs given as columns (mixed_cta_columns)."""
+        tile_s = self.tile_s * self.gpu.ctas_per_sm
+        if self.native:
+            return fa2_native.makespan_s(tiles, streams, self.gpu.slots, tile_s, dram_tiles_per_s)
+        return makespan_s([(t, bool(s)) for t, s in zip(tiles, streams)], self.gpu.slots, tile_s, dram_tiles_per_s)
 
-    def _one_kind_makespan(self, tiles: list[int], dram_tiles_per_s: float) -> float:
-        """_makespan of CTAs of `tiles` (each > 0) that all stream from device memory."""
-        return one_kind_makespan_s(tiles, True, self.gpu.slots, self.tile_s * self.gpu.ctas_per_sm, dram_tiles_per_s,
-                                   self.grouped)
+    def _streaming_makespan(self, tiles: list[int], dram_tiles_per_s: float) -> float:
+        """_makespan of CTAs that all stream from device memory."""
+        return self._makespan(tiles, b"\x01" * len(tiles), dram_tiles_per_s)
 
     def _dram_tiles_per_s(self, batch: int, mean: int, table_s: float) -> float:
         """The device-memory rate of the decode table's kernel: its tiles over its time."""
@@ -234,7 +237,7 @@ class Fa2Step:
         batch, mean = len(contexts), round(sum(contexts) / len(contexts))
         rate = self._dram_tiles_per_s(batch, mean, table_s)
         n = block_n(self.head_dim)
-        graph = self._one_kind_makespan([math.ceil(c / n) for c in contexts] * self.kv_heads, rate)  # decode_ctas
+        graph = self._streaming_makespan([math.ceil(c / n) for c in contexts] * self.kv_heads, rate)  # decode_ctas
         return table_s * graph / self._table_makespan(batch, mean, rate)
 
     def _table_makespan(self, batch: int, mean: int, rate: float) -> float:
@@ -244,20 +247,21 @@ class Fa2Step:
             splits = num_splits(batch * self.kv_heads, self.gpu.sms, math.ceil(mean / block_n(self.head_dim)))
             # decode_ctas([mean] * batch, ...): one request's splits, the same for every request and KV head
             tiles = [tiles for tiles, _ in decode_ctas([mean], 1, self.head_dim, splits) if tiles]
-            self._table_makespans[key] = self._one_kind_makespan(tiles * (batch * self.kv_heads), rate)
+            self._table_makespans[key] = self._streaming_makespan(tiles * (batch * self.kv_heads), rate)
         return self._table_makespans[key]
 
     def mixed_s(self, contexts: list[int], prefills: list[tuple[int, int]], table_s: float) -> float:
         """What the decodes add to a mixed step's kernel beyond its prompt chunks alone (priced by the
         context table): the schedule of all its CTAs less that of the chunks' CTAs."""
         rate = self._dram_tiles_per_s(len(contexts), round(sum(contexts) / len(contexts)), table_s)
-        chunks = mixed_ctas([], prefills, self.q_heads, self.kv_heads, self.head_dim, True)
+        chunks = mixed_cta_columns([], prefills, self.q_heads, self.kv_heads, self.head_dim, True)
         if self.unpacked_mixed:
             l2_reuse = self._fits_l2(contexts, prefills)
-            ctas = mixed_ctas(contexts, prefills, self.q_heads, self.kv_heads, self.head_dim, l2_reuse)
+            ctas = mixed_cta_columns(contexts, prefills, self.q_heads, self.kv_heads, self.head_dim, l2_reuse)
         else:
-            ctas = decode_ctas(contexts, self.kv_heads, self.head_dim) + chunks
-        return self._makespan(ctas, rate) - self._makespan(chunks, rate)
+            packed = decode_ctas(contexts, self.kv_heads, self.head_dim)
+            ctas = [t for t, _ in packed] + chunks[0], b"\x01" * len(packed) + chunks[1]
+        return self._makespan(*ctas, rate) - self._makespan(*chunks, rate)
 
     def _fits_l2(self, contexts: list[int], prefills: list[tuple[int, int]]) -> bool:
         """Whether one KV head's K and V of the whole step fit in L2."""

@@ -32,7 +32,7 @@ class PerfProvider(ABC):
     """Latency provider with a per-shape cache; subclasses implement `_latency_ns`."""
 
     fixed_flags: ClassVar[dict[str, str]] = {}  # flag -> why this provider's measurements fix its quantity
-    # exact shortcuts in pricing (the FlashAttention-2 schedule by grouped events); False: the reference path
+    # exact shortcuts in pricing (the compiled FlashAttention-2 schedule); False: the Python reference
     # (tests/test_exact_pricing.py; --no-reuse switches it off, simulate.build_instance)
     reuse = True
 

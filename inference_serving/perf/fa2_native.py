@@ -1,0 +1,36 @@
+"""The compiled FlashAttention-2 schedule (native/fa2_schedule.cpp), called through ctypes.
+
+It computes fa2.makespan_s with the same double operations in the same order, so its numbers are the
+Python reference's bit for bit (tests/test_fa2.py); a mixed step's event simulation of thousands of
+thread blocks takes microseconds there instead of milliseconds. `--no-reuse` runs the Python reference.
+"""
+from __future__ import annotations
+
+import ctypes
+from array import array
+from functools import lru_cache
+
+from ..errors import InputError
+from ..paths import FA2_LIBRARY
+
+
+@lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL:
+    if not FA2_LIBRARY.is_file():
+        raise InputError(f"{FA2_LIBRARY}: the compiled FlashAttention-2 schedule is not built: run "
+                         f"`bash native/build.sh` (setup.sh does), or pass --no-reuse for the Python one")
+    library = ctypes.CDLL(str(FA2_LIBRARY))
+    library.fa2_makespan_s.restype = ctypes.c_double
+    library.fa2_makespan_s.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64,
+                                       ctypes.c_double, ctypes.c_double]
+    return library
+
+
+def makespan_s(tiles: list[int], dram: bytes, slots: int, tile_s: float, dram_tiles_per_s: float) -> float:
+    """fa2.makespan_s of the CTAs of `tiles` K/V tiles in launch order, dram[i] 1 when CTA i streams
+    from device memory (else 0: it reads L2)."""
+    if len(dram) != len(tiles):
+        raise ValueError(f"{len(tiles)} CTAs but {len(dram)} memory flags")
+    counts = array("q", tiles)
+    address, _ = counts.buffer_info()
+    return _library().fa2_makespan_s(address, dram, len(tiles), slots, tile_s, dram_tiles_per_s)

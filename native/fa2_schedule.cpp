@@ -1,0 +1,110 @@
+// FlashAttention-2's schedule of thread blocks (CTAs) on a GPU's slots, compiled for speed: the reference is
+// inference_serving/perf/fa2.py (makespan_s and the functions it calls). Every double is computed with the
+// same operations in the same order as there (integer tile counts converted exactly, no contraction into
+// fused multiply-adds: built with -ffp-contract=off), so the answers are equal bit for bit; tests/test_fa2.py
+// compares them.
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <queue>
+#include <vector>
+
+namespace {
+
+template <typename T>
+using MinHeap = std::priority_queue<T, std::vector<T>, std::greater<T>>;
+
+// Tiles per second of one CTA with `running` CTAs at work: its own cap, or (streaming from device memory)
+// an even share of the device-memory rate when that is less. Python's min(cap, share).
+struct Rate {
+    double cap;
+    double dram_tiles_per_s;
+    bool dram;
+
+    double operator()(int64_t running) const {
+        if (!dram) return cap;
+        const double share = dram_tiles_per_s / static_cast<double>(running);
+        return share < cap ? share : cap;
+    }
+};
+
+// fa2._one_kind_s: the greedy schedule in whole tiles, then each stretch timed at the rate of the CTAs
+// still running in it.
+double one_kind_s(const std::vector<int64_t>& tiles, int64_t slots, const Rate& rate) {
+    if (tiles.empty()) return 0.0;
+    const size_t first = std::min(static_cast<size_t>(slots), tiles.size());
+    MinHeap<int64_t> free(tiles.begin(), tiles.begin() + static_cast<std::ptrdiff_t>(first));
+    int64_t last_start = 0;
+    for (size_t i = first; i < tiles.size(); ++i) {
+        last_start = free.top();
+        free.pop();
+        free.push(last_start + tiles[i]);
+    }
+    std::vector<int64_t> ends;
+    ends.reserve(free.size());
+    for (; !free.empty(); free.pop()) ends.push_back(free.top());
+    const int64_t count = static_cast<int64_t>(ends.size());
+    double elapsed = static_cast<double>(last_start) / rate(count);
+    int64_t before = last_start;
+    for (int64_t done = 0; done < count; ++done) {
+        elapsed += static_cast<double>(ends[done] - before) / rate(count - done);
+        before = ends[done];
+    }
+    return elapsed;
+}
+
+// fa2._two_kinds_s: CTAs reading L2 end tiles / cap after they start; those streaming device memory advance
+// together on one clock (tiles done) at min(cap, rate / their number).
+double two_kinds_s(const std::vector<int64_t>& tiles, const std::vector<bool>& dram, int64_t slots, double cap,
+                   double dram_tiles_per_s) {
+    double now = 0.0, dram_clock = 0.0;
+    MinHeap<double> l2_ends, dram_ends;
+    size_t next = 0;
+    while (next < tiles.size() || !l2_ends.empty() || !dram_ends.empty()) {
+        while (next < tiles.size() && static_cast<int64_t>(l2_ends.size() + dram_ends.size()) < slots) {
+            const double length = static_cast<double>(tiles[next]);
+            if (dram[next]) {
+                dram_ends.push(dram_clock + length);
+            } else {
+                l2_ends.push(now + length / cap);
+            }
+            ++next;
+        }
+        const Rate shared{cap, dram_tiles_per_s, true};
+        const double rate = dram_ends.empty() ? 0.0 : shared(static_cast<int64_t>(dram_ends.size()));
+        const double dram_next = dram_ends.empty() ? std::numeric_limits<double>::infinity()
+                                                   : now + (dram_ends.top() - dram_clock) / rate;
+        if (!l2_ends.empty() && l2_ends.top() <= dram_next) {
+            dram_clock += rate * (l2_ends.top() - now);
+            now = l2_ends.top();
+            l2_ends.pop();
+        } else {
+            dram_clock = dram_ends.top();
+            dram_ends.pop();
+            now = dram_next;
+        }
+    }
+    return now;
+}
+
+}  // namespace
+
+// fa2.makespan_s over `n` CTAs in launch order: tiles[i] K/V tiles, dram[i] nonzero when CTA i streams from
+// device memory. CTAs of no tiles exit at once and are left out.
+extern "C" double fa2_makespan_s(const int64_t* tiles, const uint8_t* dram, int64_t n, int64_t slots, double tile_s,
+                                 double dram_tiles_per_s) {
+    std::vector<int64_t> working;
+    std::vector<bool> working_dram;
+    working.reserve(static_cast<size_t>(n));
+    working_dram.reserve(static_cast<size_t>(n));
+    bool any_dram = false, any_l2 = false;
+    for (int64_t i = 0; i < n; ++i) {
+        if (tiles[i] == 0) continue;
+        working.push_back(tiles[i]);
+        working_dram.push_back(dram[i] != 0);
+        (dram[i] ? any_dram : any_l2) = true;
+    }
+    const double cap = 1.0 / tile_s;
+    if (any_dram && any_l2) return two_kinds_s(working, working_dram, slots, cap, dram_tiles_per_s);
+    return one_kind_s(working, slots, Rate{cap, dram_tiles_per_s, any_dram});
+}
