@@ -95,24 +95,30 @@ class SchedulingPolicy(ABC):
         """Adds this iteration's requests to `batch` (allocating their KV blocks)."""
 
     def complete(self, batch: Batch, now: int) -> list[RequestState]:
-        """Applies a finished iteration; returns the requests that finished with it."""
+        """Applies a finished iteration: what the step computed is cached, each request has the tokens
+        it sampled, and those that reached their last token end here (their feed frees their KV
+        blocks). Returns the requests that finished with it."""
         finished: list[RequestState] = []
+        sampled = 0
         for state, entry in zip(batch.states, batch.entries):
             state.in_flight = False
-            self._advance(batch, state, entry, now, finished)
+            state.cached = entry.cached_tokens + entry.new_tokens
+            tokens = self._sampled(state, entry)
+            if not tokens:
+                continue
+            sampled += tokens
+            state.generated += tokens
+            if state.first_token_ns is None:
+                state.first_token_ns = now
+            if state.generated >= state.request.output_tokens:
+                self._end(state, now)
+                finished.append(state)
+        batch.sampled += sampled
         return finished
 
-    def _advance(self, batch: Batch, state: RequestState, entry: BatchEntry, now: int,
-                 finished: list[RequestState]) -> None:
-        """One request after its share of a finished step: what the step computed is cached, and it
-        has a token if the step sampled one."""
-        state.cached = entry.cached_tokens + entry.new_tokens
-        if self._samples(state, entry):
-            self._sample_token(batch, state, now, finished)
-
-    def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
-        """Whether the step produced a token for the request (a prompt chunk short of its end does not)."""
-        return True
+    def _sampled(self, state: RequestState, entry: BatchEntry) -> int:
+        """The tokens the step sampled for the request (`state.cached` counts what it computed): one."""
+        return 1
 
     def _admit(self, state: RequestState, now: int) -> None:
         """A request's first admission: its queuing delay ends."""
@@ -124,18 +130,11 @@ class SchedulingPolicy(ABC):
             state.admitted_ns = now
         self.running.append(state)
 
-    def _sample_token(self, batch: Batch, state: RequestState, now: int, finished: list[RequestState]) -> None:
-        """One token for `state`: its first-token time, and on its last token the request ends here
-        (its feed frees its KV blocks)."""
-        batch.sampled += 1
-        state.generated += 1
-        if state.first_token_ns is None:
-            state.first_token_ns = now
-        if state.generated >= state.request.output_tokens:
-            state.end_ns = now
-            self.running.remove(state)
-            finished.append(state)
-            self.feed.finished(state, now, self.kv)
+    def _end(self, state: RequestState, now: int) -> None:
+        """The request's last token: it ends here."""
+        state.end_ns = now
+        self.running.remove(state)
+        self.feed.finished(state, now, self.kv)
 
 
 def policy_class(name: str) -> type[SchedulingPolicy]:

@@ -34,7 +34,7 @@ from ..plan.draft import DraftPlanner
 from ..plan.iteration import BatchEntry
 from .arrivals import Inbox
 from .kv.layout import MemoryLayout, memory_layout
-from .request import Batch, RequestState
+from .request import RequestState
 from .vllm import VllmPolicy
 
 NGRAM = "ngram"
@@ -149,16 +149,15 @@ class SpeculativeVllmPolicy(VllmPolicy):
             return 0  # a prompt (or a recomputation after preemption) still to compute
         return min(self.spec.tokens, state.request.output_tokens - state.generated - 1)
 
-    def _advance(self, batch: Batch, state: RequestState, entry: BatchEntry, now: int,
-                 finished: list[RequestState]) -> None:
+    def _sampled(self, state: RequestState, entry: BatchEntry) -> int:
+        """The target accepts a leading run of the drafts and samples one more token; the KV of the
+        rejected drafts is not kept (nor their blocks)."""
         if not entry.draft_tokens:
-            super()._advance(batch, state, entry, now, finished)
-            return
+            return super()._sampled(state, entry)
         accepted = self.acceptance.accepted(entry.draft_tokens)
         self.stats.steps += 1
         self.stats.drafted += entry.draft_tokens
         self.stats.accepted += accepted
-        state.cached = entry.cached_tokens + entry.new_tokens - entry.draft_tokens + accepted
+        state.cached -= entry.draft_tokens - accepted
         self.kv.truncate(state.id, state.cached)
-        for _ in range(accepted + 1):
-            self._sample_token(batch, state, now, finished)
+        return accepted + 1

@@ -122,5 +122,7 @@ class VllmPolicy(SchedulingPolicy):
             batch.add(state, tokens)
             budget -= tokens
 
-    def _samples(self, state: RequestState, entry: BatchEntry) -> bool:
-        return state.cached >= self._known_tokens(state)
+    def _sampled(self, state: RequestState, entry: BatchEntry) -> int:
+        """A token once the step computed the request's last known token (a prompt chunk short of the
+        prompt's end samples none)."""
+        return 1 if state.cached >= self._known_tokens(state) else 0
