@@ -55,20 +55,21 @@ class OrcaPolicy(SchedulingPolicy):
 
     def _schedule_running(self, batch: Batch) -> bool:
         queue = deque(s for s in self.running if not s.in_flight)
+        kv, block_size, entries = self.kv, self.kv.layout.block_size, batch.entries
         evicted_any = False
-        while queue and len(batch.entries) < self.max_batch:
+        while queue and len(entries) < self.max_batch:
             state = queue.popleft()
-            if state.cached % self.kv.layout.block_size:  # the next token fits the last block
+            if state.cached % block_size:  # the next token fits the last block
                 batch.add(state, 1)
                 continue
-            while not self.kv.can_allocate(state.request, state.cached + 1):
+            while not kv.can_allocate(state.request, state.cached + 1):
                 victim = queue.pop() if queue else state
                 self._evict(batch, victim)
                 evicted_any = True
                 if victim is state:
                     break
             else:
-                self.kv.allocate(state.request, state.cached + 1)
+                kv.allocate(state.request, state.cached + 1)
                 batch.add(state, 1)
         return evicted_any
 

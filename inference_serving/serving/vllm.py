@@ -48,7 +48,7 @@ class VllmPolicy(SchedulingPolicy):
         self.budget = max_num_batched_tokens
         self.memory = memory
         self.preemptions = 0
-        self.reuse = True  # skip allocating blocks a request holds already (_holds)
+        self.reuse = True  # skip allocating blocks a request holds already (_schedule_running)
 
     @classmethod
     def build(cls, feed: Inbox, model: ModelConfig, layout: MemoryLayout, config: RunConfig) -> "VllmPolicy":
@@ -72,27 +72,34 @@ class VllmPolicy(SchedulingPolicy):
             self._schedule_waiting(batch, budget, now)
 
     def _schedule_running(self, batch: Batch, budget: int) -> int:
+        running, kv, draft_tokens = self.running, self.kv, self._draft_tokens
+        reuse, owned, block_size = self.reuse, kv.owned, kv.layout.block_size
         index = 0
-        while index < len(self.running) and budget > 0:
-            state = self.running[index]
+        while index < len(running) and budget > 0:
+            state = running[index]
             missing = self._known_tokens(state) - state.cached
-            tokens = min(missing + self._draft_tokens(state), budget)
-            if not self._holds(state, state.cached + tokens):
-                while not self.kv.can_allocate(state.request, state.cached + tokens):
-                    victim = self.running.pop()
-                    self._preempt(batch, victim)
-                    if victim is state:
-                        return budget
-                self.kv.allocate(state.request, state.cached + tokens)
-            batch.add(state, tokens, max(0, tokens - missing))
+            tokens = min(missing + draft_tokens(state), budget)
+            needed = state.cached + tokens
+            # a request holding the blocks for `needed` tokens already (ceil(needed / block_size) of them) is not
+            # allocated: allocating them would be allowed and change nothing (with --no-reuse it is)
+            holds = reuse and needed <= len(owned.get(state.id, ())) * block_size
+            if not holds and not self._allocate_running(batch, state, needed):
+                return budget
+            batch.add(state, tokens, tokens - missing if tokens > missing else 0)
             budget -= tokens
             index += 1
         return budget
 
-    def _holds(self, state: RequestState, tokens: int) -> bool:
-        """Whether the request holds the blocks for `tokens` already, so that allocating them would be
-        allowed and change nothing (the check is skipped; with --no-reuse it is not)."""
-        return self.reuse and self.kv.blocks_for(tokens) <= len(self.kv.owned.get(state.id, ()))
+    def _allocate_running(self, batch: Batch, state: RequestState, tokens: int) -> bool:
+        """Grows a running request's blocks to hold `tokens` tokens, preempting the last running request
+        while they do not fit; False when that was the request itself."""
+        while not self.kv.can_allocate(state.request, tokens):
+            victim = self.running.pop()
+            self._preempt(batch, victim)
+            if victim is state:
+                return False
+        self.kv.allocate(state.request, tokens)
+        return True
 
     def _draft_tokens(self, state: RequestState) -> int:
         """Speculative tokens the request's step verifies besides its known tokens (none here)."""
