@@ -76,9 +76,8 @@ class PrefixCacheKV(KVManager):
         for key in reuse:
             self._hold(key)
             blocks.append(key)
-        hashes = self.prompt_hashes(request)
-        while len(blocks) < self.blocks_for(tokens):
-            index = len(blocks)
+        hashes, needed = self.prompt_hashes(request), self.blocks_for(tokens)
+        for index in range(len(blocks), needed):
             key = hashes[index] if index < len(hashes) and hashes[index] not in self.refs else None
             if key is None:
                 key, self._next_unique = ("unique", self._next_unique), self._next_unique + 1
