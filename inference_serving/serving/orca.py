@@ -54,7 +54,8 @@ class OrcaPolicy(SchedulingPolicy):
             self._schedule_waiting(batch, now)
 
     def _schedule_running(self, batch: Batch) -> bool:
-        queue = deque(s for s in self.running if not s.in_flight)
+        busy = {state for issued in self.in_flight.values() for state in issued.states}  # in a pipeline stage
+        queue = deque(s for s in self.running if s not in busy) if busy else deque(self.running)
         kv, block_size, entries = self.kv, self.kv.layout.block_size, batch.entries
         evicted_any = False
         while queue and len(entries) < self.max_batch:

@@ -47,6 +47,7 @@ class SchedulingPolicy(ABC):
         self.running: list[RequestState] = []
         self.kv = kv
         self.batches = 0
+        self.in_flight: dict[int, Batch] = {}      # the batches it issued that have not completed, by id
         self.admissions = 0
 
     @classmethod
@@ -78,16 +79,17 @@ class SchedulingPolicy(ABC):
         if not batch.entries:
             return None
         batch.tier_moves = self.kv.take_tier_moves()
-        self.batches += 1
-        for state in batch.states:
-            state.in_flight = True
-        return batch
+        return self._issue(batch)
 
     def dummy_batch(self, now: int) -> Batch:
         """A step without requests: one token's forward pass, which a data-parallel rank without work
         runs so that the other ranks' MoE collectives have all their members (step_group.py)."""
-        batch = Batch(self.batches, [BatchEntry(DUMMY_REQUEST, 1, 0)], [], start_ns=now)
+        return self._issue(Batch(self.batches, [BatchEntry(DUMMY_REQUEST, 1, 0)], [], start_ns=now))
+
+    def _issue(self, batch: Batch) -> Batch:
+        """The batch goes to the engine: the next batch takes the next id, and it is in flight until it completes."""
         self.batches += 1
+        self.in_flight[batch.id] = batch
         return batch
 
     @abstractmethod
@@ -98,10 +100,10 @@ class SchedulingPolicy(ABC):
         """Applies a finished iteration: what the step computed is cached, each request has the tokens
         it sampled, and those that reached their last token end here (their feed frees their KV
         blocks). Returns the requests that finished with it."""
+        del self.in_flight[batch.id]
         finished: list[RequestState] = []
         sampled = 0
         for state, entry in zip(batch.states, batch.entries):
-            state.in_flight = False
             state.cached = entry.cached_tokens + entry.new_tokens
             tokens = self._sampled(state, entry)
             if not tokens:

@@ -17,7 +17,6 @@ class RequestState:
     end_ns: int | None = None
     admission: int = -1                   # order of first admission on the instance that runs it
     instance_admitted_ns: int | None = None  # when that instance first admitted it
-    in_flight: bool = False
     id: int = field(init=False)           # the request's id (a request keeps it when its arrival is set)
 
     def __post_init__(self) -> None:
