@@ -42,6 +42,21 @@ def test_budget_shared_decodes_first_then_waiting_fcfs():
     assert step(s)[0] == [(0, 1, 4), (1, 1, 4), (2, 2, 8)]
 
 
+def test_batch_counts_its_prompt_tokens_and_prefills_as_requests_join():
+    # chunked prompts, decodes and a recomputation after preemption: the counts `add` keeps are the entries'
+    s = scheduler([(10, 3, 0), (3, 4, 0), (9, 2, 0), (5, 3, 0)], blocks=6, budget=7)
+    while s.unfinished:
+        batch = s.schedule(0)
+        pairs = list(zip(batch.states, batch.entries))
+        assert batch.prompt_tokens == sum(min(e.cached_tokens + e.new_tokens, st.request.input_tokens)
+                                          - min(e.cached_tokens, st.request.input_tokens) for st, e in pairs)
+        prefill = [st.id for st, e in pairs if e.cached_tokens < st.request.input_tokens]
+        decode = [st.id for st, e in pairs if e.cached_tokens >= st.request.input_tokens]
+        assert batch.describe() == f"prefill {prefill} decode {decode}"
+        s.complete(batch, 1)
+    assert s.preemptions
+
+
 def test_max_num_seqs_caps_running_requests():
     s = scheduler([(2, 3, 0)] * 3, budget=100, max_seqs=2)
     assert [r for r, _, _ in step(s)[0]] == [0, 1]
