@@ -2,7 +2,8 @@
 
 The package ships latency tables measured on real GPUs (GEMM, context and generation attention,
 all-reduce) per system, serving framework and version, and a compiled engine that interpolates
-between measured shapes.
+between measured shapes. The package's SDK is imported where a database or an engine is loaded: a
+warm start, whose answers all come from the answer cache, does not import it.
 """
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiconfigurator_core
 import yaml
-from aiconfigurator_core.sdk import attention_lanes, perf_database
-from aiconfigurator_core.sdk.engine import EngineHandle
 
 from ..errors import InputError
 from .answer_cache import AnswerCache, source_digest
+
+if TYPE_CHECKING:
+    from aiconfigurator_core.sdk.engine import EngineHandle
+    from aiconfigurator_core.sdk.perf_database import PerfDatabase
 
 MS_TO_NS = 1e6  # the tables' latencies are in ms
 SYSTEMS_DIR = Path(aiconfigurator_core.__file__).resolve().parent / "systems"
@@ -47,8 +51,8 @@ def _not_package_notice(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith(("Loading low-fidelity fallback rows", "resolve_attention_lane_order:"))
 
 
-logging.getLogger(perf_database.__name__).addFilter(_not_package_notice)
-logging.getLogger(attention_lanes.__name__).addFilter(_not_package_notice)
+logging.getLogger("aiconfigurator_core.sdk.perf_database").addFilter(_not_package_notice)
+logging.getLogger("aiconfigurator_core.sdk.attention_lanes").addFilter(_not_package_notice)
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,10 @@ def hardware_spec(hardware: str) -> HardwareSpec:
 
 
 @lru_cache(maxsize=None)
-def load_database(system: str) -> perf_database.PerfDatabase:
+def load_database(system: str) -> PerfDatabase:
     """The measurement database of the first backend in BACKEND_PREFERENCE that has one."""
+    from aiconfigurator_core.sdk import perf_database
+
     for backend in BACKEND_PREFERENCE:
         if perf_database.get_version_slots(system, backend) is None:
             continue
@@ -165,5 +171,7 @@ def database_table(system: str) -> str:
 @lru_cache(maxsize=None)
 def engine_for(system: str) -> EngineHandle:
     """A model-less engine bound to the system's tables; evaluates ad-hoc operation lists."""
+    from aiconfigurator_core.sdk.engine import EngineHandle
+
     database = load_database(system)
     return EngineHandle.for_database(database, systems_path=database.systems_root)
