@@ -79,17 +79,23 @@ def _system_yaml(system: str) -> dict:
     return yaml.load((SYSTEMS_DIR / f"{system}.yaml").read_text(), Loader=loader)
 
 
+def _system_names() -> list[str]:
+    """The package's system YAMLs, measured or not, in name order."""
+    return sorted(path.stem for path in SYSTEMS_DIR.glob("*.yaml"))
+
+
+def _measured(system: str) -> bool:
+    """Whether the system's data folder holds GEMM and attention measurements."""
+    if not (SYSTEMS_DIR / "data" / system).is_dir():
+        return False  # the package's non-system YAMLs (version slots, lane defaults, ...)
+    data_dir = SYSTEMS_DIR / _system_yaml(system)["data_dir"]
+    return (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir()
+
+
 @lru_cache(maxsize=1)
 def measured_systems() -> tuple[str, ...]:
-    """Package systems whose data folder holds GEMM and attention measurements."""
-    systems = []
-    for path in sorted(SYSTEMS_DIR.glob("*.yaml")):
-        if not (SYSTEMS_DIR / "data" / path.stem).is_dir():
-            continue  # the package's non-system YAMLs (version slots, lane defaults, ...)
-        data_dir = SYSTEMS_DIR / _system_yaml(path.stem)["data_dir"]
-        if (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir():
-            systems.append(path.stem)
-    return tuple(systems)
+    """Package systems with GEMM and attention measurements, in name order."""
+    return tuple(system for system in _system_names() if _measured(system))
 
 
 def _display_name(system: str) -> str:
@@ -105,10 +111,11 @@ def supported_hardware() -> list[str]:
 
 
 def _resolve_system(hardware: str) -> str:
-    """Package system name for a user-facing or package hardware name (case-insensitive)."""
+    """Package system name for a user-facing or package hardware name (case-insensitive): the first
+    measured system of that name (only the systems of that name are read)."""
     wanted = _normalize(hardware)
-    for system in measured_systems():
-        if wanted in (_normalize(system), _normalize(_display_name(system))):
+    for system in _system_names():
+        if wanted in (_normalize(system), _normalize(_display_name(system))) and _measured(system):
             return system
     raise InputError(
         f"unknown hardware '{hardware}' for the aiconfigurator perf model; "
