@@ -18,7 +18,7 @@ import aiconfigurator_core
 import yaml
 
 from ..errors import InputError
-from .answer_cache import AnswerCache, source_digest
+from .answer_cache import AnswerCache, installed_version, source_digest
 
 if TYPE_CHECKING:
     from aiconfigurator_core.sdk.engine import EngineHandle
@@ -157,9 +157,8 @@ def load_database(system: str) -> PerfDatabase:
 
 
 def package_version() -> str:
-    """aiconfigurator-core's installed version, from its dist-info folder's name (no metadata import)."""
-    site = Path(aiconfigurator_core.__file__).resolve().parent.parent
-    return ",".join(sorted(p.name for p in site.glob("aiconfigurator_core-*.dist-info"))) or "unknown"
+    """aiconfigurator-core's installed version."""
+    return installed_version("aiconfigurator_core")
 
 
 def database_table(system: str) -> str:
