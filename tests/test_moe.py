@@ -181,7 +181,7 @@ def test_npu_prices_each_routed_expert_as_three_gemms():
 
 def test_shapes_the_tables_lack_are_priced_expert_by_expert_from_the_gemm_tables():
     builder = h100_builder(DEEPSEEK, True)
-    assert builder.perf._fused_moe_json(1, 2) is None and builder.perf._fused_moe_json(1, 8) is None
+    assert not builder.perf._fused_moe_measured(1, 2) and not builder.perf._fused_moe_measured(1, 8)
     routing = builder.experts.routing(64)
     expected = max(sum(builder.perf.latency_ns(layer, tokens, 0, 1) for tokens in counts if tokens
                        for layer in ("expert_gate_proj", "expert_up_proj", "expert_act_fn", "expert_down_proj"))

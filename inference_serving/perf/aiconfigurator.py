@@ -79,7 +79,7 @@ class AIConfiguratorProvider(PerfProvider):
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
         self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
-        self._fused_moe: dict[tuple[int, int], str | None] = {}
+        self._fused_moe: dict[tuple[int, int], str] = {}
         self._check_measured()
 
     @cached_property
@@ -284,14 +284,17 @@ class AIConfiguratorProvider(PerfProvider):
             self._tile_s[tp] = added_ms / 1e3 * self.fa2_gpu.sms / (shard(self.model, tp).heads * per_head)
         return self._tile_s[tp]
 
-    def _fused_moe_json(self, tp: int, ranks: int) -> str | None:
-        """The fused MoE op of this placement, or None where the tables lack the model's shape."""
+    def _fused_moe_json(self, tp: int, ranks: int) -> str:
+        """The fused MoE op of this placement, built to ask the tables (a warm start finds their answers
+        in the answer cache)."""
         key = (tp, ranks)
         if key not in self._fused_moe:
-            ops_json = fused_moe_json(self.model, tp, ranks, self.fp_bits)
-            measured = self._answer(("fused moe measured", tp, ranks), lambda: self._measures(ops_json))
-            self._fused_moe[key] = ops_json if measured else None
+            self._fused_moe[key] = fused_moe_json(self.model, tp, ranks, self.fp_bits)
         return self._fused_moe[key]
+
+    def _fused_moe_measured(self, tp: int, ranks: int) -> bool:
+        """Whether the tables have the fused MoE op of this placement (the model's shape)."""
+        return self._answer(("fused moe measured", tp, ranks), lambda: self._measures(self._fused_moe_json(tp, ranks)))
 
     def _measures(self, ops_json: str) -> bool:
         """Whether the tables hold the fused MoE op of `ops_json`."""
@@ -306,18 +309,17 @@ class AIConfiguratorProvider(PerfProvider):
     def _moe_ns(self, routing: ExpertRouting) -> float:
         """The measured fused MoE kernel at the slowest rank's balanced-equivalent tokens; expert by
         expert from the GEMM tables where the MoE tables lack the shape."""
-        ops_json = self._fused_moe_json(routing.tp, routing.ranks)
-        if ops_json is None:
+        tp, ranks = routing.tp, routing.ranks
+        if not self._fused_moe_measured(tp, ranks):
             return super()._moe_ns(routing)
         tokens = balanced_tokens(routing, self.model.experts_per_token)
         if tokens == 0:
             return 0.0
-        return self._answer(("fused moe", routing.tp, routing.ranks, tokens),
-                            lambda: self._fused_moe_ms(ops_json, tokens)) * MS_TO_NS
+        return self._answer(("fused moe", tp, ranks, tokens), lambda: self._fused_moe_ms(tp, ranks, tokens)) * MS_TO_NS
 
-    def _fused_moe_ms(self, ops_json: str, tokens: int) -> float:
-        ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(ops_json, is_context=True, batch_size=1,
-                                                                  s=tokens, x=tokens)
+    def _fused_moe_ms(self, tp: int, ranks: int, tokens: int) -> float:
+        ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(self._fused_moe_json(tp, ranks), is_context=True,
+                                                                  batch_size=1, s=tokens, x=tokens)
         return latency_ms
 
     def collective_table(self, tp: int, dp: int = 1) -> dict | None:
