@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
-from .iteration import TOKEN_ID_BYTES, AttentionGroup, Row, Trace
+from .iteration import TOKEN_ID_BYTES, AttentionGroup, BatchedAttention, Row, Trace
 from .rank_ops import merge_compute, merged, rank_ops
 
 
@@ -64,10 +64,14 @@ def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool
 
 
 def _plan_rows(trace: Trace):
+    """Every row of the plan but a BatchedAttention's (compute only: never on PIM units, never a tier move)."""
     for items in (trace.swaps, [trace.overhead] if trace.overhead else [], [trace.embedding], trace.block,
                   trace.first_block or [], trace.head, trace.draft):
         for item in items:
-            yield from item.rows if isinstance(item, AttentionGroup) else (item,)
+            if isinstance(item, AttentionGroup):
+                yield from item.rows
+            elif not isinstance(item, BatchedAttention):
+                yield item
 
 
 def supports(trace: Trace) -> bool:

@@ -16,7 +16,7 @@ from ..config.run_config import RunConfig
 from ..errors import InputError
 from ..perf.pim import PimModel
 from .builder import TraceBuilder
-from .iteration import AttentionGroup, BatchEntry, TierMove, Trace
+from .iteration import AttentionGroup, BatchEntry, TierMove, Trace, with_groups
 
 
 def check_pim(config: RunConfig) -> None:
@@ -69,7 +69,7 @@ class PimTraceBuilder(TraceBuilder):
         decoding = {e.request_id: e for e in entries if e.new_tokens == 1}
         tp = 1 if self.selective_attention else self.tp
         block = []
-        for item in trace.block:
+        for item in with_groups(trace.block):
             if isinstance(item, AttentionGroup) and item.request_id in decoding:
                 keys = decoding[item.request_id].cached_tokens + 1
                 item = AttentionGroup(item.request_id, tuple(
