@@ -10,7 +10,7 @@ interleave  (NeuPIMs' sub-batch interleaving) the batch is split in two sub-batc
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 from ..config.run_config import RunConfig
 from ..errors import InputError
@@ -73,7 +73,7 @@ class PimTraceBuilder(TraceBuilder):
             if isinstance(item, AttentionGroup) and item.request_id in decoding:
                 keys = decoding[item.request_id].cached_tokens + 1
                 item = AttentionGroup(item.request_id, tuple(
-                    replace(row, comp_ns=self._pim_ns(keys, tp), on_pim=True) if row.name == "attn" else row
+                    row._replace(comp_ns=self._pim_ns(keys, tp), on_pim=True) if row.name == "attn" else row
                     for row in item.rows))
             block.append(item)
         trace.block = block
