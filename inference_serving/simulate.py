@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from .backend.blame import blamed
-from .backend.engine_config import SystemConfig
+from .backend.engine_config import SystemConfig, times_all_reduce
 from .cluster.assembly import attach_cluster, build_instances, cluster_config, cluster_system, step_groups
 from .cluster.spec import Cluster, InstancePlan, flags_cluster, load_cluster
 from .config.run_config import RunConfig
@@ -245,6 +245,8 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     instances = [p.instance for p in parts]
     transfers = attach_cluster(cluster, arrivals, instances, parts)
     tables = [measured_collectives(p.config, p.perf, backend) for p in parts]
+    for p, table in zip(parts, tables):
+        p.instance.measured_all_reduce = times_all_reduce(table, p.config.tp)
     system = cluster_system(config, cluster, parts, tables)
     options = RunOptions(system=system, engine_binary=binary, backend=backend, engine_timeout_s=config.engine_timeout,
                          keep_traces=config.keep_traces, reuse=not config.no_reuse, verbose=config.verbose)

@@ -25,7 +25,7 @@ from inference_serving.perf.experts import expert_plan
 from inference_serving.perf.npu import NpuProvider
 from inference_serving.plan.builder import TraceBuilder
 from inference_serving.plan.chakra import _rank_ops, serialize_chain
-from inference_serving.plan.iteration import AttentionGroup, BatchEntry, Comm
+from inference_serving.plan.iteration import AttentionGroup, BatchEntry, Comm, with_groups
 from inference_serving.report.engine_settings import run_settings
 from inference_serving.serving.kv.layout import stage_weight_bytes
 from inference_serving.simulate import simulate
@@ -40,7 +40,7 @@ ALLREDUCE_512_KIB_NS = 6294.72017288208
 
 
 def rows_of(block) -> list:
-    return [r for item in block for r in (item.rows if isinstance(item, AttentionGroup) else (item,))]
+    return [r for item in with_groups(block) for r in (item.rows if isinstance(item, AttentionGroup) else (item,))]
 
 
 def row(block, name):
