@@ -16,8 +16,8 @@ from .command import Command
 def run(**flags) -> None:
     """Simulate LLM inference serving: iteration-level scheduling, paged KV cache, per-iteration
     Chakra graphs run on the analytical system simulator."""
-    # numpy's OpenBLAS starts a thread per core when it is loaded (about 0.1 s of a start-up on two
-    # cores); a run does no BLAS work, so it asks for one thread (a value set in the environment is kept)
+    # numpy's OpenBLAS starts a thread per core when it is loaded (on two cores about 0.09 s of CPU and
+    # 0.05 s of a warm start); a run does no BLAS work, so it asks for one (a value already set is kept)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ..simulate import simulate
     simulate(RunConfig(**flags))
