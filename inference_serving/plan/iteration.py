@@ -61,9 +61,8 @@ class Row(NamedTuple):
         return self.name == EVICT_ROW or self.name.startswith(TIER_STORE_ROW)
 
 
-@dataclass(frozen=True)
-class AttentionGroup:
-    """The rope and attention rows of one request."""
+class AttentionGroup(NamedTuple):
+    """The rope and attention rows of one request (a named tuple, made for every request of every step)."""
 
     request_id: int
     rows: tuple[Row, ...]
@@ -104,10 +103,10 @@ class TierMove:
         return Row(prefix + self.name, weight_size=self.nbytes, weight_loc=self.name.upper(), memory_tier=self.tier)
 
 
-@dataclass(frozen=True)
-class BatchEntry:
+class BatchEntry(NamedTuple):
     """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`, the last
-    `draft_tokens` of them speculative tokens that the step verifies (serving/speculative.py)."""
+    `draft_tokens` of them speculative tokens that the step verifies (serving/speculative.py). (A named
+    tuple, made for every request of every step.)"""
 
     request_id: int
     new_tokens: int
