@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from .backend.blame import blamed
-from .backend.engine_config import SystemConfig
+from .backend.engine_config import SystemConfig, times_all_reduce
 from .cluster.assembly import attach_cluster, build_instances, cluster_config, cluster_system, step_groups
 from .cluster.spec import Cluster, InstancePlan, flags_cluster, load_cluster
 from .config.run_config import RunConfig
@@ -58,7 +58,7 @@ def run_hardware(config: RunConfig) -> Hardware:
     override the file's (so the provider, the memory layout and the engine all see the flag)."""
     hardware = _chosen_hardware(config)
     flags = {key: getattr(config, name) for name, key in HARDWARE_FLAGS.items() if getattr(config, name) is not None}
-    return hardware.model_copy(update=flags)
+    return replace(hardware, **flags)
 
 
 def _chosen_hardware(config: RunConfig) -> Hardware:
@@ -77,9 +77,9 @@ def _chosen_hardware(config: RunConfig) -> Hardware:
         if not Path(choice).is_file():
             raise InputError(f"--perf-model {choice}: neither a provider ({', '.join(PROVIDERS.names())}) "
                              f"nor a profiled CSV file")
-        return hardware.model_copy(update={"provider": "csv", "csv": Path(choice)})
+        return replace(hardware, provider="csv", csv=Path(choice))
     if choice:
-        hardware = hardware.model_copy(update={"provider": choice, "source": f"{hardware.source} with --perf-model {choice}"})
+        hardware = replace(hardware, provider=choice, source=f"{hardware.source} with --perf-model {choice}")
     return hardware
 
 
@@ -179,7 +179,7 @@ def shared_provider(providers: dict, config: RunConfig, model: ModelConfig, hard
     """The run's provider for this model, hardware, precision and pricing flags: instances that agree on
     them (replicas, data-parallel ranks) share one, and with it its priced shapes (a shape's price does
     not depend on who asks)."""
-    key = (config.model_name, hardware.model_dump_json(), config.precision, config.no_reuse, config.no_ragged,
+    key = (config.model_name, repr(hardware), config.precision, config.no_reuse, config.no_ragged,
            config.no_mixed_unpacking)
     if key not in providers:
         perf = providers[key] = build_provider(model, hardware, config.precision)
@@ -245,6 +245,8 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     instances = [p.instance for p in parts]
     transfers = attach_cluster(cluster, arrivals, instances, parts)
     tables = [measured_collectives(p.config, p.perf, backend) for p in parts]
+    for p, table in zip(parts, tables):
+        p.instance.measured_all_reduce = times_all_reduce(table, p.config.tp)
     system = cluster_system(config, cluster, parts, tables)
     options = RunOptions(system=system, engine_binary=binary, backend=backend, engine_timeout_s=config.engine_timeout,
                          keep_traces=config.keep_traces, reuse=not config.no_reuse, verbose=config.verbose)

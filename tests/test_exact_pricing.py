@@ -1,4 +1,4 @@
-"""The pricing shortcuts (PerfProvider.reuse: the FlashAttention-2 schedule by grouped events) are exact:
+"""The pricing shortcuts (PerfProvider.reuse: the compiled FlashAttention-2 schedule) are exact:
 a vLLM run on a GPU priced by that schedule writes byte-identical per-request CSVs and iteration lines
 with them and without them (--no-reuse)."""
 from __future__ import annotations

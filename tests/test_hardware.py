@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from inference_serving.errors import InputError
+from inference_serving.inputs import hardware_file
 from inference_serving.inputs.hardware import known_hardware, load_hardware, read_hardware_file
 from inference_serving.config.run_config import RunConfig
 from inference_serving.perf.provider import build_provider
@@ -77,6 +78,18 @@ def test_yaml_path_with_defaults(tmp_path):
     assert (hw.name, hw.vector_lanes, hw.link_latency_ns, hw.engine_overhead_ns) == ("my_npu", 128, 0, 0)
     assert hw.defaults() == {"npu_mem": 40, "local_bw": 936, "link_bw": 64, "link_latency": 0,
                              "engine_overhead_ns": 0}
+
+
+def test_values_checked_once_come_from_the_answer_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "my_npu.yaml"
+    path.write_text(NPU_KEYS)
+    checked = read_hardware_file(path)
+    monkeypatch.setattr(hardware_file, "checked_fields", None)  # a second check would fail
+    assert read_hardware_file(path) == checked
+    path.write_text(NPU_KEYS + "link_latency_ns: 5\n")
+    with pytest.raises(TypeError):  # other values: checked again
+        read_hardware_file(path)
 
 
 @pytest.mark.parametrize("text, words", [

@@ -25,7 +25,7 @@ from inference_serving.perf.experts import expert_plan
 from inference_serving.perf.npu import NpuProvider
 from inference_serving.plan.builder import TraceBuilder
 from inference_serving.plan.chakra import _rank_ops, serialize_chain
-from inference_serving.plan.iteration import AttentionGroup, BatchEntry, Comm
+from inference_serving.plan.iteration import AttentionGroup, BatchEntry, Comm, with_groups
 from inference_serving.report.engine_settings import run_settings
 from inference_serving.serving.kv.layout import stage_weight_bytes
 from inference_serving.simulate import simulate
@@ -40,7 +40,7 @@ ALLREDUCE_512_KIB_NS = 6294.72017288208
 
 
 def rows_of(block) -> list:
-    return [r for item in block for r in (item.rows if isinstance(item, AttentionGroup) else (item,))]
+    return [r for item in with_groups(block) for r in (item.rows if isinstance(item, AttentionGroup) else (item,))]
 
 
 def row(block, name):
@@ -181,7 +181,7 @@ def test_npu_prices_each_routed_expert_as_three_gemms():
 
 def test_shapes_the_tables_lack_are_priced_expert_by_expert_from_the_gemm_tables():
     builder = h100_builder(DEEPSEEK, True)
-    assert builder.perf._fused_moe_json(1, 2) is None and builder.perf._fused_moe_json(1, 8) is None
+    assert not builder.perf._fused_moe_measured(1, 2) and not builder.perf._fused_moe_measured(1, 8)
     routing = builder.experts.routing(64)
     expected = max(sum(builder.perf.latency_ns(layer, tokens, 0, 1) for tokens in counts if tokens
                        for layer in ("expert_gate_proj", "expert_up_proj", "expert_act_fn", "expert_down_proj"))

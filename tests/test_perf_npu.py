@@ -19,12 +19,12 @@ from inference_serving.perf.npu import NpuProvider
 from inference_serving.perf.provider import build_provider
 
 DATA = Path(__file__).resolve().parent / "data"
-SMALL = Hardware(name="SMALL", provider="npu", memory_gib=1, memory_bw_gbps=1000.0, link_bw_gbps=10,
+SMALL = Hardware(name="SMALL", provider="npu", memory_gib=1.0, memory_bw_gbps=1000.0, link_bw_gbps=10.0,
                  array_rows=8, array_cols=4, clock_ghz=2.0, vector_lanes=4)
 
 
 def npu(bandwidth: float = 1000.0, model: str = "tiny_model.json", hardware: Hardware = SMALL) -> NpuProvider:
-    return NpuProvider(load_model(str(DATA / model)), hardware.model_copy(update=dict(memory_bw_gbps=bandwidth)), 16)
+    return NpuProvider(load_model(str(DATA / model)), dataclasses.replace(hardware, memory_bw_gbps=bandwidth), 16)
 
 
 def test_gemm_tiling_compute_bound():
@@ -85,7 +85,7 @@ def test_layernorm_biases_and_no_rope_for_learned_positions(tmp_path):
     opt = tmp_path / "tiny_opt.json"
     opt.write_text('{"model_type": "opt", "hidden_size": 64, "ffn_dim": 128, "num_hidden_layers": 2, '
                    '"num_attention_heads": 4, "vocab_size": 100, "max_position_embeddings": 512}')
-    perf = NpuProvider(load_model(str(opt)), SMALL.model_copy(update=dict(memory_bw_gbps=1.0)), 16)
+    perf = NpuProvider(load_model(str(opt)), dataclasses.replace(SMALL, memory_bw_gbps=1.0), 16)
     assert perf.latency_ns("rope", 5) == 0
     # LayerNorm: 7 ops per element; memory (2 * 2 * 64 + 2 * 64 weights) * 2 B = 768 ns at 1 GB/s
     assert perf.latency_ns("post_layernorm", 2) == max(7 * 2 * 64 / 4 / 2, (2 * 2 * 64 + 128) * 2) == 768
@@ -114,4 +114,4 @@ def test_unknown_layer_and_zero_tokens():
     with pytest.raises(InputError, match="unknown layer 'conv'"):
         perf.latency_ns("conv", 1)
     with pytest.raises(InputError, match="missing 'array_rows' .required for provider npu"):
-        build_provider(load_model(str(DATA / "tiny_model.json")), SMALL.model_copy(update=dict(array_rows=None)), 16)
+        build_provider(load_model(str(DATA / "tiny_model.json")), dataclasses.replace(SMALL, array_rows=None), 16)

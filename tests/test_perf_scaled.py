@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,7 @@ def test_seed_readme_command_runs_end_to_end(tmp_path):
 def test_local_bw_override_scales_memory_bound_ops(llama, a100, a100_smallest_gemm_ns):
     """--local_bw replaces the datasheet bandwidth (simulate applies it to the hardware): half the bandwidth,
     twice the bandwidth ratio for a decode GEMM."""
-    slow = ScaledProvider(llama, load_hardware("RTX3090").model_copy(update={"memory_bw_gbps": 468.0}), 16)
+    slow = ScaledProvider(llama, replace(load_hardware("RTX3090"), memory_bw_gbps=468.0), 16)
     sibling, fixed = a100.latency_ns("q_proj", 1), a100_smallest_gemm_ns
     ratio = A100_GBPS / 468
     assert within_rounding(slow.latency_ns("q_proj", 1), fixed + (sibling - fixed) * ratio, ratio)

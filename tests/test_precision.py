@@ -1,6 +1,8 @@
 """--weight-dtype and --kv-dtype: bytes by hand, block counts, the measured tables they select, refusals."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from inference_serving.config.options import config_from_mapping
@@ -64,7 +66,7 @@ def test_both_spellings_of_the_flags_and_their_choices():
 
 def test_npu_int8_weights_halve_a_memory_bound_gemm():
     # 128x128 array at 1 GHz, 1 GB/s: a 1-token q_proj of Llama-3.1-8B is memory bound
-    hw = load_hardware("NPU").model_copy(update=dict(memory_bw_gbps=1.0))
+    hw = replace(load_hardware("NPU"), memory_bw_gbps=1.0)
     model = load_model(LLAMA_8B)
     bf16 = NpuProvider(model, hw, Precision(16)).latency_ns("q_proj", 1)
     int8 = NpuProvider(model, hw, Precision(16, weight_dtype="int8")).latency_ns("q_proj", 1)
@@ -73,7 +75,7 @@ def test_npu_int8_weights_halve_a_memory_bound_gemm():
 
 
 def test_npu_fp8_kv_reads_half_the_cache():
-    hw = load_hardware("NPU").model_copy(update=dict(memory_bw_gbps=1.0, clock_ghz=1e6))
+    hw = replace(load_hardware("NPU"), memory_bw_gbps=1.0, clock_ghz=1e6)
     model = load_model(LLAMA_8B)
     q_and_out = 2 * 1 * 32 * 128 * 2
     kv = (2 * 1000 * 8 * 128 + 2 * 1 * 8 * 128)  # cached and new K and V read, new K and V written

@@ -53,6 +53,12 @@ class Topology:
         return [d for d in dims if d[0] > 1] or [dims[0]]
 
 
+def times_all_reduce(table: dict | None, npus: int) -> bool:
+    """Whether the measured collective table times the all-reduces of a group of `npus` (any size: the
+    engine extends a table beyond its measured sizes)."""
+    return table is not None and any(e["type"] == "ALL_REDUCE" and e["npus"] == npus for e in table["collectives"])
+
+
 @dataclass(frozen=True)
 class SystemConfig:
     tp: int

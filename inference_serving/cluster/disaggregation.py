@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from ..errors import InputError
 from ..inputs.model_config import ModelConfig
 from ..perf.shard import ceil_div
@@ -193,6 +191,8 @@ class KvTransfers:
         self.arrivals.inboxes[transfer.target].arrived.append(request)
 
     def summary(self, now: int) -> dict:
+        import numpy as np  # at first use, not at start-up
+
         times = np.array([t.end_ns - t.start_ns for t in self.done_transfers], dtype=float) / 1e6
         queued = np.array([t.request.instance_admitted_ns - t.end_ns for t in self.done_transfers
                            if t.request.instance_admitted_ns is not None], dtype=float) / 1e6

@@ -23,14 +23,13 @@ Instances take consecutive NPUs in file order; one that does not fit in the rest
 the next node and must then fill whole nodes. An instance with `dp` ranks runs as that many instances
 (`<name>.dp<r>`, one NPU each) that step together (serving/step_group.py). Without --cluster the
 flags describe a cluster of one instance (`flags_cluster`). Every key is checked on load; an error
-names the file and the key.
+names the file and the key (the file's schema: cluster_file.py, imported only to read one).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import TYPE_CHECKING
 
 from ..config.experiment import read_yaml
 from ..config.options import values_from_mapping
@@ -38,57 +37,14 @@ from ..config.run_config import RunConfig
 from ..errors import InputError
 from .routers import ROUTERS
 
-ROLES = ("colocated", "prefill", "decode")
+if TYPE_CHECKING:
+    from .cluster_file import ClusterFile, InstanceSpec, LinkSpec
+
 # the flags an instance may set for itself; the rest are the run's
 INSTANCE_FLAGS = ("model_name", "hardware", "scheduler", "max_batch", "npu_mem", "local_bw", "fp", "weight_dtype",
                   "kv_dtype", "block_size", "gen", "perf_model", "max_num_seqs", "max_num_batched_tokens",
                   "gpu_memory_utilization", "num_gpu_blocks", "max_model_len", "no_prefix_caching", "no_ragged",
                   "no_mixed_unpacking", "no_sampler", "enable_expert_parallel", "expert_load", "engine_overhead")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LinkSpec(_Strict):
-    bandwidth_gbps: float = Field(gt=0, allow_inf_nan=False)  # GB/s, GB = 10^9 bytes
-    latency_ns: float = Field(ge=0, allow_inf_nan=False)
-
-
-class NetworkSpec(_Strict):
-    npus_per_node: int | None = Field(default=None, ge=1)
-    intra_node: LinkSpec | None = None
-    inter_node: LinkSpec | None = None
-
-
-class HostMemorySpec(_Strict):
-    bandwidth_gbps: int = Field(ge=1)
-
-
-class InstanceSpec(_Strict):
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
-    count: int = Field(default=1, ge=1, le=4096)
-    role: str = "colocated"
-    tp: int = Field(default=1, ge=1)
-    pp: int = Field(default=1, ge=1)
-    dp: int = Field(default=1, ge=1)
-    flags: dict = Field(default_factory=dict)
-
-    @field_validator("role")
-    @classmethod
-    def _known_role(cls, role: str) -> str:
-        if role not in ROLES:
-            raise ValueError(f"must be one of {', '.join(ROLES)}")
-        return role
-
-
-class ClusterFile(_Strict):
-    router: str | None = None
-    router_seed: int = Field(default=0, ge=0)
-    decode_router: str = "least-outstanding"
-    network: NetworkSpec = NetworkSpec()
-    host_memory: HostMemorySpec | None = None
-    instances: list[InstanceSpec] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
@@ -152,18 +108,14 @@ def flags_cluster(config: RunConfig) -> Cluster:
 
 
 def load_cluster(path: Path, config: RunConfig) -> Cluster:
+    from .cluster_file import checked
+
     source = f"--cluster {path}"
     data = read_yaml(path, "--cluster")
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a mapping with 'instances' (see README \"Clusters\")")
     data = {**data, "instances": [_split_flags(entry, source, k) for k, entry in enumerate(_list(data, source))]}
-    try:
-        spec = ClusterFile.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InputError(f"{source}: {where}: {first['msg']}") from None
-    return _planned(spec, config, source)
+    return _planned(checked(data, source), config, source)
 
 
 def _list(data: dict, source: str) -> list:

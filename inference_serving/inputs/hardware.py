@@ -1,7 +1,8 @@
 """Accelerators as files: `--hardware NAME` (a file `hardware/NAME.yaml`) or `--hardware PATH.yaml`.
 
 A hardware file is a flat YAML mapping (README "Hardware files"), checked by the typed model
-`HardwareFile` (unknown keys refused, numbers finite and in range):
+`HardwareFile` (hardware_file.py: pydantic's model of `Hardware`'s fields with the checks in their
+metadata; unknown keys refused, numbers finite and in range):
 
   name                text, the name profiled CSV rows are matched by   [the file name without .yaml]
   provider            the performance provider that times the layers (`llmservingsim list` names them)
@@ -26,68 +27,72 @@ A hardware file is a flat YAML mapping (README "Hardware files"), checked by the
 A bad file is reported in one line naming the file and the key. Names without a file that
 aiconfigurator-core has measured (e.g. its system names such as `h100_sxm`) are accepted too and
 take their numbers from the package.
+
+The checked values of a file are kept in the answer cache (perf/answer_cache.py), keyed by pydantic's
+version and the source of the checks: a warm start reads a file it has checked before without
+importing pydantic.
 """
 from __future__ import annotations
 
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..config import strict_yaml
 from ..config.types import MAX_BANDWIDTH_GBPS, MAX_DIMENSION, MAX_DURATION_NS, MAX_MEMORY_GIB
 from ..errors import InputError
 from ..paths import HARDWARE_DIR
+from ..perf.answer_cache import AnswerCache, installed_version, source_digest
 from ..perf.registry import PROVIDERS
 
 # Used for a hardware name that has no file, with a profiled CSV given by --perf-model.
 FALLBACK = {"memory_gib": 40.0, "memory_bw_gbps": 1024.0, "link_bw_gbps": 256.0}
 
 MAX_CLOCK_GHZ = 1e3      # an array clock, GHz
-MAX_TFLOPS = 1e9         # a dense peak, TFLOP/s
+# the source of a file's checks: the fields, HardwareFile and the bounds (part of their answer cache's key)
+CHECK_SOURCES = (Path(__file__), Path(__file__).with_name("hardware_file.py"),
+                 Path(__file__).parent.parent / "config" / "types.py")
 
 _PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"),
                       "scaled": ("sibling", "peak_tflops"), "csv": ("csv",)}
 
 
-class Hardware(BaseModel):
+def _field(default=MISSING, **checks):
+    """A field with its default and the checks of a file's value (pydantic `Field` constraints)."""
+    return field(default=default, metadata=checks)
+
+
+@dataclass(frozen=True)
+class Hardware:
     """One accelerator: its performance provider and the defaults of the system flags."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    name: str = Field(min_length=1)
-    provider: str = Field(min_length=1)
-    memory_gib: float = Field(gt=0, le=MAX_MEMORY_GIB, allow_inf_nan=False)
-    memory_bw_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)
-    link_bw_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)
-    link_latency_ns: float = Field(0.0, ge=0, le=MAX_DURATION_NS, allow_inf_nan=False)
-    engine_overhead_ns: float = Field(0.0, ge=0, le=MAX_DURATION_NS, allow_inf_nan=False)
-    peak_tflops: dict[str, float] = Field(default_factory=dict)
-    system: Optional[str] = Field(None, min_length=1)      # aiconfigurator system name
+    name: str = _field(min_length=1)
+    provider: str = _field(min_length=1)
+    memory_gib: float = _field(gt=0, le=MAX_MEMORY_GIB, allow_inf_nan=False)
+    memory_bw_gbps: float = _field(gt=0, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)
+    link_bw_gbps: float = _field(gt=0, le=MAX_BANDWIDTH_GBPS, allow_inf_nan=False)
+    link_latency_ns: float = _field(0.0, ge=0, le=MAX_DURATION_NS, allow_inf_nan=False)
+    engine_overhead_ns: float = _field(0.0, ge=0, le=MAX_DURATION_NS, allow_inf_nan=False)
+    peak_tflops: dict[str, float] = field(default_factory=dict)  # each in (0, hardware_file.MAX_TFLOPS]
+    system: Optional[str] = _field(None, min_length=1)      # aiconfigurator system name
     csv: Optional[Path] = None                              # profiled CSV for provider csv
-    array_rows: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)    # NPU: systolic array rows (the reduction dim.)
-    array_cols: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)    # NPU: systolic array columns (output features)
-    clock_ghz: Optional[float] = Field(None, gt=0, le=MAX_CLOCK_GHZ, allow_inf_nan=False)  # NPU: clock
-    vector_lanes: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # NPU: element-wise operations per cycle
-    sibling: Optional[str] = Field(None, min_length=1)     # scaled: the measured GPU whose tables are scaled
-    sm_count: Optional[int] = Field(None, gt=0, le=MAX_DIMENSION)  # streaming multiprocessors
-    compute_capability: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # NVIDIA compute capability
-    l2_mib: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # L2 cache, MiB
-    idle_power_w: Optional[float] = Field(None, ge=0, allow_inf_nan=False)       # energy: board power, idle
-    max_power_w: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # energy: board power at full load
-    memory_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)  # energy: device-memory traffic
-    link_pj_per_bit: Optional[float] = Field(None, ge=0, allow_inf_nan=False)    # energy: link traffic
-    pim_bw_gbps: Optional[float] = Field(None, gt=0, allow_inf_nan=False)        # PIM: internal bandwidth
-    pim_tflops: Optional[float] = Field(None, gt=0, allow_inf_nan=False)         # PIM: peak of its units
+    array_rows: Optional[int] = _field(None, gt=0, le=MAX_DIMENSION)  # NPU: systolic array rows (the reduction dim.)
+    array_cols: Optional[int] = _field(None, gt=0, le=MAX_DIMENSION)  # NPU: systolic array columns (output features)
+    clock_ghz: Optional[float] = _field(None, gt=0, le=MAX_CLOCK_GHZ, allow_inf_nan=False)  # NPU: clock
+    vector_lanes: Optional[int] = _field(None, gt=0, le=MAX_DIMENSION)  # NPU: element-wise operations per cycle
+    sibling: Optional[str] = _field(None, min_length=1)     # scaled: the measured GPU whose tables are scaled
+    sm_count: Optional[int] = _field(None, gt=0, le=MAX_DIMENSION)  # streaming multiprocessors
+    compute_capability: Optional[float] = _field(None, gt=0, allow_inf_nan=False)  # NVIDIA compute capability
+    l2_mib: Optional[float] = _field(None, gt=0, allow_inf_nan=False)  # L2 cache, MiB
+    idle_power_w: Optional[float] = _field(None, ge=0, allow_inf_nan=False)       # energy: board power, idle
+    max_power_w: Optional[float] = _field(None, gt=0, allow_inf_nan=False)        # energy: board power at full load
+    memory_pj_per_bit: Optional[float] = _field(None, ge=0, allow_inf_nan=False)  # energy: device-memory traffic
+    link_pj_per_bit: Optional[float] = _field(None, ge=0, allow_inf_nan=False)    # energy: link traffic
+    pim_bw_gbps: Optional[float] = _field(None, gt=0, allow_inf_nan=False)        # PIM: internal bandwidth
+    pim_tflops: Optional[float] = _field(None, gt=0, allow_inf_nan=False)         # PIM: peak of its units
     source: str = "built-in"                                # the YAML path, or where the numbers came from
-
-    @model_validator(mode="after")
-    def _peaks_positive(self) -> "Hardware":
-        for dtype, value in self.peak_tflops.items():
-            if not 0 < value <= MAX_TFLOPS:
-                raise ValueError(f"'peak_tflops.{dtype}' must be a number in (0, {MAX_TFLOPS:g}], got {value!r}")
-        return self
 
     def defaults(self) -> dict[str, float]:
         """Defaults of the command-line flags that describe the system."""
@@ -162,18 +167,6 @@ def _read_mapping(path: Path) -> dict:
     return data
 
 
-def _validation_message(path: Path, err: ValidationError) -> str:
-    first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "extra_forbidden":
-        known = ", ".join(sorted(k for k in Hardware.model_fields if k != "source"))
-        return f"{path}: unknown key '{key}'; known keys: {known}"
-    message = first["msg"].removeprefix("Value error, ")
-    if not key:
-        return f"{path}: {message}"
-    return f"{path}: '{key}' {message[0].lower()}{message[1:]}, got {first.get('input')!r}"
-
-
 def _check_provider_keys(path: Path, data: dict) -> None:
     for key in ("provider", "memory_gib", "memory_bw_gbps", "link_bw_gbps"):
         if key not in data:
@@ -210,12 +203,24 @@ def read_hardware_file(path: Path) -> Hardware:
     if isinstance(values.get("peak_tflops"), dict):
         values["peak_tflops"] = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
                                  for k, v in values["peak_tflops"].items()}
-    try:
-        hardware = Hardware(source=str(path), **values)
-    except ValidationError as err:
-        raise InputError(_validation_message(path, err)) from None
+    hardware = _checked_file(path, values)
     check_provider_fields(hardware)
     return hardware
+
+
+def _checked_file(path: Path, values: dict) -> Hardware:
+    """The Hardware of a file's values as HardwareFile checks them, from the answer cache when these
+    values have passed before (HardwareFile's answer depends on nothing else)."""
+    answers = AnswerCache("hardware", (installed_version("pydantic"), source_digest(*CHECK_SOURCES)))
+    question = (str(path), repr(values))
+    checked = answers.get(question)
+    if checked is None:
+        from .hardware_file import checked_fields  # pydantic, for values not checked before
+
+        checked = checked_fields(Hardware, path, values)
+        answers.put(question, checked)
+        answers.save()
+    return Hardware(**checked)
 
 
 def check_provider_fields(hardware: Hardware) -> None:
@@ -225,4 +230,4 @@ def check_provider_fields(hardware: Hardware) -> None:
             raise InputError(f"{hardware.source}: missing '{key}' (required for provider {hardware.provider})")
 
 
-_FLOAT_KEYS = {name for name, f in Hardware.model_fields.items() if f.annotation in (float, Optional[float])}
+_FLOAT_KEYS = {name for name, hint in get_type_hints(Hardware).items() if hint in (float, Optional[float])}

@@ -5,17 +5,15 @@ for its latency at the requested shape. See docs/perf_aiconfigurator.md for the 
 mapping and the measured call cost. Every table evaluation is kept in an answer cache on disk
 (answer_cache.py) for later runs. An MoE layer's routed experts come from the measured fused MoE
 kernel where the tables have the model's shape (aiconfigurator_moe.py).
+
+The package's SDK is imported where a question is computed, not at module level: a warm start (every
+question in the answer cache) does not pay for its imports.
 """
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-
-from aiconfigurator_core.sdk import common
-from aiconfigurator_core.sdk import operations as aic_ops
-from aiconfigurator_core.sdk.engine import EngineHandle, build_ops_json
-from aiconfigurator_core.sdk.errors import PerfDataNotAvailableError
-from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for_op
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..inputs.hardware import Hardware
@@ -24,13 +22,15 @@ from .aiconfigurator_moe import balanced_tokens, fused_moe_json
 from .aiconfigurator_systems import (MS_TO_NS, database_table, engine_for, hardware_spec, load_database,
                                      package_version)
 from .answer_cache import AnswerCache, source_digest
-from .collectives import collective_table
 from .experts import ExpertRouting
 from .fa2 import Fa2Gpu, Fa2Step, chunk_ctas, ctas_per_sm, runs_fa2
 from .layers import ACTIVATIONS, LAYERS, NORMS, PROJECTIONS
 from .precision import Precision, as_precision
 from .provider import PerfProvider
 from .shard import shard
+
+if TYPE_CHECKING:
+    from aiconfigurator_core.sdk.engine import EngineHandle
 
 # Beyond this KV length one engine call for decode attention takes 0.1-0.3 ms instead of ~5 us;
 # there the engine is sampled on a grid of 2**GRID_BITS points per octave and interpolated.
@@ -41,19 +41,18 @@ GRID_BITS = 8
 TILE_PROMPTS = (4096, 8192)
 
 
-GEMM_MODES = {"bf16": common.GEMMQuantMode.bfloat16, "fp8": common.GEMMQuantMode.fp8,
-              "int8": common.GEMMQuantMode.int8_wo}
-KV_MODES = {"bf16": common.KVCacheQuantMode.bfloat16, "fp16": common.KVCacheQuantMode.bfloat16,
-            "fp8": common.KVCacheQuantMode.fp8}
+# weight and KV formats -> names of the package's quant modes (common.GEMMQuantMode, common.KVCacheQuantMode)
+GEMM_MODES = {"bf16": "bfloat16", "fp8": "fp8", "int8": "int8_wo"}
+KV_MODES = {"bf16": "bfloat16", "fp16": "bfloat16", "fp8": "fp8"}
 
 
-def _quant_modes(precision: Precision) -> tuple[common.GEMMQuantMode, common.KVCacheQuantMode, common.FMHAQuantMode]:
-    """(GEMM, KV-cache, attention-math) quant modes of the weight and KV formats; attention math is
-    measured in bf16 only. Whether this GPU's tables hold them is checked at construction."""
+def _quant_modes(precision: Precision) -> tuple[str, str]:
+    """(GEMM, KV-cache) quant mode names of the weight and KV formats. Whether this GPU's tables hold
+    them is checked at construction."""
     if precision.weight not in GEMM_MODES or precision.kv not in KV_MODES:
         flag = precision.weight_flag if precision.weight not in GEMM_MODES else precision.kv_flag
         raise InputError(f"the aiconfigurator perf model has measurements for --fp 16 and --fp 8, not {flag}")
-    return GEMM_MODES[precision.weight], KV_MODES[precision.kv], common.FMHAQuantMode.bfloat16
+    return GEMM_MODES[precision.weight], KV_MODES[precision.kv]
 
 
 class AIConfiguratorProvider(PerfProvider):
@@ -68,7 +67,7 @@ class AIConfiguratorProvider(PerfProvider):
         self.model = model
         self.spec = hardware_spec(system or hardware.system or hardware.name)
         precision = as_precision(precision)
-        self.gemm_quant, self.kv_quant, self.fmha_quant = _quant_modes(precision)
+        self.gemm_quant, self.kv_quant = _quant_modes(precision)
         self.fp_bits = precision.fp_bits
         self.table = database_table(self.spec.system)
         code = source_digest(*Path(__file__).parent.glob("*.py"))
@@ -80,7 +79,7 @@ class AIConfiguratorProvider(PerfProvider):
         self._ops_json: dict[tuple[str, int, bool], str] = {}
         self._decode_grid: dict[tuple[int, int], float] = {}
         self._batched_decode: dict[tuple[int, int, int], tuple[float, float]] = {}
-        self._fused_moe: dict[tuple[int, int], str | None] = {}
+        self._fused_moe: dict[tuple[int, int], str] = {}
         self._check_measured()
 
     @cached_property
@@ -100,20 +99,29 @@ class AIConfiguratorProvider(PerfProvider):
     # --- operations -------------------------------------------------------------------------
 
     def _attention_op(self, tp: int, prefill: bool):
-        """Attention of this shard's heads, on the kernel lane the serving framework picks by default."""
+        """Attention of this shard's heads, on the kernel lane the serving framework picks by default;
+        its math is measured in bf16 only."""
+        from aiconfigurator_core.sdk import common
+        from aiconfigurator_core.sdk import operations as aic_ops
+        from aiconfigurator_core.sdk.operations.attention import resolved_lane_order_for_op
+
+        kv_quant = common.KVCacheQuantMode[self.kv_quant]
         heads, kv_heads = shard(self.model, tp).heads, shard(self.model, tp).kv_heads
         shape = {"head_size": self.model.head_dim, "use_qk_norm": self.model.qk_norm}
         if prefill:
-            op = aic_ops.ContextAttention("attn", 1, heads, kv_heads, self.kv_quant, self.fmha_quant, **shape)
+            op = aic_ops.ContextAttention("attn", 1, heads, kv_heads, kv_quant, common.FMHAQuantMode.bfloat16,
+                                          **shape)
             table = "_context_attention_data"
         else:
-            op = aic_ops.GenerationAttention("attn", 1, heads, kv_heads, self.kv_quant, **shape)
+            op = aic_ops.GenerationAttention("attn", 1, heads, kv_heads, kv_quant, **shape)
             table = "_generation_attention_data"
         op._lane_order = resolved_lane_order_for_op(self._database, table)
         return op
 
     def _elementwise_op(self, layer: str, tp: int):
         """Memory-bound op moving (dim_in + dim_out) bf16 values per token."""
+        from aiconfigurator_core.sdk import operations as aic_ops
+
         h = self.model.hidden_size
         if layer == "embedding":
             return aic_ops.Embedding(layer, 1, self.model.vocab_size, h)
@@ -129,16 +137,21 @@ class AIConfiguratorProvider(PerfProvider):
 
     def _operation(self, layer: str, tp: int, prefill: bool):
         """The aiconfigurator operation that models `layer` on one tensor-parallel shard."""
+        from aiconfigurator_core.sdk import common
+        from aiconfigurator_core.sdk import operations as aic_ops
+
         if layer in PROJECTIONS:
             k, n = shard(self.model, tp).linear(layer)
             # vLLM keeps an MoE router unquantized (its gate has no quant_config), as the package's MoE models do
-            quant = common.GEMMQuantMode.bfloat16 if layer == "router" else self.gemm_quant
+            quant = common.GEMMQuantMode["bfloat16" if layer == "router" else self.gemm_quant]
             return aic_ops.GEMM(layer, 1, n, k, quant)
         if layer == "attn":
             return self._attention_op(tp, prefill)
         return self._elementwise_op(layer, tp)
 
     def _op_json(self, layer: str, tp: int, prefill: bool) -> str:
+        from aiconfigurator_core.sdk.engine import build_ops_json
+
         key = (layer, tp, prefill)
         if key not in self._ops_json:
             self._ops_json[key] = build_ops_json([self._operation(layer, tp, prefill)])
@@ -271,17 +284,22 @@ class AIConfiguratorProvider(PerfProvider):
             self._tile_s[tp] = added_ms / 1e3 * self.fa2_gpu.sms / (shard(self.model, tp).heads * per_head)
         return self._tile_s[tp]
 
-    def _fused_moe_json(self, tp: int, ranks: int) -> str | None:
-        """The fused MoE op of this placement, or None where the tables lack the model's shape."""
+    def _fused_moe_json(self, tp: int, ranks: int) -> str:
+        """The fused MoE op of this placement, built to ask the tables (a warm start finds their answers
+        in the answer cache)."""
         key = (tp, ranks)
         if key not in self._fused_moe:
-            ops_json = fused_moe_json(self.model, tp, ranks, self.fp_bits)
-            measured = self._answer(("fused moe measured", tp, ranks), lambda: self._measures(ops_json))
-            self._fused_moe[key] = ops_json if measured else None
+            self._fused_moe[key] = fused_moe_json(self.model, tp, ranks, self.fp_bits)
         return self._fused_moe[key]
+
+    def _fused_moe_measured(self, tp: int, ranks: int) -> bool:
+        """Whether the tables have the fused MoE op of this placement (the model's shape)."""
+        return self._answer(("fused moe measured", tp, ranks), lambda: self._measures(self._fused_moe_json(tp, ranks)))
 
     def _measures(self, ops_json: str) -> bool:
         """Whether the tables hold the fused MoE op of `ops_json`."""
+        from aiconfigurator_core.sdk.errors import PerfDataNotAvailableError
+
         try:
             self._engine.evaluate_ops_json(ops_json, is_context=True, batch_size=1, s=1, x=1)
         except PerfDataNotAvailableError:
@@ -291,24 +309,28 @@ class AIConfiguratorProvider(PerfProvider):
     def _moe_ns(self, routing: ExpertRouting) -> float:
         """The measured fused MoE kernel at the slowest rank's balanced-equivalent tokens; expert by
         expert from the GEMM tables where the MoE tables lack the shape."""
-        ops_json = self._fused_moe_json(routing.tp, routing.ranks)
-        if ops_json is None:
+        tp, ranks = routing.tp, routing.ranks
+        if not self._fused_moe_measured(tp, ranks):
             return super()._moe_ns(routing)
         tokens = balanced_tokens(routing, self.model.experts_per_token)
         if tokens == 0:
             return 0.0
-        return self._answer(("fused moe", routing.tp, routing.ranks, tokens),
-                            lambda: self._fused_moe_ms(ops_json, tokens)) * MS_TO_NS
+        return self._answer(("fused moe", tp, ranks, tokens), lambda: self._fused_moe_ms(tp, ranks, tokens)) * MS_TO_NS
 
-    def _fused_moe_ms(self, ops_json: str, tokens: int) -> float:
-        ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(ops_json, is_context=True, batch_size=1,
-                                                                  s=tokens, x=tokens)
+    def _fused_moe_ms(self, tp: int, ranks: int, tokens: int) -> float:
+        ((_, latency_ms, _, _),) = self._engine.evaluate_ops_json(self._fused_moe_json(tp, ranks), is_context=True,
+                                                                  batch_size=1, s=tokens, x=tokens)
         return latency_ms
 
     def collective_table(self, tp: int, dp: int = 1) -> dict | None:
         """The measured collectives of what vLLM runs on this GPU (perf/collectives.py)."""
-        (table,) = self._answer(("collective table", tp, dp), lambda: (collective_table(self.spec.system, tp, dp),))
+        (table,) = self._answer(("collective table", tp, dp), lambda: (self._measured_collectives(tp, dp),))
         return table
+
+    def _measured_collectives(self, tp: int, dp: int) -> dict | None:
+        from .collectives import collective_table  # reads the SDK's communication tables
+
+        return collective_table(self.spec.system, tp, dp)
 
 
 def fa2_gpu(hardware: Hardware, head_dim: int, kv_bits: int) -> Fa2Gpu | None:

@@ -16,19 +16,22 @@ kernel is thus priced as if its experts were evenly loaded.
 """
 from __future__ import annotations
 
-from aiconfigurator_core.sdk import common
-from aiconfigurator_core.sdk import operations as aic_ops
-from aiconfigurator_core.sdk.engine import build_ops_json
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..inputs.model_config import ModelConfig
 from .experts import ExpertRouting
+
+if TYPE_CHECKING:
+    from aiconfigurator_core.sdk import common
 
 BALANCED = "balanced"  # the tables' distribution with equal tokens per expert
 
 
 def moe_quant(fp_bits: int) -> common.MoEQuantMode:
     """The MoE table's dtype for `--fp`: bf16, or per-tensor FP8 (vLLM's FP8 MoE without block scales)."""
+    from aiconfigurator_core.sdk import common  # the SDK only where an op is built (aiconfigurator.py)
+
     modes = {16: common.MoEQuantMode.bfloat16, 8: common.MoEQuantMode.fp8}
     if fp_bits not in modes:
         raise InputError(f"the aiconfigurator MoE tables are measured for --fp 16 and --fp 8, not --fp {fp_bits}")
@@ -37,6 +40,9 @@ def moe_quant(fp_bits: int) -> common.MoEQuantMode:
 
 def fused_moe_json(model: ModelConfig, tp: int, ranks: int, fp_bits: int) -> str:
     """The engine's op list of one MoE layer's experts: `ranks` expert-parallel ranks, each expert split `tp` ways."""
+    from aiconfigurator_core.sdk import operations as aic_ops
+    from aiconfigurator_core.sdk.engine import build_ops_json
+
     op = aic_ops.MoE("experts", 1, model.hidden_size, model.moe_intermediate_size, model.experts_per_token,
                      model.num_experts, tp, ranks, moe_quant(fp_bits), BALANCED, 1, True, True)
     return build_ops_json([op])

@@ -2,7 +2,8 @@
 
 The package ships latency tables measured on real GPUs (GEMM, context and generation attention,
 all-reduce) per system, serving framework and version, and a compiled engine that interpolates
-between measured shapes.
+between measured shapes. The package's SDK is imported where a database or an engine is loaded: a
+warm start, whose answers all come from the answer cache, does not import it.
 """
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiconfigurator_core
 import yaml
-from aiconfigurator_core.sdk import attention_lanes, perf_database
-from aiconfigurator_core.sdk.engine import EngineHandle
 
 from ..errors import InputError
-from .answer_cache import AnswerCache, source_digest
+from .answer_cache import AnswerCache, installed_version, source_digest
+
+if TYPE_CHECKING:
+    from aiconfigurator_core.sdk.engine import EngineHandle
+    from aiconfigurator_core.sdk.perf_database import PerfDatabase
 
 MS_TO_NS = 1e6  # the tables' latencies are in ms
 SYSTEMS_DIR = Path(aiconfigurator_core.__file__).resolve().parent / "systems"
@@ -47,8 +51,8 @@ def _not_package_notice(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith(("Loading low-fidelity fallback rows", "resolve_attention_lane_order:"))
 
 
-logging.getLogger(perf_database.__name__).addFilter(_not_package_notice)
-logging.getLogger(attention_lanes.__name__).addFilter(_not_package_notice)
+logging.getLogger("aiconfigurator_core.sdk.perf_database").addFilter(_not_package_notice)
+logging.getLogger("aiconfigurator_core.sdk.attention_lanes").addFilter(_not_package_notice)
 
 
 @dataclass(frozen=True)
@@ -75,17 +79,23 @@ def _system_yaml(system: str) -> dict:
     return yaml.load((SYSTEMS_DIR / f"{system}.yaml").read_text(), Loader=loader)
 
 
+def _system_names() -> list[str]:
+    """The package's system YAMLs, measured or not, in name order."""
+    return sorted(path.stem for path in SYSTEMS_DIR.glob("*.yaml"))
+
+
+def _measured(system: str) -> bool:
+    """Whether the system's data folder holds GEMM and attention measurements."""
+    if not (SYSTEMS_DIR / "data" / system).is_dir():
+        return False  # the package's non-system YAMLs (version slots, lane defaults, ...)
+    data_dir = SYSTEMS_DIR / _system_yaml(system)["data_dir"]
+    return (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir()
+
+
 @lru_cache(maxsize=1)
 def measured_systems() -> tuple[str, ...]:
-    """Package systems whose data folder holds GEMM and attention measurements."""
-    systems = []
-    for path in sorted(SYSTEMS_DIR.glob("*.yaml")):
-        if not (SYSTEMS_DIR / "data" / path.stem).is_dir():
-            continue  # the package's non-system YAMLs (version slots, lane defaults, ...)
-        data_dir = SYSTEMS_DIR / _system_yaml(path.stem)["data_dir"]
-        if (data_dir / "gemm").is_dir() and (data_dir / "attention").is_dir():
-            systems.append(path.stem)
-    return tuple(systems)
+    """Package systems with GEMM and attention measurements, in name order."""
+    return tuple(system for system in _system_names() if _measured(system))
 
 
 def _display_name(system: str) -> str:
@@ -101,10 +111,11 @@ def supported_hardware() -> list[str]:
 
 
 def _resolve_system(hardware: str) -> str:
-    """Package system name for a user-facing or package hardware name (case-insensitive)."""
+    """Package system name for a user-facing or package hardware name (case-insensitive): the first
+    measured system of that name (only the systems of that name are read)."""
     wanted = _normalize(hardware)
-    for system in measured_systems():
-        if wanted in (_normalize(system), _normalize(_display_name(system))):
+    for system in _system_names():
+        if wanted in (_normalize(system), _normalize(_display_name(system))) and _measured(system):
             return system
     raise InputError(
         f"unknown hardware '{hardware}' for the aiconfigurator perf model; "
@@ -132,8 +143,10 @@ def hardware_spec(hardware: str) -> HardwareSpec:
 
 
 @lru_cache(maxsize=None)
-def load_database(system: str) -> perf_database.PerfDatabase:
+def load_database(system: str) -> PerfDatabase:
     """The measurement database of the first backend in BACKEND_PREFERENCE that has one."""
+    from aiconfigurator_core.sdk import perf_database
+
     for backend in BACKEND_PREFERENCE:
         if perf_database.get_version_slots(system, backend) is None:
             continue
@@ -144,9 +157,8 @@ def load_database(system: str) -> perf_database.PerfDatabase:
 
 
 def package_version() -> str:
-    """aiconfigurator-core's installed version, from its dist-info folder's name (no metadata import)."""
-    site = Path(aiconfigurator_core.__file__).resolve().parent.parent
-    return ",".join(sorted(p.name for p in site.glob("aiconfigurator_core-*.dist-info"))) or "unknown"
+    """aiconfigurator-core's installed version."""
+    return installed_version("aiconfigurator_core")
 
 
 def database_table(system: str) -> str:
@@ -165,5 +177,7 @@ def database_table(system: str) -> str:
 @lru_cache(maxsize=None)
 def engine_for(system: str) -> EngineHandle:
     """A model-less engine bound to the system's tables; evaluates ad-hoc operation lists."""
+    from aiconfigurator_core.sdk.engine import EngineHandle
+
     database = load_database(system)
     return EngineHandle.for_database(database, systems_path=database.systems_root)

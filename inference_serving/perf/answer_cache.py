@@ -1,4 +1,5 @@
-"""A provider's answers kept on disk between runs, so a warm start does not load measurement tables.
+"""Answers kept on disk between runs (a provider's; a hardware file's checks), so a warm start does not
+load measurement tables nor import what checks a file.
 
 One file per key under `$XDG_CACHE_HOME/llmservingsim/` (default `~/.cache/llmservingsim/`): a
 pickled mapping from a question (a tuple) to the exact value the provider computed for it. The key
@@ -17,6 +18,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 
 CACHE_FORMAT = 1
@@ -25,6 +27,13 @@ CACHE_FORMAT = 1
 def cache_folder() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "llmservingsim"
+
+
+def installed_version(package: str) -> str:
+    """An installed package's version, from its dist-info folder's name (neither the package nor its
+    metadata is imported)."""
+    site = Path(find_spec(package).origin).resolve().parent.parent
+    return ",".join(sorted(p.name for p in site.glob(f"{package}-*.dist-info"))) or "unknown"
 
 
 def source_digest(*paths: Path) -> str:

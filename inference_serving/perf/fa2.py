@@ -138,13 +138,13 @@ def makespan_s(ctas: list[Cta], slots: int, tile_s: float, dram_tiles_per_s: flo
         return fa2_native.makespan_s([tiles for tiles, _ in ctas], bytes(dram for _, dram in ctas), slots, tile_s,
                                      dram_tiles_per_s)
     working = [cta for cta in ctas if cta[0]]
-    kinds = {dram for _, dram in working}
+    kinds, cap = {dram for _, dram in working}, 1.0 / tile_s
     if len(kinds) == 2:
-        return _two_kinds_s(working, slots, 1.0 / tile_s, dram_tiles_per_s)
-    cap = 1.0 / tile_s
+        return _two_kinds_s(working, slots, cap, dram_tiles_per_s)
+    tiles = [tiles for tiles, _ in working]
     if kinds == {True}:
-        return _one_kind_s([tiles for tiles, _ in working], slots, lambda running: min(cap, dram_tiles_per_s / running))
-    return _one_kind_s([tiles for tiles, _ in working], slots, lambda running: cap)
+        return _one_kind_s(tiles, slots, lambda running: min(cap, dram_tiles_per_s / running))
+    return _one_kind_s(tiles, slots, lambda running: cap)
 
 
 def _one_kind_s(tiles: list[int], slots: int, rate) -> float:

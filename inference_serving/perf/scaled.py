@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiconfigurator_core.sdk import operations as aic_ops
-
 from ..errors import InputError
 from ..inputs.hardware import Hardware
 from ..inputs.model_config import ModelConfig
@@ -153,7 +151,11 @@ class ScaledProvider(AIConfiguratorProvider):
 
     def _operation(self, layer: str, tp: int, prefill: bool):
         if layer == FIXED_GEMM:
-            return aic_ops.GEMM(layer, 1, SMALLEST_GEMM_NK, SMALLEST_GEMM_NK, self.gemm_quant)
+            from aiconfigurator_core.sdk import common
+            from aiconfigurator_core.sdk import operations as aic_ops
+
+            quant = common.GEMMQuantMode[self.gemm_quant]
+            return aic_ops.GEMM(layer, 1, SMALLEST_GEMM_NK, SMALLEST_GEMM_NK, quant)
         return super()._operation(layer, tp, prefill)
 
     def _work(self, layer: str, tp: int, prefill: bool, s: int, prefix: int, x: int | None, batch: int) -> Work:

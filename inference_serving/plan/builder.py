@@ -16,8 +16,8 @@ from ..inputs.model_config import ModelConfig
 from ..perf.experts import ExpertPlan, expert_plan
 from ..perf.precision import Precision, as_precision
 from ..perf.provider import PerfProvider
-from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchEntry, Comm, Kind,
-                        Row, TierMove, Trace)
+from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchedAttention,
+                        BatchEntry, Comm, Kind, Row, TierMove, Trace)
 from .moe_block import MoeRows
 
 
@@ -136,14 +136,17 @@ class TraceBuilder(MoeRows):
                 self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
         return AttentionGroup(entry.request_id, rows)
 
-    def _batched_decode_attention(self, decodes: list[BatchEntry],
-                                  prefills: list[tuple[int, int]]) -> list[AttentionGroup]:
+    def _batched_decode_attention(self, decodes: list[BatchEntry], prefills: list[tuple[int, int]]) -> BatchedAttention:
         """One decode attention kernel for all decoding requests (sharing the kernel with the
         `prefills` chunks, new and cached tokens), its time shared out in proportion to each
         request's context (rows of one request still separate). A request verifying d draft tokens
         is one of them: its 1 + d queries read its KV cache once, cached + 1 + d keys."""
         keys_before_last = [d.cached_tokens + d.draft_tokens for d in decodes]
         total = self.perf.decode_attention_ns(keys_before_last, self.tp, prefills)
+        return BatchedAttention(total, lambda: self._shared_out(decodes, keys_before_last, total))
+
+    def _shared_out(self, decodes: list[BatchEntry], keys_before_last: list[int], total: int) -> list[AttentionGroup]:
+        """Each decoding request's rows, its share of the kernel's `total` ns by context (the shares sum to it)."""
         weights = [keys + 1 for keys in keys_before_last]
         groups, spent, seen, whole = [], 0, 0, sum(weights)
         for entry, weight in zip(decodes, weights):
@@ -165,7 +168,7 @@ class TraceBuilder(MoeRows):
                 rows.append(self._attention(entry))
         if decodes:
             prefills = [(e.new_tokens, e.cached_tokens) for e in entries if e.new_tokens > 1 + e.draft_tokens]
-            rows.extend(self._batched_decode_attention(decodes, prefills))
+            rows.append(self._batched_decode_attention(decodes, prefills))
         rows.append(self._linear("o_proj", tokens, all_reduce=True))
         rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
         return rows

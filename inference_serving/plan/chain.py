@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
-from .iteration import TOKEN_ID_BYTES, AttentionGroup, Row, Trace
+from .iteration import TOKEN_ID_BYTES, AttentionGroup, BatchedAttention, Row, Trace
 from .rank_ops import merge_compute, merged, rank_ops
 
 
@@ -64,10 +64,14 @@ def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool
 
 
 def _plan_rows(trace: Trace):
+    """Every row of the plan but a BatchedAttention's (compute only: never on PIM units, never a tier move)."""
     for items in (trace.swaps, [trace.overhead] if trace.overhead else [], [trace.embedding], trace.block,
                   trace.first_block or [], trace.head, trace.draft):
         for item in items:
-            yield from item.rows if isinstance(item, AttentionGroup) else (item,)
+            if isinstance(item, AttentionGroup):
+                yield from item.rows
+            elif not isinstance(item, BatchedAttention):
+                yield item
 
 
 def supports(trace: Trace) -> bool:
@@ -169,6 +173,7 @@ class IterationGraph:
 
     chains: dict[int, Chain]
     foldable: bool = False
+    group_chain: Chain | None = None  # for ranks that differ: the chain the whole group may run instead (slowest_ranks)
     _listings: dict[int, bytes] = field(default_factory=dict, repr=False)
 
     def listing(self, chain: Chain) -> bytes:
@@ -186,8 +191,11 @@ class IterationGraph:
             h.update(self.listing(self.chains[npu]))
         return h.digest()
 
-    def shared(self, npus: list[int]) -> list[tuple[list[int], Chain]]:
-        """`npus` grouped by the chain they run, in order of their first NPU."""
+    def shared(self, npus: list[int], whole_group: bool = False) -> list[tuple[list[int], Chain]]:
+        """`npus` grouped by the chain they run, in order of their first NPU; `whole_group` (every NPU of
+        the graph, starting at one tick) runs the group chain where there is one."""
+        if whole_group and self.group_chain is not None:
+            return [(npus, self.group_chain)]
         groups: dict[int, tuple[list[int], Chain]] = {}
         for npu in npus:
             chain = self.chains[npu]
@@ -201,7 +209,9 @@ def _body_key(trace: Trace, stage: int) -> tuple:
     return stage == 0, stage == trace.pp - 1, tuple((id(items), layers) for items, layers in trace.stage_blocks(stage))
 
 
-def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0) -> IterationGraph:
+def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0, measured_all_reduce: bool = False) -> IterationGraph:
+    """Every NPU's chain; `measured_all_reduce`: the engine times the group's all-reduces by its measured
+    table, so ranks that differ in compute alone may run one chain (slowest_ranks)."""
     ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
     chains: dict[int, Chain] = {}
     built: dict[tuple, list[Chain]] = {}
@@ -215,4 +225,55 @@ def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0) -> Iterati
             chain = stage_chain(trace, stage, rank, bodies[rank if ranks_differ else 0], first_npu)
             chains[first_npu + stage * trace.tp + rank] = same.setdefault(chain, chain)
     foldable = trace.pp == 1 and trace.tp > 1 and len({id(chain) for chain in chains.values()}) == 1
-    return IterationGraph(chains, foldable)
+    group = None
+    if measured_all_reduce and merge and ranks_differ and trace.pp == 1 and not foldable:
+        group = slowest_ranks(list(chains.values()))
+    return IterationGraph(chains, foldable or group is not None, group)
+
+
+def slowest_ranks(chains: list[Chain]) -> Chain | None:
+    """One chain for a tensor-parallel group whose ranks start together and differ only in compute, or None.
+
+    A measured all-reduce ends the table's time after the last rank issued it (astra-sim/README.md,
+    "Timing rule"), whatever the others did meanwhile; so between two all-reduces the group waits for its
+    slowest rank, and every rank leaves each all-reduce at the same tick. Where each stretch between
+    all-reduces has at most one op that differs among the ranks, a compute op, the chain made of the
+    slowest rank's op at each such place reaches every all-reduce, and the end, at the ticks each rank's
+    own chain does; the stretch after the last all-reduce must be the same on every rank (else the
+    ranks end apart). Any other collective, a send or a receive: None."""
+    first = chains[0]
+    if any((c.times, c.parallel, len(c.leading), len(c.unit), len(c.trailing)) !=
+           (first.times, first.parallel, len(first.leading), len(first.unit), len(first.trailing)) for c in chains):
+        return None
+    parts = [_slowest_columns([getattr(c, part) for c in chains]) for part in ("leading", "unit", "trailing")]
+    if None in parts:
+        return None
+    leading, unit, trailing = parts
+    # the ops in the order they run, the unit twice for its seam with itself: (op, whether the ranks agree)
+    order = [*leading, *unit * min(first.times, 2), *trailing]
+    differing = 0
+    for op, same in order:
+        if op.kind not in ("comp", "coll", "load", "store"):
+            return None
+        differing = 0 if op.kind == "coll" else differing + (not same)
+        if differing > 1:
+            return None
+    last = max((k for k, (op, _) in enumerate(order) if op.kind == "coll"), default=-1)
+    if not all(same for _, same in order[last + 1:]):
+        return None
+    return Chain(tuple(op for op, _ in leading), tuple(op for op, _ in unit), first.times,
+                 tuple(op for op, _ in trailing), first.parallel)
+
+
+def _slowest_columns(runs: list[tuple[Op, ...]]) -> list[tuple[Op, bool]] | None:
+    """(the op, whether every rank has it) at each place of the ranks' runs: where they differ, the longest
+    of their compute ops; None where they differ in anything but compute."""
+    columns = []
+    for column in zip(*runs):
+        if column.count(column[0]) == len(column):
+            columns.append((column[0], True))
+        elif all(op.kind == "comp" for op in column):
+            columns.append((max(column, key=lambda op: op.value), False))
+        else:
+            return None
+    return columns

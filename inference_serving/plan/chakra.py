@@ -18,20 +18,12 @@ back anyway, so the finish times cannot change (tests check this against the unm
 from __future__ import annotations
 
 import hashlib
-import io
-from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from chakra.schema.protobuf import et_def_pb2 as et
-from chakra.src.third_party.utils.protolib import encodeMessage
-
 from .iteration import TOKEN_ID_BYTES, AttentionGroup, Row, Trace
 from .rank_ops import merge_compute, rank_ops
-
-ET_VERSION = "0.0.4"
-
 
 class Op(NamedTuple):
     """One node of an NPU's chain before it is numbered: kind is comp, pim (compute on the NPU's
@@ -81,63 +73,6 @@ def stage_ops(trace: Trace, stage: int, rank: int, merge: bool, first_npu: int =
     return ops
 
 
-def _attr(node: et.Node, name: str, field: str, value) -> None:
-    attr = node.attr.add()
-    attr.name = name
-    setattr(attr, field, value)
-
-
-@lru_cache(maxsize=1 << 16)
-def _op_bytes(op: Op, npu: int) -> bytes:
-    """A node's serialized fields except id and parents (the same op recurs in every layer)."""
-    return _node(op, npu).SerializeToString()
-
-
-@lru_cache(maxsize=1 << 16)
-def _link_bytes(index: int, parents: tuple[int, ...]) -> bytes:
-    return et.Node(id=index, data_deps=parents).SerializeToString()
-
-
-def _varint(value: int) -> bytes:
-    """Base-128 length prefix of a record (the framing protolib.encodeMessage writes)."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-ET_COLLECTIVES = {"coll": et.ALL_REDUCE, "allgather": et.ALL_GATHER, "reducescatter": et.REDUCE_SCATTER}
-
-
-def _node(op: Op, npu: int) -> et.Node:
-    node = et.Node(name=op.name)
-    if op.kind in ("comp", "pim"):
-        node.type = et.COMP_NODE
-        node.duration_micros = op.value  # the engine reads ns here, as ASTRA-sim's casys fork does
-        if op.kind == "pim":
-            _attr(node, "is_pim_op", "bool_val", True)
-    elif op.kind in ET_COLLECTIVES:
-        node.type = et.COMM_COLL_NODE
-        _attr(node, "comm_type", "int64_val", ET_COLLECTIVES[op.kind])
-        _attr(node, "comm_size", "int64_val", op.value)
-    elif op.kind in ("send", "recv"):
-        node.type = et.COMM_SEND_NODE if op.kind == "send" else et.COMM_RECV_NODE
-        src, dst = (npu, op.peer) if op.kind == "send" else (op.peer, npu)
-        _attr(node, "comm_src", "int32_val", src)
-        _attr(node, "comm_dst", "int32_val", dst)
-        _attr(node, "comm_tag", "int32_val", op.tag)
-        _attr(node, "comm_size", "int64_val", op.value)
-    else:
-        node.type = et.MEM_LOAD_NODE if op.kind == "load" else et.MEM_STORE_NODE
-        _attr(node, "tensor_size", "uint64_val", op.value)
-        if op.tier:
-            _attr(node, "memory_tier", "int64_val", op.tier)
-    _attr(node, "is_cpu_op", "bool_val", False)  # every node runs on the NPU, none on its host CPU
-    return node
-
-
 def serialize_chain(ops: list[Op], npu: int, swaps: int = 0) -> bytes:
     """ET bytes of a chain: the first `swaps` nodes have no parents, the next waits for all of
     them, every later node waits for the one before it."""
@@ -148,21 +83,8 @@ def serialize_chain(ops: list[Op], npu: int, swaps: int = 0) -> bytes:
 
 def serialize_nodes(ops: list[Op], parents: list[tuple[int, ...]], npu: int) -> bytes:
     """ET bytes of nodes 0..n-1, node i waiting for the nodes `parents[i]`."""
-    return b"".join([_metadata_record(), *(_record(i, p, op, npu) for i, (op, p) in enumerate(zip(ops, parents)))])
-
-
-@lru_cache(maxsize=1)
-def _metadata_record() -> bytes:
-    out = io.BytesIO()
-    encodeMessage(out, et.GlobalMetadata(version=ET_VERSION))
-    return out.getvalue()
-
-
-@lru_cache(maxsize=1 << 18)
-def _record(index: int, parents: tuple[int, ...], op: Op, npu: int) -> bytes:
-    """One length-prefixed node; concatenated encodings of one message type merge into one message."""
-    body = _link_bytes(index, parents) + _op_bytes(op, npu)
-    return _varint(len(body)) + body
+    from .et_encoding import metadata_record, record  # protobuf (~30 ms to import) only where ET files are written
+    return b"".join([metadata_record(), *(record(i, p, op, npu) for i, (op, p) in enumerate(zip(ops, parents)))])
 
 
 @dataclass

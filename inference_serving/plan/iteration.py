@@ -2,14 +2,17 @@
 
 A plan keeps the repeated decoder block once (the paper's computation reuse). Its items are `Row`s
 (one layer: compute ns on one NPU of its tensor-parallel group, already sharded by the provider;
-sizes in bytes of the whole, unsharded layer; a collective after it) and `AttentionGroup`s (one
+sizes in bytes of the whole, unsharded layer; a collective after it), `AttentionGroup`s (one
 request's attention rows, which the graph builder may hand to one NPU of the group: selective
-batching). text_trace.py writes a plan in the original tool's 11-column text format.
+batching) and `BatchedAttention` (the decoding requests' attention as one kernel, its per-request
+groups made only when read). text_trace.py writes a plan in the original tool's 11-column text format.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
+from typing import Callable, NamedTuple
 
 TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
 EVICT_ROW = "vllm_evict_kv"     # KV moved to host memory (weight_size: bytes per NPU)
@@ -35,8 +38,10 @@ class Kind(str, Enum):
     SHARDED = "VLLM"      # every rank runs its share of the heads of every request
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
+    """(A named tuple: rows are made for every step, and a tuple is several times quicker to make than a
+    frozen dataclass.)"""
+
     name: str
     comp_ns: int = 0
     input_size: int = 0
@@ -56,12 +61,32 @@ class Row:
         return self.name == EVICT_ROW or self.name.startswith(TIER_STORE_ROW)
 
 
-@dataclass(frozen=True)
-class AttentionGroup:
-    """The rope and attention rows of one request."""
+class AttentionGroup(NamedTuple):
+    """The rope and attention rows of one request (a named tuple, made for every request of every step)."""
 
     request_id: int
     rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class BatchedAttention:
+    """The decode attention of many requests in one kernel on every rank (sharded layout): `comp_ns` in
+    all, shared out by `make_groups` into each request's AttentionGroup, whose rows are plain compute
+    (no collective, never on PIM units) summing to `comp_ns`. A merged chain needs only the sum, so the
+    groups are made when something reads them (an unmerged chain, the text trace, PIM offloading)."""
+
+    comp_ns: int
+    make_groups: Callable[[], list[AttentionGroup]] = field(compare=False, repr=False)
+
+    @cached_property
+    def groups(self) -> list[AttentionGroup]:
+        return self.make_groups()
+
+
+def with_groups(items: list) -> list:
+    """`items` with every BatchedAttention spelled out as its requests' AttentionGroups."""
+    return [group for item in items
+            for group in (item.groups if isinstance(item, BatchedAttention) else (item,))]
 
 
 @dataclass(frozen=True)
@@ -78,10 +103,10 @@ class TierMove:
         return Row(prefix + self.name, weight_size=self.nbytes, weight_loc=self.name.upper(), memory_tier=self.tier)
 
 
-@dataclass(frozen=True)
-class BatchEntry:
+class BatchEntry(NamedTuple):
     """One request's share of an iteration: `new_tokens` processed on top of `cached_tokens`, the last
-    `draft_tokens` of them speculative tokens that the step verifies (serving/speculative.py)."""
+    `draft_tokens` of them speculative tokens that the step verifies (serving/speculative.py). (A named
+    tuple, made for every request of every step.)"""
 
     request_id: int
     new_tokens: int

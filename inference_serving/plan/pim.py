@@ -10,13 +10,13 @@ interleave  (NeuPIMs' sub-batch interleaving) the batch is split in two sub-batc
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 from ..config.run_config import RunConfig
 from ..errors import InputError
 from ..perf.pim import PimModel
 from .builder import TraceBuilder
-from .iteration import AttentionGroup, BatchEntry, TierMove, Trace
+from .iteration import AttentionGroup, BatchEntry, TierMove, Trace, with_groups
 
 
 def check_pim(config: RunConfig) -> None:
@@ -69,11 +69,11 @@ class PimTraceBuilder(TraceBuilder):
         decoding = {e.request_id: e for e in entries if e.new_tokens == 1}
         tp = 1 if self.selective_attention else self.tp
         block = []
-        for item in trace.block:
+        for item in with_groups(trace.block):
             if isinstance(item, AttentionGroup) and item.request_id in decoding:
                 keys = decoding[item.request_id].cached_tokens + 1
                 item = AttentionGroup(item.request_id, tuple(
-                    replace(row, comp_ns=self._pim_ns(keys, tp), on_pim=True) if row.name == "attn" else row
+                    row._replace(comp_ns=self._pim_ns(keys, tp), on_pim=True) if row.name == "attn" else row
                     for row in item.rows))
             block.append(item)
         trace.block = block

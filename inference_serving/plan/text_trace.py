@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .iteration import AttentionGroup, Row, Trace
+from .iteration import AttentionGroup, Row, Trace, with_groups
 
 ATTENTION_BEGIN = "ATTENTION"
 ATTENTION_END = "ATTENTION END"
@@ -21,7 +21,7 @@ Line = tuple[str, Row]  # (marker text or "", the row; a marker line's row is em
 
 def _block_lines(block: list) -> list[Line]:
     lines: list[Line] = []
-    for item in block:
+    for item in with_groups(block):
         if isinstance(item, AttentionGroup):
             begin = f"{ATTENTION_BEGIN} {item.request_id}"
             lines += [(begin, Row(begin)), *(("", r) for r in item.rows), (ATTENTION_END, Row(ATTENTION_END))]

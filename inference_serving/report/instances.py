@@ -7,8 +7,6 @@ TTFT and TPOT, and its peak KV use. A disaggregated run adds its KV transfers
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .metrics import Metrics, RequestTimes
 
 
@@ -17,6 +15,8 @@ class InstanceBreakdown:
         self.metrics, self.names, self.transfers = metrics, names, transfers  # metrics.served_by is recorded
 
     def per_instance(self) -> dict[str, dict]:
+        import numpy as np  # at first use, not at start-up
+
         m = self.metrics
         out = {name: {"iterations": 0, "prompt_tokens": 0, "generated_tokens": 0, "kv_peak": 0.0,
                       "requests": 0, "ttft_mean_ms": float("nan"), "tpot_mean_ms": float("nan")}

@@ -40,6 +40,7 @@ class Instance:
     role: str = "colocated"  # colocated, prefill or decode (cluster/disaggregation.py)
     graph_builder: Callable[..., IterationGraph] = build_graph  # plan -> engine graph (plan/pim_graph.py)
     file_prefix: str = ""    # before `batch<id>` in the names of its per-iteration files
+    measured_all_reduce: bool = False  # the engine times its TP group's all-reduces by a measured table
     queues: dict[int, NpuQueue] = field(init=False)
     batches: dict[int, Batch] = field(init=False, default_factory=dict)
     unfinished_npus: dict[int, set[int]] = field(init=False, default_factory=dict)

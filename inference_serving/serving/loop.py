@@ -137,7 +137,8 @@ class Simulation:
         trace = batch.plan = instance.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes,
                                                     batch.tier_moves)
         if self._on_pipe(instance, trace):
-            graph = chain.build_graph(trace, merge=self.opt.reuse, first_npu=instance.first_npu)
+            graph = chain.build_graph(trace, merge=self.opt.reuse, first_npu=instance.first_npu,
+                                      measured_all_reduce=instance.measured_all_reduce and self.opt.span_file is None)
         else:
             graph = instance.graph_builder(trace, merge=self.opt.reuse, first_npu=instance.first_npu)
         self.metrics.batch_started(batch, self.now)
@@ -180,7 +181,7 @@ class Simulation:
             self.engine.load(self.workdir / instance.batch_prefix(batch_id), npus)
             return
         fold = self.opt.reuse and graph.foldable and len(npus) == len(instance.npus)
-        for group, chain_ in graph.shared(npus):
+        for group, chain_ in graph.shared(npus, whole_group=fold):
             self.engine.chain(graph.listing(chain_), group, fold)
 
     def _graph_reuse_possible(self, instance: Instance) -> bool:
