@@ -144,15 +144,21 @@ def per_iteration_ms(flags: list[str], trace: Path, env: dict, repeat: int) -> t
     return 1e3 * (full.best - base.best) / max(1, full.iterations - base.iterations), full.iterations
 
 
+# a sweep of 6 configurations of about equal work (one GPU, both schedulers, three memory sizes), so that
+# its rate at --jobs N measures the parallelism rather than how unequal the configurations are
+SWEEP_GRID = "  npu_num: [1]\n  scheduler: [orca, vllm]\n  npu_mem: [40, 60, 80]\n"
+SWEEP_CONFIGURATIONS = 6
+
+
 def sweep_rate(jobs: int, scratch: Path, trace: Path, env: dict) -> float:
-    """Configurations per wall-second of a 4-configuration sweep."""
+    """Configurations per wall-second of the SWEEP_GRID sweep."""
     grid = scratch / "grid.yaml"
     grid.write_text(f"base:\n  model_name: meta-llama/Llama-3.1-8B\n  hardware: H100\n  dataset: {trace}\n"
-                    f"  req_num: 200\ngrid:\n  npu_num: [1, 2]\n  scheduler: [orca, vllm]\n")
+                    f"  req_num: 200\ngrid:\n{SWEEP_GRID}")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "inference_serving", "sweep", str(grid), "--jobs", str(jobs)], cwd=REPO,
                    env=env, check=True, capture_output=True)
-    return 4 / (time.perf_counter() - start)
+    return SWEEP_CONFIGURATIONS / (time.perf_counter() - start)
 
 
 @click.command()
@@ -194,7 +200,8 @@ def main(repeat: int, only: str) -> None:
                 print(f"  orca PP{stages} / PP1 = {ratio:.2f}, per stage {ratio / stages:.2f} (target <= 1.5)")
         if selected("sweep"):
             rates = {jobs: sweep_rate(jobs, scratch, trace, env) for jobs in (1, 2)}
-            print(f"\nsweep of 4 configurations (200 requests): --jobs 1 {rates[1]:.2f}/s, --jobs 2 {rates[2]:.2f}/s "
+            print(f"\nsweep of {SWEEP_CONFIGURATIONS} configurations (200 requests): --jobs 1 {rates[1]:.2f}/s, "
+                  f"--jobs 2 {rates[2]:.2f}/s "
                   f"({rates[2] / rates[1]:.2f}x)")
         if run_cases:
             print("\ncommands (from the repository root; TRACE = the generated trace, "
