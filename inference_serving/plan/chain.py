@@ -209,7 +209,8 @@ def _body_key(trace: Trace, stage: int) -> tuple:
     return stage == 0, stage == trace.pp - 1, tuple((id(items), layers) for items, layers in trace.stage_blocks(stage))
 
 
-def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0, measured_all_reduce: bool = False) -> IterationGraph:
+def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0,
+                measured_all_reduce: bool = False) -> IterationGraph:
     """Every NPU's chain; `measured_all_reduce`: the engine times the group's all-reduces by its measured
     table, so ranks that differ in compute alone may run one chain (slowest_ranks)."""
     ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
