@@ -6,7 +6,7 @@ with a '+' (exact: in a chain nothing else waits for the inner ops).
 """
 from __future__ import annotations
 
-from .iteration import AttentionGroup, BatchedAttention, Comm, Row
+from .iteration import AttentionGroup, BatchedAttention, Comm, Row, with_groups
 
 # the op kind of each collective (an all-reduce is "coll"; the others are data-parallel MoE collectives,
 # plan/moe_block.py, whose group is every data-parallel rank, not the tensor-parallel group)
@@ -65,17 +65,13 @@ def rank_ops(op_type, items: list[Row | AttentionGroup | BatchedAttention], rank
              selective: bool = True) -> list:
     """`op_type` ops of one rank (compute runs summed with `merge`; with `selective` the k-th
     request's attention group only on rank k mod tp). Merged, a BatchedAttention adds its sum as one
-    row would: its requests' rows are compute only, and adding their shares one by one gives the sum."""
+    row would: its requests' rows are compute only, and adding their shares one by one gives the sum;
+    unmerged, its requests' groups are written one by one (it is only in sharded plans: every rank)."""
     writer = _RankWriter(op_type, tp, merge)
     group_index = -1
-    for item in items:
+    for item in items if merge else with_groups(items):
         if isinstance(item, BatchedAttention):
-            if merge:
-                writer.row(Row("attn", item.comp_ns))
-            else:
-                for group in item.groups:
-                    for row in group.rows:
-                        writer.row(row)
+            writer.row(Row("attn", item.comp_ns))
         elif isinstance(item, AttentionGroup):
             group_index += 1
             if not selective or group_index % tp == rank:
