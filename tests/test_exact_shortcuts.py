@@ -32,8 +32,8 @@ CASES = {
                       "--enable-expert-parallel"],
 }
 # the cases whose tensor-parallel groups run identical chains (vLLM's sharded attention), or chains that differ
-# only in compute between all-reduces timed by the measured table (Orca's selective attention, one stage): they fold
-FOLDED = {"orca TP8", "vllm TP8", "cluster 2 x TP2"}
+# only in compute between all-reduces timed by the measured table (Orca's selective attention): they fold, pipeline stages too
+FOLDED = {"orca TP8", "orca TP4xPP2", "vllm TP8", "cluster 2 x TP2"}
 # what must have happened in the run with shortcuts, so the comparison covers it
 EXPECT = {"orca eviction and reload": ["evict requests", "reload requests"], "vllm preemption": ["preempt requests"]}
 

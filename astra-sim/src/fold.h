@@ -3,7 +3,10 @@
 // A folded workload's collectives are timed by a private simulation of the whole group running that
 // collective alone from an idle state: what each member's own simulation gives when all of them enter
 // it at the same tick. The probe also checks that every member finishes at the same tick (otherwise the
-// group is not symmetric for that collective and is not folded).
+// group is not symmetric for that collective and is not folded). A send or receive folds when every
+// member's peer is the representative's shifted by the member's offset (an NPU outside the group): a
+// folded send sends every member's message, a folded receive claims them (message_fabric.h),
+// so a pipeline of folded groups (each stage's senders folded alike) is exact too.
 #pragma once
 
 #include <map>

@@ -42,6 +42,7 @@ void MessageFabric::send(uint64_t tag, int src, int dst, uint64_t bytes, Complet
   Transfer* t = newTransfer();
   t->key = Key{tag, bytes, src, dst};
   t->onArrival = onArrival;
+  t->due = events_.now() + delay;
   auto channel = channels_.try_emplace(t->key).first;
   if (!channel->second.unmatchedRecvs.empty()) {
     Transfer* waiting = channel->second.unmatchedRecvs.pop();
@@ -70,6 +71,18 @@ void MessageFabric::recv(uint64_t tag, int src, int dst, uint64_t bytes, Complet
   // Data already there: the receive completes in a zero-delay event of its own.
   if (t->arrived) events_.schedule(0, this, reinterpret_cast<uint64_t>(t) | kLateReceive);
 }
+std::optional<Tick> MessageFabric::claim(uint64_t tag, int src, int dst, uint64_t bytes) {
+  auto channel = channels_.find(Key{tag, bytes, src, dst});
+  if (channel == channels_.end() || channel->second.unmatchedSends.empty()) return std::nullopt;
+  Transfer* t = channel->second.unmatchedSends.pop();
+  dropIfIdle(channel);
+  t->onReceived = Completion{};
+  t->matched = true;
+  Tick due = t->due;
+  if (t->arrived) release(t);
+  return due;
+}
+
 void MessageFabric::handleEvent(uint64_t arg) {
   Transfer* t = reinterpret_cast<Transfer*>(arg & ~kLateReceive);
   if (arg & kLateReceive) {

@@ -1,9 +1,11 @@
 // Send/receive matching on top of the network: the k-th send and the k-th receive with the same
 // (tag, src, dst, size) match. A send completes at its arrival; a receive completes at
 // max(arrival, time the receive was posted) - in a zero-delay event if the data already arrived.
+// A folded receive (fold.h) also claims its group members' messages (`claim`).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -19,6 +21,9 @@ class MessageFabric : public EventHandler {
 
   void send(uint64_t tag, int src, int dst, uint64_t bytes, Completion onArrival);
   void recv(uint64_t tag, int src, int dst, uint64_t bytes, Completion onReceived);
+  // Receives the next unmatched message of the channel for nobody (its send still completes at its
+  // arrival): the tick it arrives at, or nullopt when no such message was sent yet.
+  std::optional<Tick> claim(uint64_t tag, int src, int dst, uint64_t bytes);
 
   void handleEvent(uint64_t arg) override;  // arrival of a transfer, or a late receive completing
 
@@ -45,6 +50,7 @@ class MessageFabric : public EventHandler {
     Completion onArrival;
     Completion onReceived;
     Transfer* next = nullptr;  // FIFO link inside a channel
+    Tick due = 0;              // a send's arrival tick
     bool arrived = false;
     bool matched = false;
   };

@@ -42,6 +42,16 @@ std::vector<int> parseNpuList(const std::string& command, const std::string& tex
   return ids;
 }
 
+// A group's chain as one member runs it: the first NPU's, its sends' and receives' peers shifted by the
+// member's offset from that NPU.
+std::vector<EtNode> shiftedPeers(std::vector<EtNode> nodes, int offset) {
+  for (EtNode& node : nodes) {
+    if (node.kind == NodeKind::Send) node.commDst += offset;
+    if (node.kind == NodeKind::Recv) node.commSrc += offset;
+  }
+  return nodes;
+}
+
 class StepSession {
  public:
   explicit StepSession(Simulator& sim) : sim_(sim) {}
@@ -54,9 +64,11 @@ class StepSession {
     reply("ok");
   }
 
-  // `chain <npus> <bytes> [fold]` and its payload: one chain for every listed NPU, or with `fold` run by
-  // the first for all of them where folding is exact (fold.h).
-  void chain(const std::string& command, const std::string& npuList, const std::string& size, bool foldGroup) {
+  // `chain <npus> <bytes> [fold [after]]` and its payload: one chain for every listed NPU; `offered` (fold,
+  // fold after): the first NPU's, the others' peers shifted (shiftedPeers), run by the first for all of them
+  // where folding is exact (fold.h) and `mayFold` (fold after: only when the chain command just before was
+  // folded, a pipeline stage whose senders are that chain's group).
+  void chain(const std::string& command, const std::string& npuList, const std::string& size, bool offered, bool mayFold) {
     std::vector<int> ids = idleNpus(command, npuList);
     std::string text(parseTick(command, size), '\0');
     if (!std::cin.read(text.data(), static_cast<std::streamsize>(text.size()))) {
@@ -65,12 +77,17 @@ class StepSession {
     std::string name = "chain#" + std::to_string(++chains_);
     std::vector<EtNode> nodes = parseChain(text, name);
     sim_.load(ids.front(), name, nodes);
-    bool folded = foldGroup && sim_.fold(ids);
-    for (size_t i = 1; i < ids.size() && !folded; ++i) sim_.load(ids[i], name, nodes);
+    bool folded = mayFold && sim_.fold(ids);
+    for (size_t i = 1; i < ids.size() && !folded; ++i) {
+      sim_.load(ids[i], name, offered ? shiftedPeers(nodes, ids[i] - ids.front()) : nodes);
+    }
     for (size_t i = 0; i < (folded ? 1 : ids.size()); ++i) sim_.start(ids[i]);
     collectFinished();
+    lastFolded_ = folded;
     reply(folded ? "ok folded" : "ok");
   }
+
+  bool lastFolded() const { return lastFolded_; }
 
   // Runs whole timestamps until a workload completes; with a limit, stops before events past it.
   void step(bool limited, Tick limit) {
@@ -127,6 +144,7 @@ class StepSession {
   Simulator& sim_;
   std::vector<int> finished_;  // completed since the last `done` reply
   int chains_ = 0;             // chains received
+  bool lastFolded_ = false;    // whether the last chain was folded
 };
 
 }  // namespace
@@ -151,8 +169,9 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
     const std::string& command = words[0];
     if (command == "load" && words.size() == 3) {
       session.load(line, words[1], words[2]);
-    } else if (command == "chain" && (words.size() == 3 || (words.size() == 4 && words[3] == "fold"))) {
-      session.chain(line, words[1], words[2], words.size() == 4);
+    } else if (command == "chain" && (words.size() == 3 || (words.size() >= 4 && words.size() <= 5 && words[3] == "fold" &&
+                                                            (words.size() == 4 || words[4] == "after")))) {
+      session.chain(line, words[1], words[2], words.size() > 3, words.size() == 4 || (words.size() == 5 && session.lastFolded()));
     } else if (command == "step" && words.size() <= 2) {
       session.step(words.size() == 2, words.size() == 2 ? parseTick(line, words[1]) : 0);
     } else if (command == "advance" && words.size() == 2) {
@@ -161,7 +180,7 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
       session.reply("bye " + std::to_string(sim.now()));
       return 0;
     } else {
-      protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, chain <npus> <bytes> [fold], step [limit], advance <T>, exit)");
+      protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, chain <npus> <bytes> [fold [after]], step [limit], advance <T>, exit)");
     }
   }
   fail(kExitUsage, "step protocol: stdin closed without 'exit'");

@@ -116,10 +116,23 @@ bool Workload::fold(const Fold* fold) {
   fold_ = nullptr;
   if (fold == nullptr) return true;
   for (const EtNode& node : nodes_) {
-    if (node.kind == NodeKind::Send || node.kind == NodeKind::Recv) return false;
+    if ((node.kind == NodeKind::Send || node.kind == NodeKind::Recv) && !messagesAlike(*fold, node)) return false;
     if (simulatedAsCollective(node) && !foldedTime(*fold, node)) return false;
   }
   fold_ = fold;
+  return true;
+}
+
+// Every member's message of a send or receive: its peer is the representative's shifted by the member's
+// offset in the group, an NPU outside the group. (Shifted messages take the same time: the analytical
+// network's delay depends on each dimension's coordinate difference, which a shift of both ends keeps.)
+bool Workload::messagesAlike(const Fold& fold, const EtNode& node) const {
+  int representative = fold.group.front(), peer = node.kind == NodeKind::Send ? node.commDst : node.commSrc;
+  for (int member : fold.group) {
+    int shifted = peer + (member - representative);
+    if (shifted < 0 || shifted >= npu_.context().network.npus()) return false;
+    if (std::find(fold.group.begin(), fold.group.end(), shifted) != fold.group.end()) return false;
+  }
   return true;
 }
 
@@ -192,6 +205,7 @@ void Workload::issue(uint32_t index) {
   } else if (node.kind == NodeKind::Send) {
     occupy(node);
     context.fabric.send(static_cast<uint32_t>(node.commTag), npu_.id(), node.commDst, static_cast<uint64_t>(node.commSize), Completion{this, index});
+    if (fold_) sendMembersMessages(node);
   } else if (node.kind == NodeKind::Recv) {
     context.fabric.recv(static_cast<uint32_t>(node.commTag), node.commSrc, npu_.id(), static_cast<uint64_t>(node.commSize), Completion{this, index});
   } else {
@@ -240,7 +254,37 @@ void Workload::skip(uint32_t index) {
 
 void Workload::handleEvent(uint64_t nodeIndex) { complete(static_cast<uint32_t>(nodeIndex)); }
 
+// A folded send: every other member's message too, so that a receiving group that is not folded gets
+// them (a folded one claims them).
+void Workload::sendMembersMessages(const EtNode& node) {
+  int representative = fold_->group.front();
+  for (size_t m = 1; m < fold_->group.size(); ++m) {
+    int member = fold_->group[m];
+    npu_.context().fabric.send(static_cast<uint32_t>(node.commTag), member, node.commDst + (member - representative),
+                               static_cast<uint64_t>(node.commSize), Completion{});
+  }
+}
+
+// A folded receive ends for every member now: each member's message must be there, arriving so that its
+// own receive would end now too (it does when its sender was folded with the same shift).
+void Workload::claimMembersMessages(uint32_t index) {
+  const EtNode& node = nodes_[index];
+  Tick now = npu_.context().events.now();
+  int representative = fold_->group.front();
+  for (size_t m = 1; m < fold_->group.size(); ++m) {
+    int member = fold_->group[m], sender = node.commSrc + (member - representative);
+    auto due = npu_.context().fabric.claim(static_cast<uint32_t>(node.commTag), sender, member,
+                                           static_cast<uint64_t>(node.commSize));
+    if (!due || std::max(issuedAt_[index], *due) != now) {
+      fail(kExitUsage, "step protocol: folded " + path_ + ": NPU " + std::to_string(member) + "'s message from NPU " +
+                           std::to_string(sender) + " would not arrive with NPU " + std::to_string(representative) +
+                           "'s (the senders of a folded group's receives must be folded with the same shift)");
+    }
+  }
+}
+
 void Workload::complete(uint32_t index) {
+  if (fold_ && nodes_[index].kind == NodeKind::Recv) claimMembersMessages(index);
   if (npu_.context().spans) writeSpan(index);
   releaseSlot(nodes_[index]);
   releaseChildren(index);

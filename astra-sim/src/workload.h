@@ -26,8 +26,8 @@ class Workload : public EventHandler {
   // Issues the initially ready nodes (the finish check runs too: an empty workload finishes at once).
   void start();
   // Runs the loaded workload for the whole of `fold->group` (fold.h), before start(); false (and not
-  // folded) when it has point-to-point nodes or a collective whose members would not finish together.
-  // fold(nullptr) ends folding.
+  // folded) when a collective's members would not finish together, or a member's send or receive would
+  // not be the representative's shifted by the member's offset. fold(nullptr) ends folding.
   bool fold(const Fold* fold);
 
   bool active() const { return active_; }      // loaded and not finished
@@ -56,6 +56,9 @@ class Workload : public EventHandler {
   void remove(uint32_t index);
   void checkFinished();
   void writeSpan(uint32_t index);
+  bool messagesAlike(const Fold& fold, const EtNode& node) const;
+  void sendMembersMessages(const EtNode& node);
+  void claimMembersMessages(uint32_t index);
 
   void validate(const EtNode& node) const;
   [[noreturn]] void failNode(const EtNode& node, const std::string& what) const;

@@ -3,8 +3,12 @@
 Backends (BACKENDS) expose the same calls:
 
   load(prefix, npus)   start `<prefix>.<npu>.et` on idle NPUs at the current tick
-  chain(listing, npus, fold)  start a chain's listing (plan/chain.py) on idle NPUs (backends with
-                       `chain`); with `fold` the engine may simulate the group once where that is exact
+  chain(listing, npus, on_folded, after)  start a chain's listing (plan/chain.py) on idle NPUs
+                       (backends with `chain`); with `on_folded` the listing is the first NPU's (the
+                       others' send and receive peers shifted), the engine may simulate the group once
+                       where that is exact (with `after`: only if the chain just before was folded), and
+                       on_folded(whether it did) is called once its answer is read
+  settle()             read the answers to every command sent so far
   step(limit=None)     run until workloads complete -> Event("done", tick, npus);
                        with a limit, stop at it if nothing completes before -> Event("time", ...)
   advance(tick)        let an idle engine's clock jump forward
@@ -20,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from ..registry import Registry
 
@@ -58,7 +62,11 @@ class EngineBackend(ABC):
     @abstractmethod
     def load(self, prefix: Path, npus: list[int]) -> None: ...
 
-    def chain(self, listing: bytes, npus: list[int], fold: bool = False) -> None:
+    def chain(self, listing: bytes, npus: list[int], on_folded: Callable[[bool], None] | None = None,
+              after: bool = False) -> None:
+        raise NotImplementedError(f"{type(self).__name__} reads graphs from files only")
+
+    def settle(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} reads graphs from files only")
 
     @abstractmethod

@@ -1,13 +1,14 @@
 """Our engine's `--protocol=step` (one reply per command; astra-sim/README.md).
 
-Commands that only answer `ok` (load, put) are not waited for: they are sent with the next command in
+Commands that only answer `ok` (load, chain) are not waited for: they are sent with the next command in
 one write and their replies read, in order, with its reply, so an iteration costs one round trip to
-the engine instead of two.
+the engine instead of two (`settle` reads them at once where an answer is needed sooner).
 """
 from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
+from typing import Callable
 
 from ..errors import EngineError
 from .base import EngineBackend, EngineSetup, Event, config_flags
@@ -22,7 +23,7 @@ class StepEngine(EngineBackend):
     supports_chain = True
 
     def __init__(self, setup: EngineSetup) -> None:
-        self.unanswered: deque[str] = deque()  # posted commands whose `ok` is still to be read
+        self.unanswered: deque[tuple[str, Callable | None]] = deque()  # posted commands whose `ok` is to be read
         self.outgoing: list[bytes] = []         # posted commands not sent yet
         spans = [f"--span-file={setup.span_file}"] if setup.span_file is not None else []
         argv = [str(setup.binary), "--protocol=step", *config_flags(setup.configs), *spans]
@@ -46,21 +47,31 @@ class StepEngine(EngineBackend):
 
     def _command(self, line: str, *replies: str) -> list[str]:
         self.outgoing.append(line.encode() + b"\n")
-        self.process.write(b"".join(self.outgoing))
-        self.outgoing = []
-        while self.unanswered:
-            self.folds += self._reply(self.unanswered.popleft(), ("ok",))[1:] == ["folded"]
+        self.settle()
         return self._reply(line, replies)
 
-    def _post(self, line: str, payload: bytes = b"") -> None:
+    def settle(self) -> None:
+        if self.outgoing:
+            self.process.write(b"".join(self.outgoing))
+            self.outgoing = []
+        while self.unanswered:
+            line, on_folded = self.unanswered.popleft()
+            folded = self._reply(line, ("ok",))[1:] == ["folded"]
+            self.folds += folded
+            if on_folded is not None:
+                on_folded(folded)
+
+    def _post(self, line: str, payload: bytes = b"", on_folded: Callable | None = None) -> None:
         self.outgoing.append(line.encode() + b"\n" + payload)
-        self.unanswered.append(line)
+        self.unanswered.append((line, on_folded))
 
     def load(self, prefix: Path, npus: list[int]) -> None:
         self._post(f"load {prefix} {','.join(map(str, npus))}")
 
-    def chain(self, listing: bytes, npus: list[int], fold: bool = False) -> None:
-        self._post(f"chain {','.join(map(str, npus))} {len(listing)}" + (" fold" if fold else ""), listing)
+    def chain(self, listing: bytes, npus: list[int], on_folded: Callable[[bool], None] | None = None,
+              after: bool = False) -> None:
+        fold = "" if on_folded is None else " fold after" if after else " fold"
+        self._post(f"chain {','.join(map(str, npus))} {len(listing)}{fold}", listing, on_folded)
 
     def step(self, limit: int | None = None) -> Event:
         parts = self._command("step" if limit is None else f"step {limit}", "done", "time", "idle")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 from .iteration import TOKEN_ID_BYTES, AttentionGroup, BatchedAttention, Row, Trace
 from .rank_ops import merge_compute, merged, rank_ops
@@ -165,16 +165,43 @@ def listing(chain: Chain) -> bytes:
     return (text + "".join(_op_line(op) + "\n" for op in chain.trailing)).encode()
 
 
+class GroupChain(NamedTuple):
+    """The chain a pipeline stage's whole tensor-parallel group may run simulated once: its first rank's,
+    sends and receives included (the engine shifts them for the others). `own`: it is every rank's own
+    chain, so the group may as well run it unfolded; else it is slowest_ranks' chain, exact only folded."""
+
+    chain: Chain
+    own: bool
+
+
 @dataclass
 class IterationGraph:
-    """Every NPU's chain for one iteration (NPUs with the same chain share one object), and a digest
-    identifying the whole graph. `foldable`: a single stage whose ranks all run the same chain, which
-    the engine may simulate once for the group (engine `chain ... fold`)."""
+    """One iteration's chains: per pipeline stage each rank's body (one for all ranks when they run the
+    same) and the chain its whole group may run folded (engine `chain ... fold`), or None; every NPU's own
+    chain is made from them where it is needed (`stage_chains`: NPUs with the same chain share one
+    object), and a digest identifies the whole graph."""
 
-    chains: dict[int, Chain]
-    foldable: bool = False
-    group_chain: Chain | None = None  # for ranks that differ: the chain the whole group may run instead (slowest_ranks)
+    trace: Trace
+    first_npu: int
+    bodies: tuple[tuple[Chain, ...], ...]
+    stage_groups: tuple[GroupChain | None, ...]
+    _stages: dict[int, dict[int, Chain]] = field(default_factory=dict, repr=False)
     _listings: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+    def stage_chains(self, stage: int) -> dict[int, Chain]:
+        """The chain of every NPU of the stage."""
+        if stage not in self._stages:
+            trace, bodies, same = self.trace, self.bodies[stage], {}
+            chains = (stage_chain(trace, stage, rank, bodies[rank % len(bodies)], self.first_npu)
+                      for rank in range(trace.tp))
+            self._stages[stage] = {self.first_npu + stage * trace.tp + rank: same.setdefault(chain, chain)
+                                   for rank, chain in enumerate(chains)}
+        return self._stages[stage]
+
+    @property
+    def chains(self) -> dict[int, Chain]:
+        """The chain of every NPU."""
+        return {npu: chain for stage in range(self.trace.pp) for npu, chain in self.stage_chains(stage).items()}
 
     def listing(self, chain: Chain) -> bytes:
         """listing(chain) of one of this graph's chains, written once per chain."""
@@ -186,19 +213,18 @@ class IterationGraph:
     def digest(self) -> bytes:
         """sha256 of every NPU's listing: the listing determines the chain's nodes."""
         h = hashlib.sha256()
-        for npu in sorted(self.chains):
+        chains = self.chains
+        for npu in sorted(chains):
             h.update(npu.to_bytes(4, "little"))
-            h.update(self.listing(self.chains[npu]))
+            h.update(self.listing(chains[npu]))
         return h.digest()
 
-    def shared(self, npus: list[int], whole_group: bool = False) -> list[tuple[list[int], Chain]]:
-        """`npus` grouped by the chain they run, in order of their first NPU; `whole_group` (every NPU of
-        the graph, starting at one tick) runs the group chain where there is one."""
-        if whole_group and self.group_chain is not None:
-            return [(npus, self.group_chain)]
+    def shared(self, stage: int, npus: list[int]) -> list[tuple[list[int], Chain]]:
+        """`npus` of the stage grouped by the chain they run, in order of their first NPU."""
+        chains = self.stage_chains(stage)
         groups: dict[int, tuple[list[int], Chain]] = {}
         for npu in npus:
-            chain = self.chains[npu]
+            chain = chains[npu]
             groups.setdefault(id(chain), ([], chain))[0].append(npu)
         return list(groups.values())
 
@@ -211,28 +237,38 @@ def _body_key(trace: Trace, stage: int) -> tuple:
 
 def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0,
                 measured_all_reduce: bool = False) -> IterationGraph:
-    """Every NPU's chain; `measured_all_reduce`: the engine times the group's all-reduces by its measured
-    table, so ranks that differ in compute alone may run one chain (slowest_ranks)."""
+    """Each stage's bodies and group chain; `measured_all_reduce`: the engine times the group's all-reduces
+    by its measured table, so ranks that differ in compute alone may run one chain (slowest_ranks)."""
     ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
-    chains: dict[int, Chain] = {}
-    built: dict[tuple, list[Chain]] = {}
+    built: dict[tuple, tuple[tuple[Chain, ...], tuple[Chain, bool] | None]] = {}
+    bodies, groups = [], []
     for stage in range(trace.pp):
         key = _body_key(trace, stage)
         if key not in built:
-            built[key] = [stage_body(trace, stage, rank, merge) for rank in range(trace.tp if ranks_differ else 1)]
-        bodies = built[key]
-        same: dict[Chain, Chain] = {}
-        for rank in range(trace.tp):
-            chain = stage_chain(trace, stage, rank, bodies[rank if ranks_differ else 0], first_npu)
-            chains[first_npu + stage * trace.tp + rank] = same.setdefault(chain, chain)
-    foldable = trace.pp == 1 and trace.tp > 1 and len({id(chain) for chain in chains.values()}) == 1
-    group = None
-    if measured_all_reduce and merge and ranks_differ and trace.pp == 1 and not foldable:
-        group = slowest_ranks(list(chains.values()))
-    return IterationGraph(chains, foldable or group is not None, group)
+            ranks = tuple(stage_body(trace, stage, rank, merge) for rank in range(trace.tp if ranks_differ else 1))
+            built[key] = ranks, _group_body(ranks, trace.tp, merge and measured_all_reduce)
+        ranks, group_body = built[key]
+        bodies.append(ranks)
+        if group_body is not None:
+            body, own = group_body
+            group_body = GroupChain(stage_chain(trace, stage, 0, body, first_npu), own)
+        groups.append(group_body)
+    return IterationGraph(trace, first_npu, tuple(bodies), tuple(groups))
 
 
-def slowest_ranks(chains: list[Chain]) -> Chain | None:
+def _group_body(bodies: tuple[Chain, ...], tp: int, by_slowest: bool) -> tuple[Chain, bool] | None:
+    """(the body a stage's whole group may run, whether it is every rank's own): the ranks' common body, or
+    with `by_slowest` the group body of ranks that differ in compute alone (slowest_ranks; a stage's input
+    and output are the same on every rank, so they start the body together and leave it together)."""
+    if tp == 1:
+        return None
+    if all(body == bodies[0] for body in bodies):
+        return bodies[0], True
+    slowest = slowest_ranks(bodies) if by_slowest else None
+    return None if slowest is None else (slowest, False)
+
+
+def slowest_ranks(chains: Sequence[Chain]) -> Chain | None:
     """One chain for a tensor-parallel group whose ranks start together and differ only in compute, or None.
 
     A measured all-reduce ends the table's time after the last rank issued it (astra-sim/README.md,

@@ -11,7 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..errors import EngineError
 from ..plan.builder import TraceBuilder
+from ..plan.chain import GroupChain
 from ..plan.chakra import IterationGraph, build_graph
 from .policy import SchedulingPolicy
 from .request import Batch
@@ -48,6 +50,8 @@ class Instance:
     digests: dict[int, bytes | None] = field(init=False, default_factory=dict)
     file_batches: set[int] = field(init=False, default_factory=set)  # batches sent as ET files (to delete)
     graph_hits: int = field(init=False, default=0)
+    # per batch in flight, whether the engine folded each stage offered for folding (None: not answered yet)
+    stage_folds: dict[int, dict[int, bool | None]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.queues = {npu: NpuQueue() for npu in self.npus}
@@ -67,6 +71,26 @@ class Instance:
         """Requests it holds: handed to it and not yet ended (the routers' load measure)."""
         s = self.scheduler
         return len(s.feed.arrived) + len(s.waiting) + len(s.running) + s.kv.swapped_requests()
+
+    def by_stage(self, npus: list[int]) -> list[tuple[int, list[int]]]:
+        """`npus` (ascending) grouped by pipeline stage: (stage, its NPUs among them)."""
+        stages: dict[int, list[int]] = {}
+        for npu in npus:
+            stages.setdefault((npu - self.first_npu) // self.tp, []).append(npu)
+        return list(stages.items())
+
+    def fold_answer(self, batch_id: int, stage: int, group: GroupChain):
+        """The callback that records whether the engine folded the batch's stage (a group chain that is not
+        every rank's own is exact only folded: loop.py offers it only where the fold is certain)."""
+        folds = self.stage_folds.setdefault(batch_id, {})
+        folds[stage] = None
+
+        def answer(folded: bool) -> None:
+            if not folded and not group.own:
+                raise EngineError(f"internal: the engine did not fold stage {stage} of {self.name}'s batch "
+                                  f"{batch_id}, whose ranks differ")
+            folds[stage] = folded
+        return answer
 
     def batch_prefix(self, batch_id: int) -> str:
         return f"{self.file_prefix}batch{batch_id}"

@@ -21,6 +21,7 @@ from ..backend.engine_config import SystemConfig, write_configs
 from ..errors import EngineError, InputError
 from ..plan import chain
 from ..plan.chakra import IterationGraph, build_graph
+from ..plan.chain import GroupChain
 from ..plan.text_trace import write_trace
 from ..report.metrics import Metrics
 from .arrivals import Arrivals
@@ -176,13 +177,38 @@ class Simulation:
                 and instance.graph_builder is build_graph and chain.supports(trace))
 
     def _start(self, instance: Instance, batch_id: int, graph, npus: list[int]) -> None:
-        """Starts the batch's chains on these idle NPUs; a whole foldable group is offered for folding."""
+        """Starts the batch's chains on these idle NPUs, stage by stage; a whole stage's group is offered
+        for folding where its graph has a group chain and its senders folded (_fold_offer)."""
         if isinstance(graph, IterationGraph):
             self.engine.load(self.workdir / instance.batch_prefix(batch_id), npus)
             return
-        fold = self.opt.reuse and graph.foldable and len(npus) == len(instance.npus)
-        for group, chain_ in graph.shared(npus, whole_group=fold):
-            self.engine.chain(graph.listing(chain_), group, fold)
+        previous = None  # the group chain offered for the stage before, in this call
+        for stage, stage_npus in instance.by_stage(npus):
+            group = graph.stage_groups[stage] if self.opt.reuse and len(stage_npus) == instance.tp else None
+            offer = group is not None and self._fold_offer(instance, batch_id, stage, group, previous)
+            previous = group if offer else None
+            if offer:
+                self.engine.chain(graph.listing(group.chain), stage_npus, instance.fold_answer(batch_id, stage, group),
+                                  after=offer == "after")
+                continue
+            for shared, chain_ in graph.shared(stage, stage_npus):
+                self.engine.chain(graph.listing(chain_), shared)
+
+    def _fold_offer(self, instance: Instance, batch_id: int, stage: int, group: GroupChain,
+                    previous: GroupChain | None) -> bool | str:
+        """Whether the stage's group chain is offered for folding: "after" where the stage before was just
+        offered (the engine folds it only if that one folded). A folded group's receives are exact only
+        from senders folded alike (astra-sim/README.md, `chain ... fold`); a chain that is not every rank's
+        own (slowest_ranks) must fold, so it follows only a stage whose fold is certain (such a chain: its
+        collectives are all-reduces of the measured table) or one the engine said it folded."""
+        if stage == 0:
+            return True
+        if previous is not None and (group.own or not previous.own):
+            return "after"
+        folds = instance.stage_folds.get(batch_id, {})
+        if stage - 1 in folds and folds[stage - 1] is None:
+            self.engine.settle()  # its answer is still on the way
+        return bool(folds.get(stage - 1))
 
     def _graph_reuse_possible(self, instance: Instance) -> bool:
         """An iteration identical to an earlier one, alone on an idle cluster, takes the same time (so
@@ -222,6 +248,7 @@ class Simulation:
                 completed.append(batch_id)
         for batch_id in completed:
             del instance.unfinished_npus[batch_id]
+            instance.stage_folds.pop(batch_id, None)
             batch = instance.batches.pop(batch_id)
             digest = instance.digests.pop(batch_id)
             if digest is not None:

@@ -242,8 +242,10 @@ class Step(Process):
         return self.readline(timeout)
 
     def chain(self, npus, data, fold=False, timeout=TIMEOUT_S):
-        """`chain <npus> <len> [fold]` followed by the chain's bytes; the reply line."""
-        self.proc.stdin.write(f"chain {npus} {len(data)}" + (" fold" if fold else "") + "\n")
+        """`chain <npus> <len> [fold | fold after]` (fold: False, True or "after") followed by the chain's
+        bytes; the reply line."""
+        flag = {False: "", True: " fold", "after": " fold after"}[fold]
+        self.proc.stdin.write(f"chain {npus} {len(data)}{flag}\n")
         self.proc.stdin.flush()
         self.proc.stdin.buffer.write(data)
         self.proc.stdin.buffer.flush()

@@ -1,6 +1,7 @@
 """`chain`: an NPU's ops listed on the step protocol's stdin instead of an ET file, a repeated run written
 once; and folding (`chain ... fold`): one NPU simulated for a group that runs the same chain, its
 collectives timed as the whole group's."""
+import pytest
 from engine_driver import Step, parse_done
 from etgen import ALL_REDUCE, coll, comp, mem_load, mem_store
 
@@ -120,3 +121,86 @@ def test_a_bad_listing_names_its_line(make_case):
         assert step.chain("all", b"0\ncomp 10 a\njump 5 b\n") is None
         done = step.finish()
     assert done.rc == 1 and "chain#1 line 3: unknown op 'jump'" in done.stderr
+
+
+# Two pipeline stages of four NPUs (a group each): stage 0 sends every NPU's hidden state to the same
+# rank of stage 1 (NPU + 4), which receives it, computes and all-reduces.
+PIPELINE = dict(topology=["FullyConnected", "Switch"], npus=[4, 2], bandwidth=[300, 50], latency=[0, 700],
+                comm_group={"0": [0, 1, 2, 3], "1": [4, 5, 6, 7]})
+
+
+def first_stage(npu: int, comp_ns: int = 800) -> bytes:
+    return (f"0\nload 4096 input\ncomp 1000 a\nallreduce 1048576 ar\ncomp {comp_ns} b\n"
+            f"send 65536 {npu} {npu + 4} 1 out\n").encode()
+
+
+def second_stage(npu: int) -> bytes:
+    return f"0\nrecv 65536 {npu - 4} {npu} 1 in\ncomp 500 c\nallreduce 65536 ar\nstore 16 output\n".encode()
+
+
+def stage_chains(stage, npus, fold):
+    """The stage's chains: the first NPU's for the group with `fold`, else one per NPU."""
+    if fold:
+        return [(",".join(map(str, npus)), stage(npus[0]), True)]
+    return [(str(npu), stage(npu)) for npu in npus]
+
+
+@pytest.mark.parametrize("first_folded, second_folded", [(True, True), (True, False)])
+def test_a_folded_stage_sends_and_receives_every_members_messages(make_case, first_folded, second_folded):
+    """Folded pipeline stages finish every NPU at the ticks of the unfolded run; a folded sender's members'
+    messages also reach a receiving stage that is not folded."""
+    case = make_case(**PIPELINE)
+    unfolded = finish(case, stage_chains(first_stage, [0, 1, 2, 3], False) + stage_chains(second_stage, [4, 5, 6, 7], False))
+    replies, folded = finish(case, stage_chains(first_stage, [0, 1, 2, 3], first_folded)
+                             + stage_chains(second_stage, [4, 5, 6, 7], second_folded))
+    assert replies == ["ok folded"] * first_folded + ["ok"] * 4 * (not first_folded) \
+        + ["ok folded"] * second_folded + ["ok"] * 4 * (not second_folded)
+    assert folded == unfolded[1]
+    # stage 1 ends after stage 0's: the receive waits for the 64 KiB message (700 ns switch latency twice)
+    assert len({tick for tick, _ in folded.values()}) == 2
+
+
+def test_fold_after_folds_only_after_a_folded_chain(make_case):
+    """`fold after` right after the senders' folded chain folds; after their unfolded chains (the last one
+    listed for NPU 3 alone) it does not, and every NPU ends as in the unfolded run."""
+    case = make_case(**PIPELINE)
+    unfolded = finish(case, stage_chains(first_stage, [0, 1, 2, 3], False) + stage_chains(second_stage, [4, 5, 6, 7], False))
+    replies, folded = finish(case, [*stage_chains(first_stage, [0, 1, 2, 3], True), ("4,5,6,7", second_stage(4), "after")])
+    assert (replies, folded) == (["ok folded", "ok folded"], unfolded[1])
+    replies, done = finish(case, [*stage_chains(first_stage, [0, 1, 2, 3], False), ("4,5,6,7", second_stage(4), "after")])
+    assert (replies, done) == (["ok"] * 5, unfolded[1])
+
+
+def test_a_group_whose_shifted_peer_is_a_member_is_not_folded(make_case):
+    """NPU 1's peer, NPU 2 shifted by its offset, is NPU 3, a member of the group: the group is simulated NPU
+    by NPU, each sending to its own shifted peer (0 to 2, 1 to 3, 3 to 5)."""
+    case = make_case(**PIPELINE)
+    with Step(case.root, case.config_args()) as step:
+        assert step.chain("0,1,3", b"0\nsend 64 0 2 1 out\n", True) == "ok"
+        assert [step.chain(str(npu), f"0\nrecv 64 {src} {npu} 1 in\n".encode()) for npu, src in ((2, 0), (5, 3))] == ["ok"] * 2
+        finished = []
+        while (reply := step.send("step")).startswith("done"):
+            finished += parse_done(reply)[1]
+        assert sorted(finished) == [0, 1, 2, 3, 5]
+
+
+def test_a_group_whose_shifted_peer_is_off_the_network_is_an_input_error(make_case):
+    case = make_case(**PIPELINE)
+    with Step(case.root, case.config_args()) as step:
+        assert step.chain("0,4", b"0\nsend 64 0 5 1 out\n", True) is None
+        done = step.finish()
+    assert done.rc == 1 and "(NPU 4): node 0 'out': comm_dst 9 is not an NPU of this network" in done.stderr
+
+
+def test_a_folded_receive_from_senders_that_ended_apart_is_a_protocol_error(make_case):
+    """Stage 0's NPUs compute for different times and run unfolded: their messages arrive apart, so stage 1
+    cannot be folded; the engine says so instead of giving every member the first NPU's tick."""
+    case = make_case(**PIPELINE)
+    with Step(case.root, case.config_args()) as step:
+        for npu in range(4):
+            assert step.chain(str(npu), first_stage(npu, comp_ns=800 + 100 * npu)) == "ok"
+        assert step.chain("4,5,6,7", second_stage(4), True) == "ok folded"
+        while (reply := step.send("step")) is not None and reply.startswith("done"):
+            pass
+        done = step.finish()
+    assert done.rc == 2 and "NPU 5's message from NPU 1 would not arrive with NPU 4's" in done.stderr
