@@ -102,9 +102,17 @@ def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[
     return block, block, times - 2, block
 
 
-def stage_body(trace: Trace, stage: int, rank: int, merge: bool) -> Chain:
+def _block_ops(trace: Trace, items: list, rank: int, merge: bool, memo: dict) -> list[Op]:
+    """A block's ops on one rank, made once per graph in `memo` (every stage of a pipeline runs the same block)."""
+    key = (id(items), rank)
+    if key not in memo:
+        memo[key] = _rank_ops(items, rank, trace.tp, merge, trace.selective_attention)
+    return memo[key]
+
+
+def stage_body(trace: Trace, stage: int, rank: int, merge: bool, memo: dict) -> Chain:
     """The compute and collective ops of one NPU's stage (merged with `merge`): the embedding on the
-    first stage, the decoder block once per layer, the head on the last."""
+    first stage, the decoder block once per layer, the head on the last (blocks' ops kept in `memo`)."""
     tp = trace.tp
     first = []
     if stage == 0:
@@ -115,10 +123,10 @@ def stage_body(trace: Trace, stage: int, rank: int, merge: bool) -> Chain:
     if len(blocks) != 1:  # dense first layers before the MoE ones (or none): spelled out
         body = []
         for items, layers in blocks:
-            body += _rank_ops(items, rank, tp, merge, trace.selective_attention) * layers
+            body += _block_ops(trace, items, rank, merge, memo) * layers
         ops = [*first, *body, *last]
         return Chain(tuple(merge_compute(ops) if merge else ops), (), 0, ())
-    block = _rank_ops(blocks[0][0], rank, tp, merge, trace.selective_attention)
+    block = _block_ops(trace, blocks[0][0], rank, merge, memo)
     leading, unit, times, trailing = _repeated(block, blocks[0][1], merge)
     if not times:
         return Chain(tuple(_join(_join(first, leading, merge), last, merge)), (), 0, ())
@@ -241,11 +249,11 @@ def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0,
     by its measured table, so ranks that differ in compute alone may run one chain (slowest_ranks)."""
     ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
     built: dict[tuple, tuple[tuple[Chain, ...], tuple[Chain, bool] | None]] = {}
-    bodies, groups = [], []
+    bodies, groups, memo = [], [], {}
     for stage in range(trace.pp):
         key = _body_key(trace, stage)
         if key not in built:
-            ranks = tuple(stage_body(trace, stage, rank, merge) for rank in range(trace.tp if ranks_differ else 1))
+            ranks = tuple(stage_body(trace, stage, rank, merge, memo) for rank in range(trace.tp if ranks_differ else 1))
             built[key] = ranks, _group_body(ranks, trace.tp, merge and measured_all_reduce)
         ranks, group_body = built[key]
         bodies.append(ranks)
