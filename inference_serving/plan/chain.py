@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple, Sequence
 
-from .iteration import TOKEN_ID_BYTES, AttentionGroup, BatchedAttention, Row, Trace
+from .iteration import TOKEN_ID_BYTES, AttentionGroup, Row, Trace
 from .rank_ops import merge_compute, merged, rank_ops
 
 
@@ -63,21 +63,10 @@ def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool
     return rank_ops(Op, items, rank, tp, merge, selective)
 
 
-def _plan_rows(trace: Trace):
-    """Every row of the plan but a BatchedAttention's (compute only: never on PIM units, never a tier move)."""
-    for items in (trace.swaps, [trace.overhead] if trace.overhead else [], [trace.embedding], trace.block,
-                  trace.first_block or [], trace.head, trace.draft):
-        for item in items:
-            if isinstance(item, AttentionGroup):
-                yield from item.rows
-            elif not isinstance(item, BatchedAttention):
-                yield item
-
-
 def supports(trace: Trace) -> bool:
-    """Whether the plan is made of ops the engine's chain command reads (no processing-in-memory
-    rows, no memory-tier swaps)."""
-    return not any(row.on_pim or row.memory_tier for row in _plan_rows(trace))
+    """Whether the plan is made of ops the engine's chain command reads: no processing-in-memory rows
+    (the block's, flagged by plan/pim.py), no memory-tier swaps."""
+    return not trace.on_pim and not any(row.memory_tier for row in trace.swaps)
 
 
 def _join(first: list[Op], second: list[Op], merge: bool) -> list[Op]:

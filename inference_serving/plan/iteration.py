@@ -133,6 +133,7 @@ class Trace:
     first_block: list[Row | AttentionGroup] | None = None
     first_layers: int = 0
     draft: list[Row | AttentionGroup] = field(default_factory=list)  # a drafter's passes, after the head
+    on_pim: bool = False  # some of the block's rows run on the PIM units (plan/pim.py sets it)
 
     @property
     def selective_attention(self) -> bool:

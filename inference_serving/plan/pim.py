@@ -75,6 +75,7 @@ class PimTraceBuilder(TraceBuilder):
                 item = AttentionGroup(item.request_id, tuple(
                     row._replace(comp_ns=self._pim_ns(keys, tp), on_pim=True) if row.name == "attn" else row
                     for row in item.rows))
+                trace.on_pim = True
             block.append(item)
         trace.block = block
         return trace
