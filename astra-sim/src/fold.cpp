@@ -24,9 +24,11 @@ class FinishRecorder : public EventHandler {
 
 std::optional<Tick> CollectiveProbe::duration(CollectiveKind kind, uint64_t bytes, const std::vector<bool>& involvedDims,
                                               const std::vector<int>& group) {
-  Key key{static_cast<int>(kind), bytes, involvedDims, group};
-  auto it = memo_.find(key);
-  if (it == memo_.end()) it = memo_.emplace(key, measure(kind, bytes, involvedDims, group)).first;
+  auto groupMemo = memo_.find(group);
+  if (groupMemo == memo_.end()) groupMemo = memo_.emplace(group, std::map<Key, std::optional<Tick>>()).first;
+  Key key{static_cast<int>(kind), bytes, involvedDims};
+  auto it = groupMemo->second.find(key);
+  if (it == groupMemo->second.end()) it = groupMemo->second.emplace(key, measure(kind, bytes, involvedDims, group)).first;
   return it->second;
 }
 

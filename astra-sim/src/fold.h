@@ -31,12 +31,12 @@ class CollectiveProbe {
                                const std::vector<int>& group);
 
  private:
-  using Key = std::tuple<int, uint64_t, std::vector<bool>, std::vector<int>>;
+  using Key = std::tuple<int, uint64_t, std::vector<bool>>;
   std::optional<Tick> measure(CollectiveKind kind, uint64_t bytes, const std::vector<bool>& involvedDims,
                               const std::vector<int>& group) const;
 
   const SimulatorInputs& inputs_;
-  std::map<Key, std::optional<Tick>> memo_;
+  std::map<std::vector<int>, std::map<Key, std::optional<Tick>>> memo_;  // per group (looked up without a copy)
 };
 
 // What a folded workload knows: its whole group (representative first) and how to time collectives.

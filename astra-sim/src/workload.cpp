@@ -115,9 +115,14 @@ void Workload::start() {
 bool Workload::fold(const Fold* fold) {
   fold_ = nullptr;
   if (fold == nullptr) return true;
-  for (const EtNode& node : nodes_) {
+  foldedTimes_.assign(nodes_.size(), 0);
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    const EtNode& node = nodes_[i];
     if ((node.kind == NodeKind::Send || node.kind == NodeKind::Recv) && !messagesAlike(*fold, node)) return false;
-    if (simulatedAsCollective(node) && !foldedTime(*fold, node)) return false;
+    if (!simulatedAsCollective(node)) continue;
+    std::optional<Tick> time = foldedTime(*fold, node);
+    if (!time) return false;
+    foldedTimes_[i] = *time;
   }
   fold_ = fold;
   return true;
@@ -237,7 +242,7 @@ void Workload::issueCollective(uint32_t index) {
     return;
   }
   if (fold_) {
-    npu_.schedule(*foldedTime(*fold_, node), this, index);
+    npu_.schedule(foldedTimes_[index], this, index);
     return;
   }
   std::string problem = npu_.startCollective(collectiveKindOf(node.commType), static_cast<uint64_t>(node.commSize),

@@ -66,6 +66,7 @@ class Workload : public EventHandler {
 
   Npu& npu_;
   const Fold* fold_ = nullptr;
+  std::vector<Tick> foldedTimes_;  // folded: each collective node's duration for the whole group
   std::string path_;
   bool active_ = false;
   std::vector<EtNode> nodes_;
