@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import NamedTuple, Sequence
 
 from .iteration import TOKEN_ID_BYTES, AttentionGroup, Row, Trace
-from .rank_ops import merge_compute, merged, rank_ops
+from .rank_ops import every_rank_ops, merge_compute, merged, rank_ops
 
 
 class Op(NamedTuple):
@@ -92,11 +92,12 @@ def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[
 
 
 def _block_ops(trace: Trace, items: list, rank: int, merge: bool, memo: dict) -> list[Op]:
-    """A block's ops on one rank, made once per graph in `memo` (every stage of a pipeline runs the same block)."""
-    key = (id(items), rank)
-    if key not in memo:
-        memo[key] = _rank_ops(items, rank, trace.tp, merge, trace.selective_attention)
-    return memo[key]
+    """A block's ops on one rank, made for every rank at once and once per graph in `memo` (every stage of
+    a pipeline runs the same block; ranks differ only in selective attention)."""
+    if id(items) not in memo:
+        ranks = None if trace.selective_attention else (0,)
+        memo[id(items)] = every_rank_ops(Op, items, trace.tp, merge, trace.selective_attention, ranks)
+    return memo[id(items)][rank]
 
 
 def stage_body(trace: Trace, stage: int, rank: int, merge: bool, memo: dict) -> Chain:

@@ -67,16 +67,26 @@ def rank_ops(op_type, items: list[Row | AttentionGroup | BatchedAttention], rank
     request's attention group only on rank k mod tp). Merged, a BatchedAttention adds its sum as one
     row would: its requests' rows are compute only, and adding their shares one by one gives the sum;
     unmerged, its requests' groups are written one by one (it is only in sharded plans: every rank)."""
-    writer = _RankWriter(op_type, tp, merge)
+    return every_rank_ops(op_type, items, tp, merge, selective, ranks=(rank,))[0]
+
+
+def every_rank_ops(op_type, items: list[Row | AttentionGroup | BatchedAttention], tp: int, merge: bool,
+                   selective: bool = True, ranks=None) -> list[list]:
+    """rank_ops of each of `ranks` (every rank of the group by default), in one pass over the items."""
+    ranks = range(tp) if ranks is None else ranks
+    writers = {rank: _RankWriter(op_type, tp, merge) for rank in ranks}
+    everyone = list(writers.values())
     group_index = -1
     for item in items if merge else with_groups(items):
-        if isinstance(item, BatchedAttention):
-            writer.row(Row("attn", item.comp_ns))
-        elif isinstance(item, AttentionGroup):
+        if isinstance(item, AttentionGroup):
             group_index += 1
-            if not selective or group_index % tp == rank:
+            owner = writers.get(group_index % tp)
+            owners = everyone if not selective else [owner] if owner else []
+            for writer in owners:
                 for row in item.rows:
                     writer.row(row)
-        else:
-            writer.row(item)
-    return writer.flush()
+            continue
+        row = Row("attn", item.comp_ns) if isinstance(item, BatchedAttention) else item
+        for writer in everyone:
+            writer.row(row)
+    return [writer.flush() for writer in everyone]
