@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple, Sequence
 
-from .iteration import TOKEN_ID_BYTES, AttentionGroup, Row, Trace
-from .rank_ops import every_rank_ops, merge_compute, merged, rank_ops
+from .iteration import TOKEN_ID_BYTES, Trace
+from .rank_ops import every_rank_ops, merge_compute, merged
 
 
 class Op(NamedTuple):
@@ -57,10 +57,6 @@ class Chain(NamedTuple):
 
     def ops(self) -> list[Op]:
         return [*self.leading, *self.unit * self.times, *self.trailing]
-
-
-def _rank_ops(items: list[Row | AttentionGroup], rank: int, tp: int, merge: bool, selective: bool = True) -> list[Op]:
-    return rank_ops(Op, items, rank, tp, merge, selective)
 
 
 def supports(trace: Trace) -> bool:
@@ -91,32 +87,32 @@ def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[
     return block, block, times - 2, block
 
 
-def _block_ops(trace: Trace, items: list, rank: int, merge: bool, memo: dict) -> list[Op]:
-    """A block's ops on one rank, made for every rank at once and once per graph in `memo` (every stage of
-    a pipeline runs the same block; ranks differ only in selective attention)."""
-    if id(items) not in memo:
+def _part_ops(trace: Trace, part, items: list, rank: int, merge: bool, memo: dict) -> list[Op]:
+    """The ops on one rank of a part of the plan (`part` names it: "first", "last" or a block's id), made
+    for every rank at once and once per graph in `memo` (every stage of a pipeline runs the same block;
+    ranks differ only in selective attention)."""
+    if part not in memo:
         ranks = None if trace.selective_attention else (0,)
-        memo[id(items)] = every_rank_ops(Op, items, trace.tp, merge, trace.selective_attention, ranks)
-    return memo[id(items)][rank]
+        memo[part] = every_rank_ops(Op, items, trace.tp, merge, trace.selective_attention, ranks)
+    return memo[part][rank]
 
 
 def stage_body(trace: Trace, stage: int, rank: int, merge: bool, memo: dict) -> Chain:
     """The compute and collective ops of one NPU's stage (merged with `merge`): the embedding on the
-    first stage, the decoder block once per layer, the head on the last (blocks' ops kept in `memo`)."""
-    tp = trace.tp
+    first stage, the decoder block once per layer, the head on the last (parts' ops kept in `memo`)."""
     first = []
     if stage == 0:
-        first = _rank_ops([trace.overhead, trace.embedding] if trace.overhead else [trace.embedding], rank, tp, merge)
+        first = _part_ops(trace, "first", [trace.overhead, trace.embedding] if trace.overhead else [trace.embedding],
+                          rank, merge, memo)
     blocks = trace.stage_blocks(stage)
-    last = _rank_ops([*trace.head, *trace.draft], rank, tp, merge, trace.selective_attention) \
-        if stage == trace.pp - 1 else []
+    last = _part_ops(trace, "last", [*trace.head, *trace.draft], rank, merge, memo) if stage == trace.pp - 1 else []
     if len(blocks) != 1:  # dense first layers before the MoE ones (or none): spelled out
         body = []
         for items, layers in blocks:
-            body += _block_ops(trace, items, rank, merge, memo) * layers
+            body += _part_ops(trace, id(items), items, rank, merge, memo) * layers
         ops = [*first, *body, *last]
         return Chain(tuple(merge_compute(ops) if merge else ops), (), 0, ())
-    block = _block_ops(trace, blocks[0][0], rank, merge, memo)
+    block = _part_ops(trace, id(blocks[0][0]), blocks[0][0], rank, merge, memo)
     leading, unit, times, trailing = _repeated(block, blocks[0][1], merge)
     if not times:
         return Chain(tuple(_join(_join(first, leading, merge), last, merge)), (), 0, ())
