@@ -77,6 +77,14 @@ def test_runs_saving_one_after_another_keep_each_others_answers(tmp_path, monkey
     assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]  # no temporary left
 
 
+def test_an_answer_is_computed_once_and_then_read_from_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    computed = []
+    assert AnswerCache("unit", ("v",)).answer(("q",), lambda: computed.append(1) or 2.5) == 2.5
+    assert AnswerCache("unit", ("v",)).answer(("q",), lambda: computed.append(1) or 9.0) == 2.5  # a later run
+    assert computed == [1]
+
+
 def test_cold_and_warm_runs_write_identical_csvs(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     outputs = []
