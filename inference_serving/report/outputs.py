@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ..config.run_config import RunConfig
 from ..errors import InputError
-from .energy import EnergyMeter, write_power_plot
 from .metrics import CSV_HEADER, INSTANCE_COLUMN, Metrics
 from .output_paths import check_distinct, check_file, check_folder, first_line, is_png
 
@@ -95,6 +94,7 @@ def write_outputs(config: RunConfig, metrics: Metrics, states, span_file: Path |
     if config.summary_json is not None:
         _write("--summary-json", config.summary_json, lambda: write_summary_json(config.summary_json, metrics))
     if config.plot is not None:
+        from .energy import EnergyMeter, write_power_plot
         from .plots import PLOT_FILES, write_plots
         title = f"({Path(metrics.model_name).name.removesuffix('.json')}, {what})"
         _write("--plot", config.plot / PLOT_FILES[0],
