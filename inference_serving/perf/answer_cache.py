@@ -19,6 +19,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Callable
+from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ def cache_folder() -> Path:
     return Path(base) / "llmservingsim"
 
 
+@lru_cache(maxsize=None)
 def installed_version(package: str, distribution: str | None = None) -> str:
     """An installed package's version, from its dist-info folder's name (neither the package nor its
-    metadata is imported); `distribution` is its name there where it differs (PyYAML: yaml, pyyaml)."""
+    metadata is imported); `distribution` is its name there where it differs (PyYAML: yaml, pyyaml).
+    Looked up once per process (a run asks for it for several caches)."""
     site = Path(find_spec(package).origin).resolve().parent.parent
     return ",".join(sorted(p.name for p in site.glob(f"{distribution or package}-*.dist-info"))) or "unknown"
 
