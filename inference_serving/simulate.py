@@ -27,13 +27,9 @@ from .inputs.workload import Request, load_dataset
 from .paths import DEFAULT_ENGINE
 from .perf.experts import expert_plan
 from .perf.provider import PROVIDERS, PerfProvider, build_provider
-from .perf.pim import PimModel
 from .perf.shard import check_pipeline_parallel, check_tensor_parallel
 from .plan.builder import TraceBuilder
 from .plan.chakra import build_graph
-from .plan.pim import PimTraceBuilder, check_pim
-from .plan.pim_graph import interleaved_graph
-from .report.energy import EnergyMeter, PowerModel
 from .report.metrics import Metrics
 from .report.outputs import check_outputs, write_outputs
 from .report.progress import Progress
@@ -129,10 +125,22 @@ def trace_builder(config: RunConfig, model: ModelConfig, perf: PerfProvider, har
                   drafter=draft_planner(config, hardware), experts=experts, dp=config.dp)
     if not config.pim:
         return TraceBuilder(model, perf, config.precision, config.tp, config.pp, **common)
+    from .perf.pim import PimModel  # the PIM modules only for --pim
+    from .plan.pim import PimTraceBuilder, check_pim
+
     check_pim(config)
     pim = PimModel.of(model, hardware, config.precision, local_bw_gbps)
     return PimTraceBuilder(model, perf, config.precision, config.tp, config.pp, **common, pim=pim,
                            interleave=config.pim == "interleave")
+
+
+def graph_builder(config: RunConfig):
+    """How the instance's iterations become engine graphs: PIM-interleaved for --pim interleave."""
+    if config.pim != "interleave":
+        return build_graph
+    from .plan.pim_graph import interleaved_graph
+
+    return interleaved_graph
 
 
 def add_feature_reports(metrics: Metrics, config: RunConfig, scheduler: SchedulingPolicy, hardware: Hardware,
@@ -143,6 +151,8 @@ def add_feature_reports(metrics: Metrics, config: RunConfig, scheduler: Scheduli
     if isinstance(scheduler.kv, TieredPrefixCacheKV):
         metrics.sections.append(scheduler.kv.store)
     if config.energy:
+        from .report.energy import EnergyMeter, PowerModel
+
         meter = EnergyMeter(PowerModel.of(hardware, config.npu_num, system.local_bw_gbps), scheduler.kv.layout)
         metrics.observers.append(meter)
         metrics.sections.append(meter)
@@ -210,7 +220,7 @@ def build_instance(plan: InstancePlan, feed: Inbox, requests: list[Request], fil
     builder = trace_builder(config, model, perf, hardware, scheduler.selective_attention, sampler_bw,
                             int(system_values["engine_overhead_ns"]), experts)
     instance = Instance(plan.name, scheduler, builder, config.tp, config.pp, plan.first_npu, plan.role,
-                        interleaved_graph if config.pim == "interleave" else build_graph, file_prefix)
+                        graph_builder(config), file_prefix)
     parts = InstanceParts(instance, config, model, hardware, perf, system_values)
     check_requests(requests, config, parts)
     return parts

@@ -77,6 +77,14 @@ def test_runs_saving_one_after_another_keep_each_others_answers(tmp_path, monkey
     assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]  # no temporary left
 
 
+def test_an_answer_is_computed_once_and_then_read_from_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    computed = []
+    assert AnswerCache("unit", ("v",)).answer(("q",), lambda: computed.append(1) or 2.5) == 2.5
+    assert AnswerCache("unit", ("v",)).answer(("q",), lambda: computed.append(1) or 9.0) == 2.5  # a later run
+    assert computed == [1]
+
+
 def test_cold_and_warm_runs_write_identical_csvs(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     outputs = []
@@ -87,6 +95,7 @@ def test_cold_and_warm_runs_write_identical_csvs(tmp_path):
                               cwd=REPO, env=env, check=True, capture_output=True, text=True)
         outputs.append((tmp_path / name).read_bytes())
     assert outputs[0] == outputs[1]
-    # the warm start needs neither the hardware file's checks nor the measurement tables' SDK
+    # the warm start needs neither the hardware file's checks nor the measurement tables' SDK, nor PyYAML
+    # (files and the network read and written before), numpy (the summary) or the SDK's logging
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert not imported & {"pydantic", "aiconfigurator_core.sdk"}
+    assert not imported & {"pydantic", "aiconfigurator_core", "yaml", "numpy", "logging"}

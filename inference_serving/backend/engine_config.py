@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from ..perf.answer_cache import AnswerCache, installed_version, source_digest
 
 GIB_PER_GB = 1e9 / 2**30  # the engine's network unit is GB = 2^30 bytes; our flags use GB = 10^9
 COLLECTIVE_TABLE = "collectives.json"  # beside system.json, which names it
@@ -91,6 +91,17 @@ def network_yaml(cfg: SystemConfig) -> str:
     network = {"topology": ["FullyConnected"] * len(dims), "npus_count": [n for n, _ in dims],
                "bandwidth": [round(link.bandwidth_gbps * GIB_PER_GB, 6) for _, link in dims],
                "latency": [float(link.latency_ns) for _, link in dims]}
+    return _yaml_answers().answer(("network", repr(network)), lambda: _dumped(network))
+
+
+def _yaml_answers() -> AnswerCache:
+    """PyYAML's texts of networks, keyed by its version and this file: a warm start imports no PyYAML."""
+    return AnswerCache("network-yaml", (installed_version("yaml", "pyyaml"), source_digest(Path(__file__))))
+
+
+def _dumped(network: dict) -> str:
+    import yaml
+
     return yaml.safe_dump(network, default_flow_style=None, sort_keys=False)
 
 

@@ -7,15 +7,19 @@ each instance's measured collectives limited to its own NPUs (instances may run 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..backend.engine_config import Link, SystemConfig, Topology
 from ..config.run_config import RunConfig
 from ..errors import InputError
 from ..serving.arrivals import Arrivals
 from ..serving.instance import Instance
 from ..serving.step_group import StepGroup
-from .disaggregation import KvTransfers
 from .routers import router
 from .spec import Cluster
+
+if TYPE_CHECKING:
+    from .disaggregation import KvTransfers
 
 # features that a cluster file's run does not combine with several instances, and why
 SINGLE_INSTANCE_FLAGS = {"pim": "processing-in-memory graphs are built for one instance",
@@ -68,6 +72,8 @@ def attach_cluster(cluster: Cluster, arrivals: Arrivals, instances: list[Instanc
         arrivals.router = router(cluster.router, instances, cluster.entry_instances(), cluster.router_seed)
     if not cluster.disaggregated:
         return None
+    from .disaggregation import KvTransfers  # only a disaggregated cluster's run imports it
+
     decode = [k for k, i in enumerate(instances) if i.role == "decode"]
     chooser = router(cluster.decode_router, instances, decode, cluster.router_seed)
     return KvTransfers(arrivals, instances, [p.model for p in parts], chooser, cluster.npus_per_node * cluster.nodes)

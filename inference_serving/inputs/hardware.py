@@ -28,9 +28,9 @@ A bad file is reported in one line naming the file and the key. Names without a 
 aiconfigurator-core has measured (e.g. its system names such as `h100_sxm`) are accepted too and
 take their numbers from the package.
 
-The checked values of a file are kept in the answer cache (perf/answer_cache.py), keyed by pydantic's
-version and the source of the checks: a warm start reads a file it has checked before without
-importing pydantic.
+A file's parsed text and its checked values are kept in the answer cache (perf/answer_cache.py),
+keyed by PyYAML's and pydantic's versions and the source of the parse and the checks: a warm start
+reads a file it has read before without importing PyYAML or pydantic.
 """
 from __future__ import annotations
 
@@ -38,9 +38,6 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Optional, get_type_hints
 
-import yaml
-
-from ..config import strict_yaml
 from ..config.types import MAX_BANDWIDTH_GBPS, MAX_DIMENSION, MAX_DURATION_NS, MAX_MEMORY_GIB
 from ..errors import InputError
 from ..paths import HARDWARE_DIR
@@ -51,9 +48,11 @@ from ..perf.registry import PROVIDERS
 FALLBACK = {"memory_gib": 40.0, "memory_bw_gbps": 1024.0, "link_bw_gbps": 256.0}
 
 MAX_CLOCK_GHZ = 1e3      # an array clock, GHz
-# the source of a file's checks: the fields, HardwareFile and the bounds (part of their answer cache's key)
+# the source of a file's parse and checks: the YAML loader, the fields, HardwareFile and the bounds (part
+# of their answer cache's key)
 CHECK_SOURCES = (Path(__file__), Path(__file__).with_name("hardware_file.py"),
-                 Path(__file__).parent.parent / "config" / "types.py")
+                 Path(__file__).parent.parent / "config" / "types.py",
+                 Path(__file__).parent.parent / "config" / "strict_yaml.py")
 
 _PROVIDER_REQUIRED = {"npu": ("array_rows", "array_cols", "clock_ghz"),
                       "scaled": ("sibling", "peak_tflops"), "csv": ("csv",)}
@@ -152,16 +151,31 @@ def fallback_hardware(name: str) -> Hardware:
     return Hardware(name=name, provider="csv", source="fallback defaults", **FALLBACK)
 
 
-def _read_mapping(path: Path) -> dict:
+def _answers() -> AnswerCache:
+    return AnswerCache("hardware", (installed_version("pydantic"), installed_version("yaml", "pyyaml"),
+                                    source_digest(*CHECK_SOURCES)))
+
+
+def _parsed(path: Path, text: str):
+    """The file's text as strict_yaml reads it (PyYAML is imported for a text not read before)."""
+    import yaml
+
+    from ..config import strict_yaml
     try:
-        data = strict_yaml.load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot read the hardware file ({err})") from None
+        return strict_yaml.load(text)
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
         problem = getattr(err, "problem", None)
         raise InputError(f"{path}: not valid YAML{line}{': ' + problem if problem else ''}") from None
+
+
+def _read_mapping(path: Path, answers: AnswerCache) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read the hardware file ({err})") from None
+    data = answers.answer(("parsed", text), lambda: _parsed(path, text))
     if not isinstance(data, dict):
         raise InputError(f"{path}: a hardware file must be a mapping of keys to values")
     return data
@@ -189,7 +203,8 @@ def _resolved_csv(path: Path, data: dict) -> Path:
 
 def read_hardware_file(path: Path) -> Hardware:
     """Parse and check one hardware YAML file."""
-    data = _read_mapping(path)
+    answers = _answers()
+    data = _read_mapping(path, answers)
     _check_provider_keys(path, data)
     values = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) and k in _FLOAT_KEYS else v)
               for k, v in data.items()}
@@ -203,24 +218,19 @@ def read_hardware_file(path: Path) -> Hardware:
     if isinstance(values.get("peak_tflops"), dict):
         values["peak_tflops"] = {str(k): (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
                                  for k, v in values["peak_tflops"].items()}
-    hardware = _checked_file(path, values)
+    hardware = _checked_file(path, values, answers)
     check_provider_fields(hardware)
     return hardware
 
 
-def _checked_file(path: Path, values: dict) -> Hardware:
+def _checked_file(path: Path, values: dict, answers: AnswerCache) -> Hardware:
     """The Hardware of a file's values as HardwareFile checks them, from the answer cache when these
     values have passed before (HardwareFile's answer depends on nothing else)."""
-    answers = AnswerCache("hardware", (installed_version("pydantic"), source_digest(*CHECK_SOURCES)))
-    question = (str(path), repr(values))
-    checked = answers.get(question)
-    if checked is None:
+    def check() -> dict:
         from .hardware_file import checked_fields  # pydantic, for values not checked before
+        return checked_fields(Hardware, path, values)
 
-        checked = checked_fields(Hardware, path, values)
-        answers.put(question, checked)
-        answers.save()
-    return Hardware(**checked)
+    return Hardware(**answers.answer(("checked", str(path), repr(values)), check))
 
 
 def check_provider_fields(hardware: Hardware) -> None:

@@ -2,30 +2,30 @@
 
 The package ships latency tables measured on real GPUs (GEMM, context and generation attention,
 all-reduce) per system, serving framework and version, and a compiled engine that interpolates
-between measured shapes. The package's SDK is imported where a database or an engine is loaded: a
-warm start, whose answers all come from the answer cache, does not import it.
+between measured shapes. The package's SDK is imported where a database or an engine is loaded, and
+PyYAML where a system file is read: a warm start, whose answers all come from the answer cache, does
+not import them.
 """
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import aiconfigurator_core
-import yaml
 
 from ..errors import InputError
 from .answer_cache import AnswerCache, installed_version, source_digest
 
 if TYPE_CHECKING:
+    import logging
+
     from aiconfigurator_core.sdk.engine import EngineHandle
     from aiconfigurator_core.sdk.perf_database import PerfDatabase
 
 MS_TO_NS = 1e6  # the tables' latencies are in ms
-SYSTEMS_DIR = Path(aiconfigurator_core.__file__).resolve().parent / "systems"
+SYSTEMS_DIR = Path(find_spec("aiconfigurator_core").origin).resolve().parent / "systems"  # not imported
 
 # User-facing hardware names of the package's systems (SXM / server variants).
 HARDWARE_ALIASES = {
@@ -51,8 +51,13 @@ def _not_package_notice(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith(("Loading low-fidelity fallback rows", "resolve_attention_lane_order:"))
 
 
-logging.getLogger("aiconfigurator_core.sdk.perf_database").addFilter(_not_package_notice)
-logging.getLogger("aiconfigurator_core.sdk.attention_lanes").addFilter(_not_package_notice)
+def _drop_package_notices() -> None:
+    """Before the first database is loaded (every use of the package's tables loads one first): a warm
+    start, which loads none, does not import logging."""
+    import logging
+
+    logging.getLogger("aiconfigurator_core.sdk.perf_database").addFilter(_not_package_notice)
+    logging.getLogger("aiconfigurator_core.sdk.attention_lanes").addFilter(_not_package_notice)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ def _normalize(name: str) -> str:
 
 
 def _system_yaml(system: str) -> dict:
+    import yaml
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load((SYSTEMS_DIR / f"{system}.yaml").read_text(), Loader=loader)
 
@@ -124,7 +131,12 @@ def _resolve_system(hardware: str) -> str:
 
 
 def hardware_spec(hardware: str) -> HardwareSpec:
-    """Memory, bandwidths and peak FLOPs of one GPU from the package's system YAML."""
+    """Memory, bandwidths and peak FLOPs of one GPU from the package's system YAML, kept in the answer
+    cache (a warm start reads no system file)."""
+    return _package_answers().answer(("hardware spec", hardware), lambda: _read_spec(hardware))
+
+
+def _read_spec(hardware: str) -> HardwareSpec:
     system = _resolve_system(hardware)
     spec = _system_yaml(system)
     gpu, node = spec["gpu"], spec["node"]
@@ -145,6 +157,7 @@ def hardware_spec(hardware: str) -> HardwareSpec:
 @lru_cache(maxsize=None)
 def load_database(system: str) -> PerfDatabase:
     """The measurement database of the first backend in BACKEND_PREFERENCE that has one."""
+    _drop_package_notices()
     from aiconfigurator_core.sdk import perf_database
 
     for backend in BACKEND_PREFERENCE:
@@ -161,17 +174,20 @@ def package_version() -> str:
     return installed_version("aiconfigurator_core")
 
 
+def _package_answers() -> AnswerCache:
+    """What this file reads of the package, keyed by the package's and PyYAML's versions and this file."""
+    return AnswerCache("aiconfigurator-package", (package_version(), installed_version("yaml", "pyyaml"),
+                                                  source_digest(Path(__file__))))
+
+
 def database_table(system: str) -> str:
-    """"backend version" of the database load_database picks for `system`, kept in the answer cache
-    (keyed by the package version and this file) so that a warm start does not load the database."""
-    tables = AnswerCache("aiconfigurator-tables", (package_version(), source_digest(Path(__file__))))
-    table = tables.get(system)
-    if table is None:
+    """"backend version" of the database load_database picks for `system`, kept in the answer cache so
+    that a warm start does not load the database."""
+    def table() -> str:
         database = load_database(system)
-        table = f"{database.backend} {database.version}"
-        tables.put(system, table)
-        tables.save()
-    return table
+        return f"{database.backend} {database.version}"
+
+    return _package_answers().answer(system, table)
 
 
 @lru_cache(maxsize=None)

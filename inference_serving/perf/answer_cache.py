@@ -18,8 +18,11 @@ import hashlib
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
+from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 CACHE_FORMAT = 1
 
@@ -29,11 +32,13 @@ def cache_folder() -> Path:
     return Path(base) / "llmservingsim"
 
 
-def installed_version(package: str) -> str:
+@lru_cache(maxsize=None)
+def installed_version(package: str, distribution: str | None = None) -> str:
     """An installed package's version, from its dist-info folder's name (neither the package nor its
-    metadata is imported)."""
+    metadata is imported); `distribution` is its name there where it differs (PyYAML: yaml, pyyaml).
+    Looked up once per process (a run asks for it for several caches)."""
     site = Path(find_spec(package).origin).resolve().parent.parent
-    return ",".join(sorted(p.name for p in site.glob(f"{package}-*.dist-info"))) or "unknown"
+    return ",".join(sorted(p.name for p in site.glob(f"{distribution or package}-*.dist-info"))) or "unknown"
 
 
 def source_digest(*paths: Path) -> str:
@@ -66,6 +71,15 @@ class AnswerCache:
 
     def get(self, question: tuple):
         return self.answers.get(question)
+
+    def answer(self, question: tuple, compute: Callable[[], Any]):
+        """The stored answer, or compute's, stored and saved (None counts as no answer)."""
+        answer = self.answers.get(question)
+        if answer is None:
+            answer = compute()
+            self.put(question, answer)
+            self.save()
+        return answer
 
     def put(self, question: tuple, answer) -> None:
         self.answers[question] = answer

@@ -6,16 +6,22 @@ thread blocks takes microseconds there instead of milliseconds. `--no-reuse` run
 """
 from __future__ import annotations
 
-import ctypes
 from array import array
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..paths import FA2_LIBRARY
 
+if TYPE_CHECKING:
+    import ctypes
+
 
 @lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL:
+    """Loaded at the first schedule asked for: a warm start, whose prices are all cached, imports no ctypes."""
+    import ctypes
+
     if not FA2_LIBRARY.is_file():
         raise InputError(f"{FA2_LIBRARY}: the compiled FlashAttention-2 schedule is not built: run "
                          f"`bash native/build.sh` (setup.sh does), or pass --no-reuse for the Python one")

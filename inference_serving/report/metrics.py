@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from ..serving.request import Batch, RequestState
+from .summary_stats import mean, median, percentile
 
 # summary key prefix and RequestTimes attribute of the per-request time statistics
 SUMMARY_TIMES = (("ttft", "ttft"), ("tpot", "tpot"), ("latency", "latency"), ("queuing_delay", "queuing_delay"))
@@ -168,13 +167,14 @@ class Metrics:
                "generation_throughput_tok_s": self.generated_tokens / seconds,
                "request_throughput_req_s": len(self.finished) / seconds}
         for key, attr in SUMMARY_TIMES:
-            values = np.array([getattr(t, attr) for t in times], dtype=float) / 1e6
-            if len(values):
-                stats = (values.mean(), np.median(values), np.percentile(values, 99))
+            values = [getattr(t, attr) / 1e6 for t in times]
+            if values:
+                ordered = sorted(values)
+                stats = (mean(values), median(ordered), percentile(ordered, 99))
             else:
                 stats = (float("nan"),) * 3
             for stat, value in zip(("mean", "median", "p99"), stats):
-                out[f"{key}_{stat}_ms"] = float(value)
+                out[f"{key}_{stat}_ms"] = value
         for section in self.sections:
             out.update(section.summary(now))
         return out

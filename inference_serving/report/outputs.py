@@ -12,10 +12,8 @@ from pathlib import Path
 
 from ..config.run_config import RunConfig
 from ..errors import InputError
-from .energy import EnergyMeter, write_power_plot
 from .metrics import CSV_HEADER, INSTANCE_COLUMN, Metrics
 from .output_paths import check_distinct, check_file, check_folder, first_line, is_png
-from .plots import PLOT_FILES
 
 TRACES_MARK = "network.yml"  # every --keep-traces folder holds the engine's network file
 
@@ -46,12 +44,19 @@ def _is_network_file(path: Path) -> bool:
     return first_line(path).startswith("topology:")
 
 
+def _plot_files(config: RunConfig) -> tuple[str, ...]:
+    """The --plot figures' names: plots.py (numpy) is imported only by a run that plots."""
+    if config.plot is None:
+        return ()
+    from .plots import PLOT_FILES
+    return PLOT_FILES
+
+
 def written_files(config: RunConfig) -> list[tuple[str, Path]]:
     """(flag, path) of every file the run writes outside its work folder."""
     files = [(flag, path) for flag, path in (("--output", config.output), ("--summary-json", config.summary_json),
                                              ("--chrome-trace", config.chrome_trace)) if path is not None]
-    if config.plot is not None:
-        files += [("--plot", config.plot / name) for name in PLOT_FILES]
+    files += [("--plot", config.plot / name) for name in _plot_files(config)]
     if config.keep_traces is not None:
         files.append(("--keep-traces", config.keep_traces / TRACES_MARK))
     return files
@@ -62,7 +67,7 @@ def check_outputs(config: RunConfig) -> None:
     check_file("--output", config.output, _is_result_csv, force)
     check_file("--summary-json", config.summary_json, _is_summary_json, force)
     check_file("--chrome-trace", config.chrome_trace, _is_chrome_trace, force)
-    check_folder("--plot", config.plot, {name: is_png for name in PLOT_FILES}, force)
+    check_folder("--plot", config.plot, {name: is_png for name in _plot_files(config)}, force)
     check_folder("--keep-traces", config.keep_traces, {TRACES_MARK: _is_network_file}, force)
     check_distinct(written_files(config))
 
@@ -89,7 +94,8 @@ def write_outputs(config: RunConfig, metrics: Metrics, states, span_file: Path |
     if config.summary_json is not None:
         _write("--summary-json", config.summary_json, lambda: write_summary_json(config.summary_json, metrics))
     if config.plot is not None:
-        from .plots import write_plots
+        from .energy import EnergyMeter, write_power_plot
+        from .plots import PLOT_FILES, write_plots
         title = f"({Path(metrics.model_name).name.removesuffix('.json')}, {what})"
         _write("--plot", config.plot / PLOT_FILES[0],
                lambda: write_plots(config.plot, metrics, metrics.end_ns, title=title))
