@@ -97,14 +97,14 @@ def _part_ops(trace: Trace, part, items: list, rank: int, merge: bool, memo: dic
     return memo[part][rank]
 
 
-def stage_body(trace: Trace, stage: int, rank: int, merge: bool, memo: dict) -> Chain:
+def stage_body(trace: Trace, stage: int, blocks: list, rank: int, merge: bool, memo: dict) -> Chain:
     """The compute and collective ops of one NPU's stage (merged with `merge`): the embedding on the
-    first stage, the decoder block once per layer, the head on the last (parts' ops kept in `memo`)."""
+    first stage, the decoder block once per layer (`blocks`: trace.stage_blocks), the head on the last
+    (parts' ops kept in `memo`)."""
     first = []
     if stage == 0:
         first = _part_ops(trace, "first", [trace.overhead, trace.embedding] if trace.overhead else [trace.embedding],
                           rank, merge, memo)
-    blocks = trace.stage_blocks(stage)
     last = _part_ops(trace, "last", [*trace.head, *trace.draft], rank, merge, memo) if stage == trace.pp - 1 else []
     if len(blocks) != 1:  # dense first layers before the MoE ones (or none): spelled out
         body = []
@@ -223,10 +223,10 @@ class IterationGraph:
         return list(groups.values())
 
 
-def _body_key(trace: Trace, stage: int) -> tuple:
+def _body_key(trace: Trace, stage: int, blocks: list) -> tuple:
     """What a stage's body depends on besides the rank: whether it is the first or the last stage, and
     its blocks with their layer counts (the middle stages of a pipeline are usually alike)."""
-    return stage == 0, stage == trace.pp - 1, tuple((id(items), layers) for items, layers in trace.stage_blocks(stage))
+    return stage == 0, stage == trace.pp - 1, tuple((id(items), layers) for items, layers in blocks)
 
 
 def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0,
@@ -237,9 +237,11 @@ def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0,
     built: dict[tuple, tuple[tuple[Chain, ...], tuple[Chain, bool] | None]] = {}
     bodies, groups, memo = [], [], {}
     for stage in range(trace.pp):
-        key = _body_key(trace, stage)
+        blocks = trace.stage_blocks(stage)
+        key = _body_key(trace, stage, blocks)
         if key not in built:
-            ranks = tuple(stage_body(trace, stage, rank, merge, memo) for rank in range(trace.tp if ranks_differ else 1))
+            ranks = tuple(stage_body(trace, stage, blocks, rank, merge, memo)
+                          for rank in range(trace.tp if ranks_differ else 1))
             built[key] = ranks, _group_body(ranks, trace.tp, merge and measured_all_reduce)
         ranks, group_body = built[key]
         bodies.append(ranks)
