@@ -3,14 +3,16 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "et_reader.h"
+#include "workload_graph.h"
 
 namespace engine {
 
 // Nodes 0..n-1 in listing order; the first `parallel` have no parents, the next waits for all of them,
-// every later one for the one before it. Throws SimError(kExitInput) naming `name` and the line.
-std::vector<EtNode> parseChain(const std::string& text, const std::string& name);
+// every later one for the one before it (the graph holds these dependencies; the nodes' dataDeps stay
+// empty). Throws SimError(kExitInput) naming `name` and the line.
+SharedGraph parseChain(std::string_view text, const std::string& name);
 
 }  // namespace engine

@@ -43,13 +43,16 @@ std::vector<int> parseNpuList(const std::string& command, const std::string& tex
 }
 
 // A group's chain as one member runs it: the first NPU's, its sends' and receives' peers shifted by the
-// member's offset from that NPU.
-std::vector<EtNode> shiftedPeers(std::vector<EtNode> nodes, int offset) {
-  for (EtNode& node : nodes) {
+// member's offset from that NPU (the same graph where nothing shifts).
+SharedGraph shiftedPeers(const SharedGraph& graph, int offset) {
+  auto p2p = [](const EtNode& node) { return node.kind == NodeKind::Send || node.kind == NodeKind::Recv; };
+  if (offset == 0 || std::none_of(graph->nodes.begin(), graph->nodes.end(), p2p)) return graph;
+  auto shifted = std::make_shared<WorkloadGraph>(*graph);
+  for (EtNode& node : shifted->nodes) {
     if (node.kind == NodeKind::Send) node.commDst += offset;
     if (node.kind == NodeKind::Recv) node.commSrc += offset;
   }
-  return nodes;
+  return shifted;
 }
 
 class StepSession {
@@ -75,7 +78,7 @@ class StepSession {
       protocolError(command, "stdin ended inside the chain's " + size + " bytes");
     }
     std::string name = "chain#" + std::to_string(++chains_);
-    std::vector<EtNode> nodes = parseChain(text, name);
+    SharedGraph nodes = parseChain(text, name);  // shared by the listed NPUs
     sim_.load(ids.front(), name, nodes);
     bool folded = mayFold && sim_.fold(ids);
     for (size_t i = 1; i < ids.size() && !folded; ++i) {
