@@ -1,14 +1,16 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "chain_reader.h"
 #include "modes.h"
+#include "step_input.h"
 
 namespace engine {
 
 namespace {
+
+bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
 [[noreturn]] void protocolError(const std::string& command, const std::string& what) {
   fail(kExitUsage, "step protocol: '" + command + "': " + what);
@@ -27,9 +29,11 @@ std::vector<int> parseNpuList(const std::string& command, const std::string& tex
     for (int i = 0; i < npus; ++i) ids.push_back(i);
     return ids;
   }
-  std::stringstream ss(text);
   std::string item;
-  while (std::getline(ss, item, ',')) {
+  for (size_t at = 0; at < text.size();) {  // comma-separated; empty items are skipped
+    size_t comma = std::min(text.find(',', at), text.size());
+    item.assign(text, at, comma - at);
+    at = comma + 1;
     if (item.empty()) continue;
     if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 9 || std::stoi(item) >= npus) {
       protocolError(command, "'" + item + "' is not an NPU id (0.." + std::to_string(npus - 1) + ")");
@@ -57,7 +61,7 @@ SharedGraph shiftedPeers(const SharedGraph& graph, int offset) {
 
 class StepSession {
  public:
-  explicit StepSession(Simulator& sim) : sim_(sim) {}
+  StepSession(Simulator& sim, StepInput& input) : sim_(sim), input_(input) {}
 
   void load(const std::string& command, const std::string& prefix, const std::string& npuList) {
     std::vector<int> ids = idleNpus(command, npuList);
@@ -73,8 +77,8 @@ class StepSession {
   // folded, a pipeline stage whose senders are that chain's group).
   void chain(const std::string& command, const std::string& npuList, const std::string& size, bool offered, bool mayFold) {
     std::vector<int> ids = idleNpus(command, npuList);
-    std::string text(parseTick(command, size), '\0');
-    if (!std::cin.read(text.data(), static_cast<std::streamsize>(text.size()))) {
+    std::string_view text;
+    if (!input_.bytes(parseTick(command, size), text)) {
       protocolError(command, "stdin ended inside the chain's " + size + " bytes");
     }
     std::string name = "chain#" + std::to_string(++chains_);
@@ -114,7 +118,8 @@ class StepSession {
     reply("time " + std::to_string(t));
   }
 
-  void reply(const std::string& text) { std::cout << text << std::endl; }
+  // Flushed before the engine next waits for input (StepInput) or exits.
+  void reply(const std::string& text) { std::cout << text << '\n'; }
 
   void replyTimeAt(Tick limit) {
     sim_.advanceTo(std::max(sim_.now(), limit));
@@ -145,6 +150,7 @@ class StepSession {
   }
 
   Simulator& sim_;
+  StepInput& input_;
   std::vector<int> finished_;  // completed since the last `done` reply
   int chains_ = 0;             // chains received
   bool lastFolded_ = false;    // whether the last chain was folded
@@ -153,7 +159,8 @@ class StepSession {
 }  // namespace
 
 int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
-  StepSession session(sim);
+  StepInput input(0);
+  StepSession session(sim, input);
   if (!workloadPrefix.empty()) {
     for (int i = 0; i < sim.npuCount(); ++i) {
       if (std::ifstream(workloadPath(workloadPrefix, i)).good()) sim.load(i, workloadPrefix);
@@ -163,11 +170,20 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
     }
   }
   session.reply("ready " + std::to_string(sim.npuCount()));
+  std::string_view text;
   std::string line;
-  while (std::getline(std::cin, line)) {
-    std::istringstream in(line);
-    std::vector<std::string> words;
-    for (std::string w; in >> w;) words.push_back(w);
+  std::vector<std::string> words;
+  while (input.line(text)) {
+    line.assign(text);
+    words.clear();
+    for (size_t at = 0;;) {  // words separated by whitespace, as `>>` reads them
+      while (at < text.size() && isSpace(text[at])) ++at;
+      if (at == text.size()) break;
+      size_t end = at;
+      while (end < text.size() && !isSpace(text[end])) ++end;
+      words.emplace_back(text.substr(at, end - at));
+      at = end;
+    }
     if (words.empty()) continue;
     const std::string& command = words[0];
     if (command == "load" && words.size() == 3) {
@@ -181,6 +197,7 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
       session.advance(line, parseTick(line, words[1]));
     } else if (command == "exit" && words.size() == 1) {
       session.reply("bye " + std::to_string(sim.now()));
+      std::cout.flush();
       return 0;
     } else {
       protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, chain <npus> <bytes> [fold [after]], step [limit], advance <T>, exit)");
