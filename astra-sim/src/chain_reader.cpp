@@ -108,20 +108,45 @@ void op(Listing& in, EtNode& node) {
   node.name.assign(in.rest());
 }
 
+// The nodes of a graph being (re)filled: earlier nodes' buffers (their names) are reused.
+class NodeWriter {
+ public:
+  explicit NodeWriter(std::vector<EtNode>& nodes) : nodes_(nodes) {}
+  size_t size() const { return count_; }
+  EtNode& operator[](size_t i) { return nodes_[i]; }
+  EtNode& next() {
+    if (count_ == nodes_.size()) {
+      ++count_;
+      return nodes_.emplace_back();
+    }
+    EtNode& node = nodes_[count_++];
+    std::string name = std::move(node.name);
+    node = EtNode();
+    node.name = std::move(name);
+    return node;
+  }
+  void truncate(size_t count) { count_ = count; }
+  void finish() { nodes_.resize(count_); }
+
+ private:
+  std::vector<EtNode>& nodes_;
+  size_t count_ = 0;
+};
+
 }  // namespace
 
-SharedGraph parseChain(std::string_view text, const std::string& name) {
+SharedGraph ChainReader::parse(std::string_view text, const std::string& name) {
   Listing in(text, name);
   if (!in.nextLine()) {
     in.countLine();
     in.bad("empty chain (the first line is the number of parallel ops)");
   }
   uint64_t parallel = in.number("the number of parallel ops");
-  auto graph = std::make_shared<WorkloadGraph>();
-  std::vector<EtNode>& nodes = graph->nodes;
+  std::shared_ptr<WorkloadGraph> graph = spare();
+  NodeWriter nodes(graph->nodes);
   while (in.nextLine()) {
     if (!in.startsWith("repeat ")) {
-      op(in, nodes.emplace_back());
+      op(in, nodes.next());
       continue;
     }
     in.skip(7);
@@ -132,30 +157,31 @@ SharedGraph parseChain(std::string_view text, const std::string& name) {
         in.countLine();
         in.bad("the repeated run ends early");
       }
-      op(in, nodes.emplace_back());
+      op(in, nodes.next());
     }
     size_t unit = nodes.size() - first;
     if (unit == 0 || times == 0) {
-      nodes.resize(first);
+      nodes.truncate(first);
       continue;
     }
-    if (times - 1 <= (nodes.max_size() - nodes.size()) / unit) {  // else push_back fails as it would
-      size_t needed = nodes.size() + unit * (times - 1);
-      if (needed > nodes.capacity()) nodes.reserve(std::max(needed, std::min(nodes.max_size(), 2 * nodes.capacity())));
-    }
     for (uint64_t t = 1; t < times; ++t) {
-      for (size_t k = 0; k < unit; ++k) nodes.push_back(nodes[first + k]);
+      for (size_t k = 0; k < unit; ++k) {
+        EtNode& copy = nodes.next();  // before reading the original: next() may move the nodes
+        copy = nodes[first + k];
+      }
     }
   }
+  nodes.finish();
   // Node p < P: no parents; node P: all of 0..P-1; every later node: the one before it.
-  size_t n = nodes.size();
   WorkloadGraph& g = *graph;
+  size_t n = g.nodes.size();
   g.ids.resize(n);
   g.parents.resize(n);
   g.childStart.resize(n + 1);
   g.children.clear();
+  g.duplicate = WorkloadGraph::kNone;
   for (size_t i = 0; i < n; ++i) {
-    nodes[i].id = i;
+    g.nodes[i].id = i;
     g.ids[i] = i;
     g.parents[i] = i < parallel ? 0 : i == parallel ? static_cast<uint32_t>(parallel) : 1;
     g.childStart[i] = static_cast<uint32_t>(g.children.size());
@@ -168,5 +194,18 @@ SharedGraph parseChain(std::string_view text, const std::string& name) {
   g.childStart[n] = static_cast<uint32_t>(g.children.size());
   return graph;
 }
+
+std::shared_ptr<WorkloadGraph> ChainReader::spare() {
+  for (size_t tried = 0; tried < graphs_.size(); ++tried) {  // oldest first: the likeliest released
+    std::shared_ptr<WorkloadGraph>& graph = graphs_[next_];
+    next_ = (next_ + 1) % graphs_.size();
+    if (graph.use_count() == 1) return graph;  // no workload holds it any more
+  }
+  graphs_.push_back(std::make_shared<WorkloadGraph>());
+  next_ = 0;
+  return graphs_.back();
+}
+
+SharedGraph parseChain(std::string_view text, const std::string& name) { return ChainReader().parse(text, name); }
 
 }  // namespace engine

@@ -35,10 +35,15 @@ std::vector<int> parseNpuList(const std::string& command, const std::string& tex
     item.assign(text, at, comma - at);
     at = comma + 1;
     if (item.empty()) continue;
-    if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 9 || std::stoi(item) >= npus) {
+    int id = 0;  // 9 digits at most: fits
+    bool digits = item.size() <= 9;
+    for (char c : item) {
+      digits = digits && c >= '0' && c <= '9';
+      if (digits) id = id * 10 + (c - '0');
+    }
+    if (!digits || id >= npus) {
       protocolError(command, "'" + item + "' is not an NPU id (0.." + std::to_string(npus - 1) + ")");
     }
-    int id = std::stoi(item);
     if (std::find(ids.begin(), ids.end(), id) != ids.end()) protocolError(command, "NPU " + item + " listed twice");
     ids.push_back(id);
   }
@@ -82,7 +87,7 @@ class StepSession {
       protocolError(command, "stdin ended inside the chain's " + size + " bytes");
     }
     std::string name = "chain#" + std::to_string(++chains_);
-    SharedGraph nodes = parseChain(text, name);  // shared by the listed NPUs
+    SharedGraph nodes = chainReader_.parse(text, name);  // shared by the listed NPUs
     sim_.load(ids.front(), name, nodes);
     bool folded = mayFold && sim_.fold(ids);
     for (size_t i = 1; i < ids.size() && !folded; ++i) {
@@ -151,6 +156,7 @@ class StepSession {
 
   Simulator& sim_;
   StepInput& input_;
+  ChainReader chainReader_;
   std::vector<int> finished_;  // completed since the last `done` reply
   int chains_ = 0;             // chains received
   bool lastFolded_ = false;    // whether the last chain was folded
