@@ -11,8 +11,9 @@ Replay it into one or more engine binaries (the first is the baseline), best and
 
     .venv/bin/python bench/engine_replay.py replay DIR --bin OLD --bin NEW [--repeat 5]
 
-Prints each binary's wall time and rate (commands, chain listings and listing lines per second), the
-rate ratio against the first binary, and whether every binary's replies equal the recorded ones.
+Prints each binary's wall and CPU time (user + system: steadier on a shared machine) and rate
+(commands, chain listings and listing lines per second, at the best time), the rate ratio against the
+first binary, and whether every binary's replies equal the first binary's.
 It reports times; it never asserts them.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -96,14 +98,20 @@ def count(stdin_path: str) -> tuple[int, int, int]:
     return commands, chains, lines
 
 
-def run_once(binary: str, folder: str, session: dict) -> tuple[float, bytes]:
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(binary: str, folder: str, session: dict) -> tuple[float, float, bytes]:
+    """(wall seconds, CPU seconds, stdout) of one replay."""
     with open(os.path.join(folder, session['stdin']), 'rb') as stdin:
-        start = time.perf_counter()
+        cpu, start = child_cpu(), time.perf_counter()
         done = subprocess.run([binary, *session['argv']], cwd=folder, stdin=stdin, capture_output=True)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, child_cpu() - cpu
     if done.returncode != 0:
         sys.exit(f'{binary}: exit status {done.returncode}: {done.stderr.decode(errors="replace").strip()[-500:]}')
-    return seconds, done.stdout
+    return seconds, cpu, done.stdout
 
 
 def replay(folder: str, binaries: list[str], repeat: int) -> None:
@@ -113,27 +121,31 @@ def replay(folder: str, binaries: list[str], repeat: int) -> None:
     commands, chains, lines = (sum(t[i] for t in totals) for i in range(3))
     print(f'{len(sessions)} session(s): {commands:,} commands, {chains:,} chain listings, {lines:,} listing lines')
     times: dict[str, list[float]] = {b: [] for b in binaries}
+    cpus: dict[str, list[float]] = {b: [] for b in binaries}
     outputs: dict[str, list[bytes]] = {}
     for _ in range(repeat):  # interleaved, so that the binaries share the machine's load
         for binary in binaries:
-            wall, outs = 0.0, []
+            wall, cpu, outs = 0.0, 0.0, []
             for session in sessions:
-                seconds, out = run_once(binary, folder, session)
+                seconds, used, out = run_once(binary, folder, session)
                 wall += seconds
+                cpu += used
                 outs.append(out)
             times[binary].append(wall)
+            cpus[binary].append(cpu)
             outputs.setdefault(binary, outs)
             if outputs[binary] != outs:
                 print(f'{binary}: replies differ between runs')
-    base_best = min(times[binaries[0]])
-    base_median = statistics.median(times[binaries[0]])
+    base = binaries[0]
     for binary in binaries:
-        best, median = min(times[binary]), statistics.median(times[binary])
-        same = 'replies identical to the first binary' if outputs[binary] == outputs[binaries[0]] else \
+        same = 'replies identical to the first binary' if outputs[binary] == outputs[base] else \
             'REPLIES DIFFER from the first binary'
-        print(f'{binary}\n  best {best:7.3f} s  median {median:7.3f} s  ({repeat} runs)'
-              f'  {commands / best:12,.0f} commands/s  {chains / best:10,.0f} chains/s  {lines / best:12,.0f} lines/s'
-              f'\n  rate ratio vs first: best {base_best / best:5.2f}x  median {base_median / median:5.2f}x;  {same}')
+        print(f'{binary}  ({repeat} runs; {same})')
+        for what, table in (('wall', times), ('cpu ', cpus)):
+            best, median = min(table[binary]), statistics.median(table[binary])
+            print(f'  {what} best {best:7.3f} s  median {median:7.3f} s  {commands / best:10,.0f} commands/s'
+                  f'  {chains / best:9,.0f} chains/s  {lines / best:11,.0f} lines/s  ratio vs first:'
+                  f' best {min(table[base]) / best:5.2f}x  median {statistics.median(table[base]) / median:5.2f}x')
 
 
 def main() -> None:
