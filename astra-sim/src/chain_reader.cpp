@@ -111,6 +111,27 @@ void op(Listing& in, EtNode& node) {
 // The nodes of a graph being (re)filled: earlier nodes' buffers (their names) are reused.
 class NodeWriter {
  public:
+  // Every field of `node` as a new EtNode has it (et_reader.h), the memory of its name and lists kept.
+  static void reset(EtNode& node) {
+    node.id = 0;
+    node.name.clear();
+    node.kind = NodeKind::Invalid;
+    node.isCpuOp = false;
+    node.isPimOp = false;
+    node.durationNs = 0;
+    node.numOps = 0;
+    node.tensorSize = 0;
+    node.commType = 0;
+    node.commSize = 0;
+    node.commSrc = 0;
+    node.commDst = 0;
+    node.commTag = 0;
+    node.commPriority = 0;
+    node.memoryTier = 0;
+    node.involvedDim.clear();
+    node.dataDeps.clear();
+  }
+
   explicit NodeWriter(std::vector<EtNode>& nodes) : nodes_(nodes) {}
   size_t size() const { return count_; }
   EtNode& operator[](size_t i) { return nodes_[i]; }
@@ -120,9 +141,7 @@ class NodeWriter {
       return nodes_.emplace_back();
     }
     EtNode& node = nodes_[count_++];
-    std::string name = std::move(node.name);
-    node = EtNode();
-    node.name = std::move(name);
+    reset(node);
     return node;
   }
   void truncate(size_t count) { count_ = count; }
