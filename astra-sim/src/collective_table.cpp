@@ -160,8 +160,8 @@ const MeasuredCurve* CollectiveTable::curveFor(CollectiveKind kind, const std::v
   return unscoped;
 }
 
-Tick CollectiveTable::time(CollectiveKind kind, const std::vector<int>& group, uint64_t bytes) const {
-  double ns = interpolate(*curveFor(kind, group), static_cast<double>(bytes));
+Tick CollectiveTable::time(const MeasuredCurve& curve, uint64_t bytes) {
+  double ns = interpolate(curve, static_cast<double>(bytes));
   return static_cast<Tick>(std::llround(ns));
 }
 

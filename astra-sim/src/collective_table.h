@@ -37,7 +37,12 @@ class CollectiveTable {
   // "members" hold the whole group, or one of its size without "members".
   bool covers(CollectiveKind kind, const std::vector<int>& group) const { return curveFor(kind, group) != nullptr; }
   // Time of one `kind` collective of `bytes` over `group`; only for a covered one.
-  Tick time(CollectiveKind kind, const std::vector<int>& group, uint64_t bytes) const;
+  Tick time(CollectiveKind kind, const std::vector<int>& group, uint64_t bytes) const {
+    return time(*curveFor(kind, group), bytes);
+  }
+  // The curve that times `kind` collectives over `group` (null: not covered), and a time on it.
+  const MeasuredCurve* curve(CollectiveKind kind, const std::vector<int>& group) const { return curveFor(kind, group); }
+  static Tick time(const MeasuredCurve& curve, uint64_t bytes);
 
  private:
   // An entry: the curve and the NPUs it is for (empty: any group of its size).

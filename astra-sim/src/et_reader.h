@@ -19,6 +19,7 @@ enum CommType : int64_t {
   kAllToAll = 6, kReduceScatter = 7, kReduceScatterBlock = 8, kBarrier = 9,
 };
 
+// (A field added here is also reset by NodeWriter::reset in chain_reader.cpp.)
 struct EtNode {
   uint64_t id = 0;
   std::string name;

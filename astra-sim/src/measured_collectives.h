@@ -6,6 +6,7 @@
 // table measures it). Members must agree on the type and the size.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <string>
 #include <utility>
@@ -17,14 +18,30 @@
 namespace engine {
 
 class MeasuredCollectives {
+ private:
+  struct Group;
+
  public:
   MeasuredCollectives(EventQueue& events, CollectiveTable table) : events_(events), table_(std::move(table)) {}
 
   bool covers(CollectiveKind kind, const std::vector<int>& group) const { return table_.covers(kind, group); }
 
+  // What join() needs of one NPU's `kind` collectives over `group` (sorted member ids, `npu` among
+  // them), looked up once: an NPU keeps it for every later such collective.
+  struct Route {
+    Group* group = nullptr;              // null: the table does not cover these collectives
+    const MeasuredCurve* curve = nullptr;
+    size_t member = 0;                   // the NPU's position in the group
+  };
+  Route route(int npu, CollectiveKind kind, const std::vector<int>& group);
+
   // NPU `npu` issues a covered collective over `group` (sorted member ids, `npu` among them); `done`
   // fires on `npu` when it completes. Returns why it cannot run, or "" when joined.
-  std::string join(int npu, CollectiveKind kind, uint64_t bytes, const std::vector<int>& group, Completion done);
+  std::string join(int npu, CollectiveKind kind, uint64_t bytes, const std::vector<int>& group, Completion done) {
+    return join(npu, kind, bytes, route(npu, kind, group), done);
+  }
+  // The same with the route of (npu, kind, group); only for a covered one.
+  std::string join(int npu, CollectiveKind kind, uint64_t bytes, const Route& route, Completion done);
 
  private:
   struct Instance {
@@ -33,8 +50,13 @@ class MeasuredCollectives {
     std::vector<std::pair<int, Completion>> arrived;  // (npu, completion) in issue order
   };
   struct Group {
-    std::map<int, uint64_t> issued;        // per member: collectives issued so far
-    std::map<uint64_t, Instance> pending;  // k -> the k-th collective, until its last member issued it
+    std::vector<int> members;
+    std::vector<uint64_t> issued;  // per member (position): collectives issued so far
+    // The k-th collectives for k = completed, completed + 1, ...: until its last member issued it. They
+    // complete in order (a member issues the k-th only after the (k-1)-th).
+    std::deque<Instance> pending;
+    uint64_t completed = 0;
+    std::vector<std::vector<std::pair<int, Completion>>> spare;  // arrival lists to reuse
   };
 
   EventQueue& events_;

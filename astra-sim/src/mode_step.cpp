@@ -1,14 +1,16 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "chain_reader.h"
 #include "modes.h"
+#include "step_input.h"
 
 namespace engine {
 
 namespace {
+
+bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
 [[noreturn]] void protocolError(const std::string& command, const std::string& what) {
   fail(kExitUsage, "step protocol: '" + command + "': " + what);
@@ -27,14 +29,21 @@ std::vector<int> parseNpuList(const std::string& command, const std::string& tex
     for (int i = 0; i < npus; ++i) ids.push_back(i);
     return ids;
   }
-  std::stringstream ss(text);
   std::string item;
-  while (std::getline(ss, item, ',')) {
+  for (size_t at = 0; at < text.size();) {  // comma-separated; empty items are skipped
+    size_t comma = std::min(text.find(',', at), text.size());
+    item.assign(text, at, comma - at);
+    at = comma + 1;
     if (item.empty()) continue;
-    if (item.find_first_not_of("0123456789") != std::string::npos || item.size() > 9 || std::stoi(item) >= npus) {
+    int id = 0;  // 9 digits at most: fits
+    bool digits = item.size() <= 9;
+    for (char c : item) {
+      digits = digits && c >= '0' && c <= '9';
+      if (digits) id = id * 10 + (c - '0');
+    }
+    if (!digits || id >= npus) {
       protocolError(command, "'" + item + "' is not an NPU id (0.." + std::to_string(npus - 1) + ")");
     }
-    int id = std::stoi(item);
     if (std::find(ids.begin(), ids.end(), id) != ids.end()) protocolError(command, "NPU " + item + " listed twice");
     ids.push_back(id);
   }
@@ -43,18 +52,21 @@ std::vector<int> parseNpuList(const std::string& command, const std::string& tex
 }
 
 // A group's chain as one member runs it: the first NPU's, its sends' and receives' peers shifted by the
-// member's offset from that NPU.
-std::vector<EtNode> shiftedPeers(std::vector<EtNode> nodes, int offset) {
-  for (EtNode& node : nodes) {
+// member's offset from that NPU (the same graph where nothing shifts).
+SharedGraph shiftedPeers(const SharedGraph& graph, int offset) {
+  auto p2p = [](const EtNode& node) { return node.kind == NodeKind::Send || node.kind == NodeKind::Recv; };
+  if (offset == 0 || std::none_of(graph->nodes.begin(), graph->nodes.end(), p2p)) return graph;
+  auto shifted = std::make_shared<WorkloadGraph>(*graph);
+  for (EtNode& node : shifted->nodes) {
     if (node.kind == NodeKind::Send) node.commDst += offset;
     if (node.kind == NodeKind::Recv) node.commSrc += offset;
   }
-  return nodes;
+  return shifted;
 }
 
 class StepSession {
  public:
-  explicit StepSession(Simulator& sim) : sim_(sim) {}
+  StepSession(Simulator& sim, StepInput& input) : sim_(sim), input_(input) {}
 
   void load(const std::string& command, const std::string& prefix, const std::string& npuList) {
     std::vector<int> ids = idleNpus(command, npuList);
@@ -70,12 +82,12 @@ class StepSession {
   // folded, a pipeline stage whose senders are that chain's group).
   void chain(const std::string& command, const std::string& npuList, const std::string& size, bool offered, bool mayFold) {
     std::vector<int> ids = idleNpus(command, npuList);
-    std::string text(parseTick(command, size), '\0');
-    if (!std::cin.read(text.data(), static_cast<std::streamsize>(text.size()))) {
+    std::string_view text;
+    if (!input_.bytes(parseTick(command, size), text)) {
       protocolError(command, "stdin ended inside the chain's " + size + " bytes");
     }
     std::string name = "chain#" + std::to_string(++chains_);
-    std::vector<EtNode> nodes = parseChain(text, name);
+    SharedGraph nodes = chainReader_.parse(text, name);  // shared by the listed NPUs
     sim_.load(ids.front(), name, nodes);
     bool folded = mayFold && sim_.fold(ids);
     for (size_t i = 1; i < ids.size() && !folded; ++i) {
@@ -111,7 +123,8 @@ class StepSession {
     reply("time " + std::to_string(t));
   }
 
-  void reply(const std::string& text) { std::cout << text << std::endl; }
+  // Flushed before the engine next waits for input (StepInput) or exits.
+  void reply(const std::string& text) { std::cout << text << '\n'; }
 
   void replyTimeAt(Tick limit) {
     sim_.advanceTo(std::max(sim_.now(), limit));
@@ -142,6 +155,8 @@ class StepSession {
   }
 
   Simulator& sim_;
+  StepInput& input_;
+  ChainReader chainReader_;
   std::vector<int> finished_;  // completed since the last `done` reply
   int chains_ = 0;             // chains received
   bool lastFolded_ = false;    // whether the last chain was folded
@@ -150,7 +165,8 @@ class StepSession {
 }  // namespace
 
 int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
-  StepSession session(sim);
+  StepInput input(0);
+  StepSession session(sim, input);
   if (!workloadPrefix.empty()) {
     for (int i = 0; i < sim.npuCount(); ++i) {
       if (std::ifstream(workloadPath(workloadPrefix, i)).good()) sim.load(i, workloadPrefix);
@@ -160,11 +176,20 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
     }
   }
   session.reply("ready " + std::to_string(sim.npuCount()));
+  std::string_view text;
   std::string line;
-  while (std::getline(std::cin, line)) {
-    std::istringstream in(line);
-    std::vector<std::string> words;
-    for (std::string w; in >> w;) words.push_back(w);
+  std::vector<std::string> words;
+  while (input.line(text)) {
+    line.assign(text);
+    words.clear();
+    for (size_t at = 0;;) {  // words separated by whitespace, as `>>` reads them
+      while (at < text.size() && isSpace(text[at])) ++at;
+      if (at == text.size()) break;
+      size_t end = at;
+      while (end < text.size() && !isSpace(text[end])) ++end;
+      words.emplace_back(text.substr(at, end - at));
+      at = end;
+    }
     if (words.empty()) continue;
     const std::string& command = words[0];
     if (command == "load" && words.size() == 3) {
@@ -178,6 +203,7 @@ int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
       session.advance(line, parseTick(line, words[1]));
     } else if (command == "exit" && words.size() == 1) {
       session.reply("bye " + std::to_string(sim.now()));
+      std::cout.flush();
       return 0;
     } else {
       protocolError(line, "unknown command or wrong number of arguments (load <prefix> <npus>, chain <npus> <bytes> [fold [after]], step [limit], advance <T>, exit)");

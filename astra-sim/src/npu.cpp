@@ -34,11 +34,21 @@ int Npu::nextPriority(int explicitPriority) {
   return 0;
 }
 
+const Npu::Route& Npu::route(CollectiveKind kind, const std::vector<bool>& involvedDims) {
+  for (const Route& known : routes_) {
+    if (known.kind == kind && known.involvedDims == involvedDims) return known;
+  }
+  Route fresh{kind, involvedDims, planner_.participants(kind, involvedDims), {}};
+  fresh.measured = context_.measured.route(id_, kind, fresh.group);
+  routes_.push_back(std::move(fresh));
+  return routes_.back();
+}
+
 std::string Npu::startCollective(CollectiveKind kind, uint64_t bytes, const std::vector<bool>& involvedDims,
                                  int explicitPriority, Completion done) {
-  std::vector<int> group = planner_.participants(kind, involvedDims);
-  if (context_.measured.covers(kind, group)) {
-    return context_.measured.join(id_, kind, bytes, group, done);  // timed by the "collective-table"
+  const Route& route = this->route(kind, involvedDims);
+  if (route.measured.group) {
+    return context_.measured.join(id_, kind, bytes, route.measured, done);  // timed by the "collective-table"
   }
   uint64_t splits = static_cast<uint64_t>(context_.system.datasetSplits);
   uint64_t total = static_cast<uint64_t>(context_.network.npus());

@@ -38,6 +38,17 @@ class Npu {
  private:
   int nextPriority(int explicitPriority);
 
+  // What a collective of one kind over some dimensions needs, worked out at its first use: its
+  // participants and, where the collective table covers them, their measured group.
+  struct Route {
+    CollectiveKind kind;
+    std::vector<bool> involvedDims;
+    std::vector<int> group;
+    MeasuredCollectives::Route measured;
+  };
+  const Route& route(CollectiveKind kind, const std::vector<bool>& involvedDims);
+  std::vector<Route> routes_;
+
   int id_;
   SimContext& context_;
   CollectivePlanner planner_;

@@ -35,6 +35,8 @@ class Simulator {
   void load(int npu, const std::string& prefix);
   // The same for a trace already parsed; `name` stands for its path in messages.
   void load(int npu, const std::string& name, std::vector<EtNode> nodes);
+  // The same for a graph built already, shared by every NPU it is loaded into.
+  void load(int npu, const std::string& name, SharedGraph graph) { npus_[npu]->workload().load(name, std::move(graph)); }
   void start(int npu) { npus_[npu]->workload().start(); }
 
   // After load(group[0], ...): the other members of `group` (idle) run the same workload from now on,

@@ -1,6 +1,7 @@
 #include "workload.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "npu.h"
 
@@ -75,36 +76,41 @@ void Workload::validate(const EtNode& node) const {
   }
 }
 
-void Workload::load(const std::string& path, std::vector<EtNode> nodes) {
+void Workload::load(const std::string& path, SharedGraph graph) {
   path_ = path;
   fold_ = nullptr;
-  nodes_ = std::move(nodes);
-  std::unordered_map<uint64_t, uint32_t> indexOf;
-  indexOf.reserve(nodes_.size() * 2);
-  for (uint32_t i = 0; i < nodes_.size(); ++i) {
-    if (!indexOf.emplace(nodes_[i].id, i).second) failNode(nodes_[i], "duplicate node id");
+  graph_ = std::move(graph);
+  const WorkloadGraph& g = *graph_;
+  nodes_ = NodeView(g.nodes);
+  ids_ = g.ids.data();
+  childStart_ = g.childStart.data();
+  children_ = g.children.data();
+  size_t n = nodes_.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (i == g.duplicate) failNode(nodes_[i], "duplicate node id");
     validate(nodes_[i]);
   }
-  ids_.resize(nodes_.size());
-  for (uint32_t i = 0; i < nodes_.size(); ++i) ids_[i] = nodes_[i].id;
-  children_.assign(nodes_.size(), {});
-  pendingParents_.assign(nodes_.size(), 0);
-  removed_.assign(nodes_.size(), false);
-  issuedAt_.assign(nodes_.size(), 0);
-  remaining_ = nodes_.size();
-  ready_ = decltype(ready_)();
-  for (uint32_t i = 0; i < nodes_.size(); ++i) {
-    std::vector<uint64_t>& deps = nodes_[i].dataDeps;
-    std::sort(deps.begin(), deps.end());
-    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
-    for (uint64_t parent : deps) {
-      auto it = indexOf.find(parent);
-      if (it != indexOf.end()) children_[it->second].push_back(i);
-      ++pendingParents_[i];  // a parent that does not exist keeps the node waiting forever
-    }
-    if (pendingParents_[i] == 0) ready_.emplace(nodes_[i].id, i);
+  pendingParents_.assign(g.parents.begin(), g.parents.end());
+  removed_.assign(n, false);
+  issuedAt_.assign(n, 0);
+  remaining_ = n;
+  ready_.clear();
+  for (uint32_t i = 0; i < n; ++i) {
+    if (pendingParents_[i] == 0) pushReady(i);
   }
   active_ = true;
+}
+
+void Workload::pushReady(uint32_t index) {
+  ready_.emplace_back(ids_[index], index);
+  std::push_heap(ready_.begin(), ready_.end(), std::greater<ReadyEntry>());
+}
+
+uint32_t Workload::popReady() {
+  std::pop_heap(ready_.begin(), ready_.end(), std::greater<ReadyEntry>());
+  uint32_t index = ready_.back().second;
+  ready_.pop_back();
+  return index;
 }
 
 void Workload::start() {
@@ -176,15 +182,14 @@ void Workload::releaseSlot(const EtNode& node) {
 void Workload::issueReadyNodes() {
   size_t base = deferred_.size();
   while (!ready_.empty()) {
-    uint32_t index = ready_.top().second;
-    ready_.pop();
+    uint32_t index = popReady();
     if (slotFree(slotOf(nodes_[index]))) {
       issue(index);
     } else {
       deferred_.push_back(index);
     }
   }
-  for (size_t i = base; i < deferred_.size(); ++i) ready_.emplace(ids_[deferred_[i]], deferred_[i]);
+  for (size_t i = base; i < deferred_.size(); ++i) pushReady(deferred_[i]);
   deferred_.resize(base);
 }
 
@@ -299,8 +304,9 @@ void Workload::complete(uint32_t index) {
 }
 
 void Workload::releaseChildren(uint32_t index) {
-  for (uint32_t child : children_[index]) {
-    if (--pendingParents_[child] == 0) ready_.emplace(ids_[child], child);
+  for (uint32_t c = childStart_[index]; c < childStart_[index + 1]; ++c) {
+    uint32_t child = children_[c];
+    if (--pendingParents_[child] == 0) pushReady(child);
   }
 }
 

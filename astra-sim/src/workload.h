@@ -3,15 +3,14 @@
 // its memory, for COMP nodes with `is_pim_op`) and the timing of every node kind.
 #pragma once
 
-#include <queue>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "et_reader.h"
 #include "event_queue.h"
 #include "fold.h"
+#include "workload_graph.h"
 
 namespace engine {
 
@@ -22,7 +21,9 @@ class Workload : public EventHandler {
   explicit Workload(Npu& npu) : npu_(npu) {}
 
   // Replaces the node graph with the nodes of `path` (the NPU must be idle). Throws SimError.
-  void load(const std::string& path, std::vector<EtNode> nodes);
+  void load(const std::string& path, std::vector<EtNode> nodes) { load(path, buildGraph(std::move(nodes))); }
+  // The same for a graph built already (shared with the other NPUs that run it).
+  void load(const std::string& path, SharedGraph graph);
   // Issues the initially ready nodes (the finish check runs too: an empty workload finishes at once).
   void start();
   // Runs the loaded workload for the whole of `fold->group` (fold.h), before start(); false (and not
@@ -69,16 +70,21 @@ class Workload : public EventHandler {
   std::vector<Tick> foldedTimes_;  // folded: each collective node's duration for the whole group
   std::string path_;
   bool active_ = false;
-  std::vector<EtNode> nodes_;
-  std::vector<uint64_t> ids_;  // node ids, compact for the ready queue
-  std::vector<std::vector<uint32_t>> children_;
+  SharedGraph graph_;
+  NodeView nodes_;                       // graph_->nodes
+  const uint64_t* ids_ = nullptr;        // graph_->ids
+  const uint32_t* childStart_ = nullptr;  // graph_->childStart
+  const uint32_t* children_ = nullptr;   // graph_->children
   std::vector<uint32_t> pendingParents_;
   std::vector<bool> removed_;
   std::vector<Tick> issuedAt_;  // issue tick per node, for --span-file
   size_t remaining_ = 0;
   int busy_[4] = {0, 0, 0, 0};
   using ReadyEntry = std::pair<uint64_t, uint32_t>;  // (node id, index)
-  std::priority_queue<ReadyEntry, std::vector<ReadyEntry>, std::greater<ReadyEntry>> ready_;
+  // Min-heap on (id, index); entries are distinct, so the order they leave in is fixed.
+  std::vector<ReadyEntry> ready_;
+  void pushReady(uint32_t index);
+  uint32_t popReady();
   std::vector<uint32_t> deferred_;  // ready nodes whose slot is busy (stack shared by nested issue rounds)
 };
 
