@@ -6,6 +6,8 @@ with a '+' (exact: in a chain nothing else waits for the inner ops).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from .iteration import AttentionGroup, BatchedAttention, Comm, Row, with_groups
 
 # the op kind of each collective (an all-reduce is "coll"; the others are data-parallel MoE collectives,
@@ -71,7 +73,7 @@ def rank_ops(op_type, items: list[Row | AttentionGroup | BatchedAttention], rank
 
 
 def every_rank_ops(op_type, items: list[Row | AttentionGroup | BatchedAttention], tp: int, merge: bool,
-                   selective: bool = True, ranks=None) -> list[list]:
+                   selective: bool = True, ranks: Sequence[int] | None = None) -> list[list]:
     """rank_ops of each of `ranks` (every rank of the group by default), in one pass over the items."""
     ranks = range(tp) if ranks is None else ranks
     writers = {rank: _RankWriter(op_type, tp, merge) for rank in ranks}
