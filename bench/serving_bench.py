@@ -167,8 +167,8 @@ def sweep_rate(jobs: int, scratch: Path, trace: Path, env: dict) -> float:
 def main(repeat: int, only: str) -> None:
     wanted = [w.strip() for w in only.split(",") if w.strip()]
 
-    def selected(name: str) -> bool:
-        return not wanted or any(name.startswith(w) for w in wanted)
+    def selected(name: str) -> bool:  # a case's name up to a space or comma ("1000" is not "10000, ...")
+        return not wanted or any(name == w or name.startswith((w + " ", w + ",")) for w in wanted)
 
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as scratch_name:
         scratch = Path(scratch_name)
