@@ -71,6 +71,7 @@ void MessageFabric::recv(uint64_t tag, int src, int dst, uint64_t bytes, Complet
   // Data already there: the receive completes in a zero-delay event of its own.
   if (t->arrived) events_.schedule(0, this, reinterpret_cast<uint64_t>(t) | kLateReceive);
 }
+
 std::optional<Tick> MessageFabric::claim(uint64_t tag, int src, int dst, uint64_t bytes) {
   auto channel = channels_.find(Key{tag, bytes, src, dst});
   if (channel == channels_.end() || channel->second.unmatchedSends.empty()) return std::nullopt;
