@@ -5,11 +5,15 @@ a SimError, an interrupt (Ctrl-C, or SIGTERM as `timeout` and job schedulers sen
 other failure become `error: <message>` on one line of stderr. SIGTERM is turned into an
 exception, so the `finally` blocks that remove work folders and stop the engine run as they do
 for Ctrl-C. Standard output closed early (`... | head -1`) does not stop a command: the rest of
-its output is dropped and its files are still written (console.py).
+its output is dropped and its files are still written (console.py). At exit the objects are left to the
+end of the process (frozen) instead of being searched for cycles and freed one by one: about 0.07 s of
+a 0.4 s run (README "Speed"), for every entry point (main.py, `python -m`, the `llmservingsim` script).
 """
 from __future__ import annotations
 
+import atexit
 import errno
+import gc
 import os
 import signal
 import sys
@@ -104,6 +108,7 @@ def refuse_unread(flags: dict[str, str], reason: str) -> None:
 
 class Command(click.Command):
     def main(self, args=None, prog_name=None, **kwargs):
+        atexit.register(gc.freeze)
         _main_reporting(super().main, args, prog_name, kwargs)
 
     def invoke(self, ctx: click.Context):
