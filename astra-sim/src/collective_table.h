@@ -33,14 +33,9 @@ class CollectiveTable {
   // An empty `path` is no table. A file that cannot be read or breaks the format fails with exit 1.
   static CollectiveTable load(const std::string& path);
 
-  // Whether a `kind` collective over `group` (sorted NPU ids) has an entry: one of its size whose
-  // "members" hold the whole group, or one of its size without "members".
-  bool covers(CollectiveKind kind, const std::vector<int>& group) const { return curveFor(kind, group) != nullptr; }
-  // Time of one `kind` collective of `bytes` over `group`; only for a covered one.
-  Tick time(CollectiveKind kind, const std::vector<int>& group, uint64_t bytes) const {
-    return time(*curveFor(kind, group), bytes);
-  }
-  // The curve that times `kind` collectives over `group` (null: not covered), and a time on it.
+  // The curve that times `kind` collectives over `group` (sorted NPU ids), and a time on it. A group is
+  // covered (the curve is not null) by an entry of its size whose "members" hold the whole group, or one
+  // of its size without "members".
   const MeasuredCurve* curve(CollectiveKind kind, const std::vector<int>& group) const { return curveFor(kind, group); }
   static Tick time(const MeasuredCurve& curve, uint64_t bytes);
 

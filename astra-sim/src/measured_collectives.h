@@ -24,8 +24,6 @@ class MeasuredCollectives {
  public:
   MeasuredCollectives(EventQueue& events, CollectiveTable table) : events_(events), table_(std::move(table)) {}
 
-  bool covers(CollectiveKind kind, const std::vector<int>& group) const { return table_.covers(kind, group); }
-
   // What join() needs of one NPU's `kind` collectives over `group` (sorted member ids, `npu` among
   // them), looked up once: an NPU keeps it for every later such collective.
   struct Route {
@@ -35,12 +33,8 @@ class MeasuredCollectives {
   };
   Route route(int npu, CollectiveKind kind, const std::vector<int>& group);
 
-  // NPU `npu` issues a covered collective over `group` (sorted member ids, `npu` among them); `done`
-  // fires on `npu` when it completes. Returns why it cannot run, or "" when joined.
-  std::string join(int npu, CollectiveKind kind, uint64_t bytes, const std::vector<int>& group, Completion done) {
-    return join(npu, kind, bytes, route(npu, kind, group), done);
-  }
-  // The same with the route of (npu, kind, group); only for a covered one.
+  // NPU `npu` issues a covered collective (`route`: route(npu, kind, group) of its sorted group, `npu`
+  // among them); `done` fires on `npu` when it completes. Returns why it cannot run, or "" when joined.
   std::string join(int npu, CollectiveKind kind, uint64_t bytes, const Route& route, Completion done);
 
  private:
