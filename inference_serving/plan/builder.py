@@ -17,7 +17,7 @@ from ..perf.experts import ExpertPlan, expert_plan
 from ..perf.precision import Precision, as_precision
 from ..perf.provider import PerfProvider
 from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchedAttention,
-                        BatchEntry, Comm, Kind, Row, TierMove, Trace)
+                        BatchEntry, Comm, Kind, Row, SelectiveAttention, TierMove, Trace)
 from .moe_block import MoeRows
 
 
@@ -127,14 +127,33 @@ class TraceBuilder(MoeRows):
     def _attention(self, entry: BatchEntry) -> AttentionGroup:
         """rope and attention of one request: whole heads on one NPU (selective batching), or this
         rank's share of the heads."""
+        return AttentionGroup(entry.request_id, self._priced_attention(entry)[0])
+
+    def _priced_attention(self, entry: BatchEntry) -> tuple[tuple[Row, Row], str, int]:
+        """(a request's attention rows, the name of the first with compute or "", their ns), once per shape."""
         tp = 1 if self.selective_attention else self.tp
         key = (entry.new_tokens, entry.cached_tokens, tp)
-        rows = self._attention_cache.get(key)
-        if rows is None:
-            rows = self._attention_cache[key] = self._attention_rows(
-                entry, self._latency("rope", entry.new_tokens, entry.cached_tokens, tp),
-                self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
-        return AttentionGroup(entry.request_id, rows)
+        priced = self._attention_cache.get(key)
+        if priced is None:
+            rows = self._attention_rows(entry, self._latency("rope", entry.new_tokens, entry.cached_tokens, tp),
+                                        self._latency("attn", entry.new_tokens, entry.cached_tokens, tp))
+            timed = [row.name for row in rows if row.comp_ns]
+            priced = self._attention_cache[key] = rows, timed[0] if timed else "", sum(row.comp_ns for row in rows)
+        return priced
+
+    def _selective_attention(self, entries: list[BatchEntry]) -> SelectiveAttention:
+        """Every request's attention under selective batching, summed per rank residue (iteration.py)."""
+        tp, cache = self.tp, self._attention_cache
+        names, sums = [""] * tp, [0] * tp
+        for k, entry in enumerate(entries):
+            priced = cache.get((entry.new_tokens, entry.cached_tokens, 1)) or self._priced_attention(entry)
+            if priced[2]:
+                residue = k % tp
+                sums[residue] += priced[2]
+                if not names[residue]:
+                    names[residue] = priced[1]
+        return SelectiveAttention(len(entries), tuple(zip(names, sums)),
+                                  lambda: [self._attention(entry) for entry in entries])
 
     def _batched_decode_attention(self, decodes: list[BatchEntry], prefills: list[tuple[int, int]]) -> BatchedAttention:
         """One decode attention kernel for all decoding requests (sharing the kernel with the
@@ -156,19 +175,26 @@ class TraceBuilder(MoeRows):
             groups.append(AttentionGroup(entry.request_id, self._attention_rows(entry, 0, share)))
         return groups
 
+    def _sharded_attention(self, entries: list[BatchEntry]) -> list[AttentionGroup | BatchedAttention]:
+        """The heads of every request split over the group: each prompt chunk's own attention, the decodes'
+        in one kernel."""
+        decodes = [e for e in entries if e.new_tokens == 1 + e.draft_tokens]
+        if not decodes:
+            return [self._attention(entry) for entry in entries]
+        chunks = [e for e in entries if e.new_tokens > 1 + e.draft_tokens]
+        return [*map(self._attention, chunks),
+                self._batched_decode_attention(decodes, [(e.new_tokens, e.cached_tokens) for e in chunks])]
+
     def _attention_part(self, entries: list[BatchEntry], tokens: int) -> list[Row | AttentionGroup]:
         """A decoder layer up to its feed-forward part: norm, q/k/v, attention, o_proj, norm."""
         m = self.model
         norm_weight = m.norm_parameters
         rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
                 self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
-        decodes = [] if self.selective_attention else [e for e in entries if e.new_tokens == 1 + e.draft_tokens]
-        for entry in entries:
-            if not decodes or entry.new_tokens > 1 + entry.draft_tokens:
-                rows.append(self._attention(entry))
-        if decodes:
-            prefills = [(e.new_tokens, e.cached_tokens) for e in entries if e.new_tokens > 1 + e.draft_tokens]
-            rows.append(self._batched_decode_attention(decodes, prefills))
+        if self.selective_attention:
+            rows.append(self._selective_attention(entries))
+        else:
+            rows += self._sharded_attention(entries)
         rows.append(self._linear("o_proj", tokens, all_reduce=True))
         rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
         return rows

@@ -4,8 +4,9 @@ A plan keeps the repeated decoder block once (the paper's computation reuse). It
 (one layer: compute ns on one NPU of its tensor-parallel group, already sharded by the provider;
 sizes in bytes of the whole, unsharded layer; a collective after it), `AttentionGroup`s (one
 request's attention rows, which the graph builder may hand to one NPU of the group: selective
-batching) and `BatchedAttention` (the decoding requests' attention as one kernel, its per-request
-groups made only when read). text_trace.py writes a plan in the original tool's 11-column text format.
+batching), `BatchedAttention` (the decoding requests' attention as one kernel) and `SelectiveAttention`
+(the requests' attention groups as per-rank sums); those two make their per-request groups only when
+read. text_trace.py writes a plan in the original tool's 11-column text format.
 """
 from __future__ import annotations
 
@@ -83,10 +84,28 @@ class BatchedAttention:
         return self.make_groups()
 
 
+@dataclass(frozen=True)
+class SelectiveAttention:
+    """The attention of a batch's requests under selective batching, each request's rows whole on one rank:
+    the k-th request of the run on rank (k + the groups before it) mod tp. `residues[j]` sums the requests
+    k = j mod tp: (the name of the first of their rows with compute, the ns of all their rows), which is
+    what a merged chain takes from them, since their rows are plain compute (no collective, never on PIM
+    units). `count` requests in all; their AttentionGroups are made by `make_groups` when something reads
+    them (an unmerged chain, the text trace, PIM offloading), as for BatchedAttention."""
+
+    count: int
+    residues: tuple[tuple[str, int], ...]
+    make_groups: Callable[[], list[AttentionGroup]] = field(compare=False, repr=False)
+
+    @cached_property
+    def groups(self) -> list[AttentionGroup]:
+        return self.make_groups()
+
+
 def with_groups(items: list) -> list:
-    """`items` with every BatchedAttention spelled out as its requests' AttentionGroups."""
+    """`items` with every BatchedAttention and SelectiveAttention spelled out as its requests' AttentionGroups."""
     return [group for item in items
-            for group in (item.groups if isinstance(item, BatchedAttention) else (item,))]
+            for group in (item.groups if isinstance(item, (BatchedAttention, SelectiveAttention)) else (item,))]
 
 
 @dataclass(frozen=True)

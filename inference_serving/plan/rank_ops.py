@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .iteration import AttentionGroup, BatchedAttention, Comm, Row, with_groups
+from .iteration import AttentionGroup, BatchedAttention, Comm, Row, SelectiveAttention, with_groups
 
 # the op kind of each collective (an all-reduce is "coll"; the others are data-parallel MoE collectives,
 # plan/moe_block.py, whose group is every data-parallel rank, not the tensor-parallel group)
@@ -63,32 +63,45 @@ class _RankWriter:
         return self.ops
 
 
-def rank_ops(op_type, items: list[Row | AttentionGroup | BatchedAttention], rank: int, tp: int, merge: bool,
-             selective: bool = True) -> list:
+def rank_ops(op_type, items: list, rank: int, tp: int, merge: bool, selective: bool = True) -> list:
     """`op_type` ops of one rank (compute runs summed with `merge`; with `selective` the k-th
     request's attention group only on rank k mod tp). Merged, a BatchedAttention adds its sum as one
     row would: its requests' rows are compute only, and adding their shares one by one gives the sum;
-    unmerged, its requests' groups are written one by one (it is only in sharded plans: every rank)."""
+    unmerged, its requests' groups are written one by one (it is only in sharded plans: every rank).
+    A SelectiveAttention, merged, adds each rank's residue as one row (iteration.py); else its groups."""
     return every_rank_ops(op_type, items, tp, merge, selective, ranks=(rank,))[0]
 
 
-def every_rank_ops(op_type, items: list[Row | AttentionGroup | BatchedAttention], tp: int, merge: bool,
+def every_rank_ops(op_type, items: list, tp: int, merge: bool,
                    selective: bool = True, ranks: Sequence[int] | None = None) -> list[list]:
     """rank_ops of each of `ranks` (every rank of the group by default), in one pass over the items."""
     ranks = range(tp) if ranks is None else ranks
     writers = {rank: _RankWriter(op_type, tp, merge) for rank in ranks}
     everyone = list(writers.values())
-    group_index = -1
+    groups_before = 0
     for item in items if merge else with_groups(items):
-        if isinstance(item, AttentionGroup):
-            group_index += 1
-            owner = writers.get(group_index % tp)
-            owners = everyone if not selective else [owner] if owner else []
-            for writer in owners:
-                for row in item.rows:
-                    writer.row(row)
+        if isinstance(item, SelectiveAttention) and selective and len(item.residues) == tp:
+            _add_residues(writers, item, groups_before, tp)
+            groups_before += item.count
+            continue
+        if isinstance(item, (AttentionGroup, SelectiveAttention)):
+            for group in item.groups if isinstance(item, SelectiveAttention) else (item,):
+                owner = writers.get(groups_before % tp)
+                for writer in everyone if not selective else [owner] if owner else []:
+                    for row in group.rows:
+                        writer.row(row)
+                groups_before += 1
             continue
         row = Row("attn", item.comp_ns) if isinstance(item, BatchedAttention) else item
         for writer in everyone:
             writer.row(row)
     return [writer.flush() for writer in everyone]
+
+
+def _add_residues(writers: dict[int, _RankWriter], item: SelectiveAttention, first: int, tp: int) -> None:
+    """A merged SelectiveAttention whose first request is the run's `first`-th group: rank r runs the requests
+    k with (first + k) mod tp = r, whose rows add up as their residue's one row would (plain compute)."""
+    for rank, writer in writers.items():
+        name, ns = item.residues[(rank - first) % tp]
+        if ns:
+            writer.row(Row(name, ns))
