@@ -38,6 +38,8 @@ class TraceBuilder(MoeRows):
     dp: int = 1          # data-parallel ranks stepping together (plan/moe_block.py); this builder is one's
     dp_tokens: int = 0   # the step's tokens on its busiest rank (serving/step_group.py sets it)
     _attention_cache: dict = field(default_factory=dict)
+    _dense_cache: dict = field(default_factory=dict)
+    _head_cache: dict = field(default_factory=dict)
     _rope_rows: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -53,12 +55,12 @@ class TraceBuilder(MoeRows):
               tier_moves: list[TierMove] = ()) -> Trace:
         tokens = sum(e.new_tokens for e in entries)
         overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
-        attention = self._attention_part(entries, tokens)
-        mlp = self._mlp_rows(tokens) if not self.model.is_moe or self.model.first_dense_layers else []
+        embedding, before, after, mlp = self._dense_rows(tokens)
+        attention = [*before, *self._attention_items(entries), *after]
         block = attention + (self._moe_rows(tokens) if self.model.is_moe else mlp)
         first_block = attention + mlp if self.model.is_moe and self.model.first_dense_layers else None
         swaps = self._swap_rows(evict_bytes, load_bytes) + [move.row() for move in tier_moves]
-        return Trace(swaps=swaps, embedding=self._embedding(tokens),
+        return Trace(swaps=swaps, embedding=embedding,
                      block=block, stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
                      head=self._head(tokens, sum(1 + e.draft_tokens for e in entries)), tp=self.tp,
                      batch_requests=len(entries), kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED,
@@ -185,18 +187,25 @@ class TraceBuilder(MoeRows):
         return [*map(self._attention, chunks),
                 self._batched_decode_attention(decodes, [(e.new_tokens, e.cached_tokens) for e in chunks])]
 
-    def _attention_part(self, entries: list[BatchEntry], tokens: int) -> list[Row | AttentionGroup]:
-        """A decoder layer up to its feed-forward part: norm, q/k/v, attention, o_proj, norm."""
-        m = self.model
-        norm_weight = m.norm_parameters
-        rows = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
-                self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
+    def _attention_items(self, entries: list[BatchEntry]) -> list[AttentionGroup | BatchedAttention | SelectiveAttention]:
         if self.selective_attention:
-            rows.append(self._selective_attention(entries))
-        else:
-            rows += self._sharded_attention(entries)
-        rows.append(self._linear("o_proj", tokens, all_reduce=True))
-        rows.append(self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight))
+            return [self._selective_attention(entries)]
+        return self._sharded_attention(entries)
+
+    def _dense_rows(self, tokens: int) -> tuple[Row, list[Row], list[Row], list[Row]]:
+        """The rows that depend on the step's token count alone, made once per count: the embedding; a
+        decoder layer's rows before its attention (norm, q/k/v) and after it up to the feed-forward part
+        (o_proj, norm); the MLP's (none where every layer is a mixture of experts)."""
+        rows = self._dense_cache.get(tokens)
+        if rows is None:
+            m = self.model
+            norm_weight = m.norm_parameters
+            before = [self._elementwise("input_layernorm", tokens, m.hidden_size, norm_weight),
+                      self._linear("q_proj", tokens), self._linear("k_proj", tokens), self._linear("v_proj", tokens)]
+            after = [self._linear("o_proj", tokens, all_reduce=True),
+                     self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight)]
+            mlp = self._mlp_rows(tokens) if not m.is_moe or m.first_dense_layers else []
+            rows = self._dense_cache[tokens] = self._embedding(tokens), before, after, mlp
         return rows
 
     def _mlp_rows(self, tokens: int) -> list[Row]:
@@ -209,6 +218,13 @@ class TraceBuilder(MoeRows):
         return rows
 
     def _head(self, tokens: int, positions: int) -> list[Row]:
+        """The final norm, the LM head and the sampler, made once per shape."""
+        rows = self._head_cache.get((tokens, positions))
+        if rows is None:
+            rows = self._head_cache[tokens, positions] = self._head_rows(tokens, positions)
+        return [*rows]
+
+    def _head_rows(self, tokens: int, positions: int) -> list[Row]:
         m, e = self.model, self.elem
         norm_weight = m.norm_parameters
         lm_weight = m.vocab_size * m.hidden_size * e
