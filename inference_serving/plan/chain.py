@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple, Sequence
 
-from .iteration import TOKEN_ID_BYTES, Trace
+from .iteration import TOKEN_ID_BYTES, BatchedAttention, SelectiveAttention, Trace
 from .rank_ops import every_rank_ops, merge_compute, merged
 
 
@@ -250,6 +250,18 @@ def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0,
             group_body = GroupChain(stage_chain(trace, stage, 0, body, first_npu), own)
         groups.append(group_body)
     return IterationGraph(trace, first_npu, tuple(bodies), tuple(groups))
+
+
+def plan_key(trace: Trace) -> tuple:
+    """A plan as a key of its iteration's time: its fields, lists as tuples and attention items by what their
+    equality compares (not their groups' maker). build_graph reads nothing else of a plan, so equal keys
+    give equal graphs; the key holds the plan's rows, not its requests."""
+    return type(trace), *(tuple(map(_item_key, value)) if isinstance(value, list) else value
+                          for value in vars(trace).values())
+
+
+def _item_key(item):
+    return item.key if isinstance(item, (BatchedAttention, SelectiveAttention)) else item
 
 
 def _group_body(bodies: tuple[Chain, ...], tp: int, by_slowest: bool) -> tuple[Chain, bool] | None:

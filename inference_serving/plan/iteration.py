@@ -83,6 +83,11 @@ class BatchedAttention:
     def groups(self) -> list[AttentionGroup]:
         return self.make_groups()
 
+    @property
+    def key(self) -> tuple:
+        """What equality compares, without the groups' maker (chain.plan_key)."""
+        return BatchedAttention, self.comp_ns
+
 
 @dataclass(frozen=True)
 class SelectiveAttention:
@@ -100,6 +105,11 @@ class SelectiveAttention:
     @cached_property
     def groups(self) -> list[AttentionGroup]:
         return self.make_groups()
+
+    @property
+    def key(self) -> tuple:
+        """What equality compares, without the groups' maker (chain.plan_key)."""
+        return SelectiveAttention, self.count, self.residues
 
 
 def with_groups(items: list) -> list:

@@ -46,8 +46,9 @@ class Instance:
     queues: dict[int, NpuQueue] = field(init=False)
     batches: dict[int, Batch] = field(init=False, default_factory=dict)
     unfinished_npus: dict[int, set[int]] = field(init=False, default_factory=dict)
-    graph_cache: dict[bytes, int] = field(init=False, default_factory=dict)
-    digests: dict[int, bytes | None] = field(init=False, default_factory=dict)
+    # iteration times by graph digest and by plan (chain.plan_key), of iterations alone on the instance
+    graph_cache: dict[bytes | tuple, int] = field(init=False, default_factory=dict)
+    cache_keys: dict[int, list] = field(init=False, default_factory=dict)  # per batch in flight, its keys there
     file_batches: set[int] = field(init=False, default_factory=set)  # batches sent as ET files (to delete)
     graph_hits: int = field(init=False, default=0)
     # per batch in flight, whether the engine folded each stage offered for folding (None: not answered yet)

@@ -137,17 +137,25 @@ class Simulation:
     def _launch(self, instance: Instance, batch: Batch) -> None:
         trace = batch.plan = instance.builder.build(batch.entries, batch.evict_bytes, batch.load_bytes,
                                                     batch.tier_moves)
-        if self._on_pipe(instance, trace):
+        on_pipe = self._on_pipe(instance, trace)
+        self.metrics.batch_started(batch, self.now)
+        self._log_batch_start(instance, batch)
+        reusable = self._graph_reuse_possible(instance)
+        # an iteration alone on the instance is timed by its plan, else by its graph (equal plans: equal graphs)
+        keys = [chain.plan_key(trace)] if reusable and on_pipe else []
+        if keys and keys[0] in instance.graph_cache:
+            self._reuse_graph(instance, keys, batch)
+            return
+        if on_pipe:
             graph = chain.build_graph(trace, merge=self.opt.reuse, first_npu=instance.first_npu,
                                       measured_all_reduce=instance.measured_all_reduce and self.opt.span_file is None)
         else:
             graph = instance.graph_builder(trace, merge=self.opt.reuse, first_npu=instance.first_npu)
-        self.metrics.batch_started(batch, self.now)
-        self._log_batch_start(instance, batch)
-        digest = graph.digest if self._graph_reuse_possible(instance) else None
-        if digest in instance.graph_cache:
-            self._reuse_graph(instance, digest, batch)
-            return
+        if reusable:
+            keys.append(graph.digest)
+            if keys[-1] in instance.graph_cache:
+                self._reuse_graph(instance, keys, batch)
+                return
         if self.engine_behind:
             self._sync_engine_clock()
         prefix = self.workdir / instance.batch_prefix(batch.id)
@@ -157,7 +165,7 @@ class Simulation:
         if self.opt.keep_traces:
             write_trace(trace, prefix.with_name(prefix.name + ".txt"))
         instance.batches[batch.id] = batch
-        instance.digests[batch.id] = digest
+        instance.cache_keys[batch.id] = keys
         instance.unfinished_npus[batch.id] = set(instance.npus)
         ready = []
         for npu in instance.npus:
@@ -217,10 +225,13 @@ class Simulation:
                 and not self.routed and self.transfers is None
                 and self.opt.span_file is None)  # a reused iteration has no engine spans
 
-    def _reuse_graph(self, instance: Instance, digest: bytes, batch: Batch) -> None:
+    def _reuse_graph(self, instance: Instance, keys: list, batch: Batch) -> None:
+        """The iteration takes the time its last key found (its plan, where that was found first, keeps it too)."""
         instance.graph_hits += 1
         self.engine_behind = True
-        self.now += instance.graph_cache[digest]
+        duration = instance.graph_cache[keys[-1]]
+        instance.graph_cache[keys[0]] = duration
+        self.now += duration
         self._complete(instance, batch)
 
     def _finished(self, npus: tuple[int, ...]) -> None:
@@ -250,9 +261,8 @@ class Simulation:
             del instance.unfinished_npus[batch_id]
             instance.stage_folds.pop(batch_id, None)
             batch = instance.batches.pop(batch_id)
-            digest = instance.digests.pop(batch_id)
-            if digest is not None:
-                instance.graph_cache[digest] = self.now - batch.start_ns
+            for key in instance.cache_keys.pop(batch_id):
+                instance.graph_cache[key] = self.now - batch.start_ns
             self._complete(instance, batch)
             if batch_id in instance.file_batches:
                 instance.file_batches.discard(batch_id)
