@@ -7,7 +7,7 @@ from inference_serving.inputs.model import load_model
 from inference_serving.perf.provider import build_provider
 from inference_serving.plan.builder import TraceBuilder
 from inference_serving.plan.chain import build_graph, plan_key
-from inference_serving.plan.iteration import BatchEntry
+from inference_serving.plan.iteration import BatchedAttention, BatchEntry, SelectiveAttention
 
 MODEL = load_model("meta-llama/Llama-3.1-8B")
 PERF = build_provider(MODEL, load_hardware("H100"), 16)
@@ -51,4 +51,4 @@ def test_the_key_holds_no_request_and_no_maker_of_groups():
     for selective in (False, True):
         key = plan_key(builder(selective).build([BatchEntry(5, 1, 100), BatchEntry(6, 1, 300)]))
         assert not any(callable(leaf) and not isinstance(leaf, type) for leaf in leaves(key))
-        assert not any(isinstance(leaf, BatchEntry) for leaf in leaves(key))
+        assert not any(isinstance(leaf, (BatchEntry, BatchedAttention, SelectiveAttention)) for leaf in leaves(key))
