@@ -1,5 +1,6 @@
 """An iteration's plan as the key of its time (plan/chain.py plan_key): equal plans give equal keys and equal
-graphs, whatever requests they came from; the key keeps the rows, not the requests."""
+graphs, whatever requests they came from; the key keeps the rows, not the requests. And the graph's digest: a
+folded stage's is its group chain's."""
 from __future__ import annotations
 
 from inference_serving.inputs.hardware import load_hardware
@@ -52,3 +53,16 @@ def test_the_key_holds_no_request_and_no_maker_of_groups():
         key = plan_key(builder(selective).build([BatchEntry(5, 1, 100), BatchEntry(6, 1, 300)]))
         assert not any(callable(leaf) and not isinstance(leaf, type) for leaf in leaves(key))
         assert not any(isinstance(leaf, (BatchEntry, BatchedAttention, SelectiveAttention)) for leaf in leaves(key))
+
+
+def test_a_folded_stage_is_timed_by_its_group_chain():
+    """Orca TP2 with measured all-reduces: the group runs the slowest rank's chain (slowest_ranks), so swapping a
+    long and a short request between the ranks is another plan but the same graph digest; without the table the
+    ranks run their own chains, and the digest tells them apart."""
+    b = builder(True)
+    one = b.build([BatchEntry(0, 1, 100), BatchEntry(1, 1, 8000)])
+    swapped = b.build([BatchEntry(0, 1, 8000), BatchEntry(1, 1, 100)])
+    folded = [build_graph(plan, measured_all_reduce=True) for plan in (one, swapped)]
+    assert all(graph.stage_groups[0] is not None and not graph.stage_groups[0].own for graph in folded)
+    assert folded[0].digest == folded[1].digest
+    assert build_graph(one).digest != build_graph(swapped).digest

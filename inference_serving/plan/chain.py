@@ -192,11 +192,6 @@ class IterationGraph:
                                    for rank, chain in enumerate(chains)}
         return self._stages[stage]
 
-    @property
-    def chains(self) -> dict[int, Chain]:
-        """The chain of every NPU."""
-        return {npu: chain for stage in range(self.trace.pp) for npu, chain in self.stage_chains(stage).items()}
-
     def listing(self, chain: Chain) -> bytes:
         """listing(chain) of one of this graph's chains, written once per chain."""
         if id(chain) not in self._listings:
@@ -205,12 +200,19 @@ class IterationGraph:
 
     @property
     def digest(self) -> bytes:
-        """sha256 of every NPU's listing: the listing determines the chain's nodes."""
-        h = hashlib.sha256()
-        chains = self.chains
-        for npu in sorted(chains):
-            h.update(npu.to_bytes(4, "little"))
-            h.update(self.listing(chains[npu]))
+        """sha256 of what the iteration's time depends on, stage by stage: the chain the stage's whole group may
+        run folded, where it has one (every rank's own chain is that one shifted, so folded or not the group
+        runs alike; or it is the slowest ranks' chain, which runs folded only), else every NPU's listing (the
+        listing determines the chain's nodes)."""
+        h, tp = hashlib.sha256(), self.trace.tp
+        for stage, group in enumerate(self.stage_groups):
+            if group is not None:
+                h.update(b"group %d %d %d\n" % (self.first_npu + stage * tp, tp, group.own))
+                h.update(self.listing(group.chain))
+                continue
+            for npu, chain in self.stage_chains(stage).items():
+                h.update(npu.to_bytes(4, "little"))
+                h.update(self.listing(chain))
         return h.digest()
 
     def shared(self, stage: int, npus: list[int]) -> list[tuple[list[int], Chain]]:
