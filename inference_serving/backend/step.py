@@ -1,8 +1,9 @@
 """Our engine's `--protocol=step` (one reply per command; astra-sim/README.md).
 
-Commands that only answer `ok` (load, chain) are not waited for: they are sent with the next command in
-one write and their replies read, in order, with its reply, so an iteration costs one round trip to
-the engine instead of two (`settle` reads them at once where an answer is needed sooner).
+Commands whose answer the loop does not read (load and chain answer `ok`, advance the time it reached)
+are not waited for: they are sent with the next command in one write and their replies read, in order,
+with its reply, so an iteration costs one round trip to the engine instead of two (`settle` reads them
+at once where an answer is needed sooner).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class StepEngine(EngineBackend):
     supports_chain = True
 
     def __init__(self, setup: EngineSetup) -> None:
-        self.unanswered: deque[tuple[str, Callable | None]] = deque()  # posted commands whose `ok` is to be read
+        # posted commands whose reply is to be read: (command, the reply's first word, what to tell of a fold)
+        self.unanswered: deque[tuple[str, str, Callable | None]] = deque()
         self.outgoing: list[bytes] = []         # posted commands not sent yet
         spans = [f"--span-file={setup.span_file}"] if setup.span_file is not None else []
         argv = [str(setup.binary), "--protocol=step", *config_flags(setup.configs), *spans]
@@ -55,15 +57,15 @@ class StepEngine(EngineBackend):
             self.process.write(b"".join(self.outgoing))
             self.outgoing = []
         while self.unanswered:
-            line, on_folded = self.unanswered.popleft()
-            folded = self._reply(line, ("ok",))[1:] == ["folded"]
+            line, reply, on_folded = self.unanswered.popleft()
+            folded = self._reply(line, (reply,))[1:] == ["folded"]
             self.folds += folded
             if on_folded is not None:
                 on_folded(folded)
 
-    def _post(self, line: str, payload: bytes = b"", on_folded: Callable | None = None) -> None:
+    def _post(self, line: str, payload: bytes = b"", on_folded: Callable | None = None, reply: str = "ok") -> None:
         self.outgoing.append(line.encode() + b"\n" + payload)
-        self.unanswered.append((line, on_folded))
+        self.unanswered.append((line, reply, on_folded))
 
     def load(self, prefix: Path, npus: list[int]) -> None:
         self._post(f"load {prefix} {','.join(map(str, npus))}")
@@ -80,7 +82,7 @@ class StepEngine(EngineBackend):
         return Event("time", int(parts[1]))
 
     def advance(self, tick: int) -> None:
-        self._command(f"advance {tick}", "time")
+        self._post(f"advance {tick}", reply="time")
 
     def close(self) -> None:
         self._command("exit", "bye")
