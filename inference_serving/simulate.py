@@ -122,7 +122,8 @@ def trace_builder(config: RunConfig, model: ModelConfig, perf: PerfProvider, har
     """The trace builder of the run: with a draft model's passes (--spec-draft), on PIM units (--pim)."""
     sampler_bw = 0.0 if selective or config.no_sampler else local_bw_gbps
     common = dict(selective_attention=selective, engine_overhead_ns=overhead_ns, sampler_bw_gbps=sampler_bw,
-                  drafter=draft_planner(config, hardware), experts=experts, dp=config.dp)
+                  drafter=draft_planner(config, hardware), experts=experts, dp=config.dp,
+                  reuse=not config.no_reuse)
     if not config.pim:
         return TraceBuilder(model, perf, config.precision, config.tp, config.pp, **common)
     from .perf.pim import PimModel  # the PIM modules only for --pim

@@ -37,6 +37,7 @@ class TraceBuilder(MoeRows):
     drafter: Callable[[list[BatchEntry]], list[Row | AttentionGroup]] | None = None  # speculative decoding
     dp: int = 1          # data-parallel ranks stepping together (plan/moe_block.py); this builder is one's
     dp_tokens: int = 0   # the step's tokens on its busiest rank (serving/step_group.py sets it)
+    reuse: bool = True   # the rows that depend on the token count alone made once per count (--no-reuse: off)
     _attention_cache: dict = field(default_factory=dict)
     _dense_cache: dict = field(default_factory=dict)
     _head_cache: dict = field(default_factory=dict)
@@ -196,7 +197,7 @@ class TraceBuilder(MoeRows):
         """The rows that depend on the step's token count alone, made once per count: the embedding; a
         decoder layer's rows before its attention (norm, q/k/v) and after it up to the feed-forward part
         (o_proj, norm); the MLP's (none where every layer is a mixture of experts)."""
-        rows = self._dense_cache.get(tokens)
+        rows = self._dense_cache.get(tokens) if self.reuse else None
         if rows is None:
             m = self.model
             norm_weight = m.norm_parameters
@@ -205,7 +206,9 @@ class TraceBuilder(MoeRows):
             after = [self._linear("o_proj", tokens, all_reduce=True),
                      self._elementwise("post_layernorm", tokens, m.hidden_size, norm_weight)]
             mlp = self._mlp_rows(tokens) if not m.is_moe or m.first_dense_layers else []
-            rows = self._dense_cache[tokens] = self._embedding(tokens), before, after, mlp
+            rows = self._embedding(tokens), before, after, mlp
+            if self.reuse:
+                self._dense_cache[tokens] = rows
         return rows
 
     def _mlp_rows(self, tokens: int) -> list[Row]:
@@ -219,6 +222,8 @@ class TraceBuilder(MoeRows):
 
     def _head(self, tokens: int, positions: int) -> list[Row]:
         """The final norm, the LM head and the sampler, made once per shape."""
+        if not self.reuse:
+            return self._head_rows(tokens, positions)
         rows = self._head_cache.get((tokens, positions))
         if rows is None:
             rows = self._head_cache[tokens, positions] = self._head_rows(tokens, positions)

@@ -85,7 +85,8 @@ def draft_planner(config: RunConfig, hardware: Hardware) -> DraftPlanner | None:
     if draft is None:
         return None
     perf = build_provider(draft, hardware, config.precision)
-    return DraftPlanner(TraceBuilder(draft, perf, config.precision, config.tp, selective_attention=False))
+    return DraftPlanner(TraceBuilder(draft, perf, config.precision, config.tp, selective_attention=False,
+                                     reuse=not config.no_reuse))
 
 
 def with_draft(layout: MemoryLayout, draft: ModelConfig, precision: Precision, tp: int) -> MemoryLayout:
