@@ -10,7 +10,7 @@ read. text_trace.py writes a plan in the original tool's 11-column text format.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from functools import cached_property
 from typing import Callable, NamedTuple
@@ -69,47 +69,43 @@ class AttentionGroup(NamedTuple):
     rows: tuple[Row, ...]
 
 
+class _GroupsWhenRead:
+    """An attention item of many requests whose AttentionGroups `make_groups` makes when something reads them
+    (an unmerged chain, the text trace, PIM offloading): a merged chain reads only what equality compares."""
+
+    make_groups: Callable[[], list[AttentionGroup]]
+
+    @cached_property
+    def groups(self) -> list[AttentionGroup]:
+        return self.make_groups()
+
+    @property
+    def key(self) -> tuple:
+        """What equality compares, without the groups' maker (chain.plan_key)."""
+        return type(self), *(getattr(self, f.name) for f in fields(self) if f.compare)
+
+
 @dataclass(frozen=True)
-class BatchedAttention:
+class BatchedAttention(_GroupsWhenRead):
     """The decode attention of many requests in one kernel on every rank (sharded layout): `comp_ns` in
     all, shared out by `make_groups` into each request's AttentionGroup, whose rows are plain compute
-    (no collective, never on PIM units) summing to `comp_ns`. A merged chain needs only the sum, so the
-    groups are made when something reads them (an unmerged chain, the text trace, PIM offloading)."""
+    (no collective, never on PIM units) summing to `comp_ns`."""
 
     comp_ns: int
     make_groups: Callable[[], list[AttentionGroup]] = field(compare=False, repr=False)
 
-    @cached_property
-    def groups(self) -> list[AttentionGroup]:
-        return self.make_groups()
-
-    @property
-    def key(self) -> tuple:
-        """What equality compares, without the groups' maker (chain.plan_key)."""
-        return BatchedAttention, self.comp_ns
-
 
 @dataclass(frozen=True)
-class SelectiveAttention:
+class SelectiveAttention(_GroupsWhenRead):
     """The attention of a batch's requests under selective batching, each request's rows whole on one rank:
     the k-th request of the run on rank (k + the groups before it) mod tp. `residues[j]` sums the requests
     k = j mod tp: (the name of the first of their rows with compute, the ns of all their rows), which is
     what a merged chain takes from them, since their rows are plain compute (no collective, never on PIM
-    units). `count` requests in all; their AttentionGroups are made by `make_groups` when something reads
-    them (an unmerged chain, the text trace, PIM offloading), as for BatchedAttention."""
+    units). `count` requests in all."""
 
     count: int
     residues: tuple[tuple[str, int], ...]
     make_groups: Callable[[], list[AttentionGroup]] = field(compare=False, repr=False)
-
-    @cached_property
-    def groups(self) -> list[AttentionGroup]:
-        return self.make_groups()
-
-    @property
-    def key(self) -> tuple:
-        """What equality compares, without the groups' maker (chain.plan_key)."""
-        return SelectiveAttention, self.count, self.residues
 
 
 def with_groups(items: list) -> list:
