@@ -188,7 +188,8 @@ class TraceBuilder(MoeRows):
         return [*map(self._attention, chunks),
                 self._batched_decode_attention(decodes, [(e.new_tokens, e.cached_tokens) for e in chunks])]
 
-    def _attention_items(self, entries: list[BatchEntry]) -> list[AttentionGroup | BatchedAttention | SelectiveAttention]:
+    def _attention_items(self, entries: list[BatchEntry]) -> list:
+        """A layer's attention: one SelectiveAttention, or the sharded layout's chunks and decode kernel."""
         if self.selective_attention:
             return [self._selective_attention(entries)]
         return self._sharded_attention(entries)

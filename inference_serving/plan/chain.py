@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple, Sequence
 
-from .iteration import TOKEN_ID_BYTES, BatchedAttention, SelectiveAttention, Trace
+from .iteration import TOKEN_ID_BYTES, GroupsWhenRead, Trace
 from .rank_ops import every_rank_ops, merge_compute, merged
 
 
@@ -263,7 +263,7 @@ def plan_key(trace: Trace) -> tuple:
 
 
 def _item_key(item):
-    return item.key if isinstance(item, (BatchedAttention, SelectiveAttention)) else item
+    return item.key if isinstance(item, GroupsWhenRead) else item
 
 
 def _group_body(bodies: tuple[Chain, ...], tp: int, by_slowest: bool) -> tuple[Chain, bool] | None:

@@ -69,7 +69,7 @@ class AttentionGroup(NamedTuple):
     rows: tuple[Row, ...]
 
 
-class _GroupsWhenRead:
+class GroupsWhenRead:
     """An attention item of many requests whose AttentionGroups `make_groups` makes when something reads them
     (an unmerged chain, the text trace, PIM offloading): a merged chain reads only what equality compares."""
 
@@ -86,7 +86,7 @@ class _GroupsWhenRead:
 
 
 @dataclass(frozen=True)
-class BatchedAttention(_GroupsWhenRead):
+class BatchedAttention(GroupsWhenRead):
     """The decode attention of many requests in one kernel on every rank (sharded layout): `comp_ns` in
     all, shared out by `make_groups` into each request's AttentionGroup, whose rows are plain compute
     (no collective, never on PIM units) summing to `comp_ns`."""
@@ -96,7 +96,7 @@ class BatchedAttention(_GroupsWhenRead):
 
 
 @dataclass(frozen=True)
-class SelectiveAttention(_GroupsWhenRead):
+class SelectiveAttention(GroupsWhenRead):
     """The attention of a batch's requests under selective batching, each request's rows whole on one rank:
     the k-th request of the run on rank (k + the groups before it) mod tp. `residues[j]` sums the requests
     k = j mod tp: (the name of the first of their rows with compute, the ns of all their rows), which is
@@ -110,8 +110,7 @@ class SelectiveAttention(_GroupsWhenRead):
 
 def with_groups(items: list) -> list:
     """`items` with every BatchedAttention and SelectiveAttention spelled out as its requests' AttentionGroups."""
-    return [group for item in items
-            for group in (item.groups if isinstance(item, (BatchedAttention, SelectiveAttention)) else (item,))]
+    return [group for item in items for group in (item.groups if isinstance(item, GroupsWhenRead) else (item,))]
 
 
 @dataclass(frozen=True)
