@@ -148,7 +148,7 @@ class TraceBuilder(MoeRows):
         """Every request's attention under selective batching, summed per rank residue (iteration.py)."""
         tp, cache = self.tp, self._attention_cache
         names, sums = [""] * tp, [0] * tp
-        for k, entry in enumerate(entries):
+        for k, entry in enumerate(entries):  # every request of every step: _priced_attention's key looked up here
             priced = cache.get((entry.new_tokens, entry.cached_tokens, 1)) or self._priced_attention(entry)
             if priced[2]:
                 residue = k % tp
