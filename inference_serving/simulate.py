@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .backend.blame import blamed
 from .backend.engine_config import SystemConfig, times_all_reduce
+from .backend.process import default_spin_us
 from .cluster.assembly import attach_cluster, build_instances, cluster_config, cluster_system, step_groups
 from .cluster.spec import Cluster, InstancePlan, flags_cluster, load_cluster
 from .config.run_config import RunConfig
@@ -259,7 +260,9 @@ def simulate(config: RunConfig, log=print) -> Metrics:
     for p, table in zip(parts, tables):
         p.instance.measured_all_reduce = times_all_reduce(table, p.config.tp)
     system = cluster_system(config, cluster, parts, tables)
+    spin_us = default_spin_us() if config.engine_spin is None else config.engine_spin
     options = RunOptions(system=system, engine_binary=binary, backend=backend, engine_timeout_s=config.engine_timeout,
+                         engine_spin_us=spin_us,
                          keep_traces=config.keep_traces, reuse=not config.no_reuse, verbose=config.verbose)
     for line in header_lines(cluster, parts, len(requests)):
         log(line)

@@ -72,3 +72,13 @@ def test_shortcuts_on_and_off_give_identical_results(tmp_path, dataset, case):
         # every stage of every iteration: the first stage's group starts folded, each later one right after
         # its senders folded, and a folded stage's ranks finish together, free for the next batch at once
         assert folded == 2 * len(iteration_lines(fast))
+
+
+@pytest.mark.parametrize("case", ["vllm TP1", "orca TP4xPP2"])
+def test_polling_for_the_engine_changes_nothing(tmp_path, dataset, case):
+    """--engine-spin only changes when each side reads the other's message, never what it reads."""
+    args = [*CASES[case], "--dataset", str(dataset)]
+    polled_csv, polled = run([*args, "--engine-spin", "5000"], tmp_path / "polled.csv")
+    slept_csv, slept = run([*args, "--engine-spin", "0"], tmp_path / "slept.csv")
+    assert polled_csv == slept_csv
+    assert iteration_lines(polled) == iteration_lines(slept)

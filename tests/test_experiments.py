@@ -216,6 +216,16 @@ def test_parallel_and_serial_sweeps_give_identical_tables(tmp_path, dataset):
     assert (tmp_path / "run_2_2_2.csv").is_file()  # {flag} in base values is filled in per configuration
 
 
+def test_runs_that_share_the_cores_do_not_poll_for_their_engine():
+    """A pool of more workers than half the cores, or Ray's one-CPU tasks, run with --engine-spin 0 unless
+    a configuration sets it (in either spelling)."""
+    flag_sets = [{"npu_num": 1}, {"engine_spin": 300}, {"engine-spin": 7}]
+    shared = runner_mod._one_core_each(flag_sets)
+    assert shared == [{"engine_spin": 0, "npu_num": 1}, {"engine_spin": 300}, {"engine-spin": 7}]
+    assert [run_request({**TINY, **flags}).engine_spin for flags in shared] == [0, 300, 7]
+    assert run_request(TINY).engine_spin is None  # alone: the run's default (backend/process.py)
+
+
 def test_sweep_command_writes_csv(tmp_path, dataset):
     out = tmp_path / "sweep.csv"
     result = subprocess.run([sys.executable, "-m", "inference_serving", "sweep", str(grid_file(tmp_path, dataset)),

@@ -15,12 +15,14 @@ With --remote_bw 1e6 GB/s the token-id loads and stores take 0 ns.
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from inference_serving.backend.process import DEFAULT_SPIN_US
 from inference_serving.config.run_config import RunConfig
 from inference_serving.simulate import simulate
 
@@ -266,6 +268,17 @@ def test_engine_silence_or_early_exit_is_one_clear_line(tmp_path, script, words)
     assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr
     for word in words:
         assert word in lines[0]
+
+
+@pytest.mark.parametrize("cpus, spin_us", [(1, 0), (2, DEFAULT_SPIN_US)])
+def test_a_run_polls_for_its_engine_only_with_a_second_core(cpus, spin_us):
+    """Each side polls on a core of its own: a process that may use one core only sleeps at once."""
+    if len(os.sched_getaffinity(0)) < cpus:
+        pytest.skip(f"this machine lets the tests use fewer than {cpus} cores")
+    code = (f"import os; os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:{cpus}]); "
+            "from inference_serving.backend.process import default_spin_us; print(default_spin_us())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, str(spin_us))
 
 
 def test_vllm_policy_single_request_exact_times(tmp_path):

@@ -30,6 +30,7 @@ cxxopts::Options makeOptions() {
       ("protocol", "stdin protocol: compat or step", text()->default_value("compat"), "NAME")
       ("node-type-numbering", "NodeType numbers of the ETs: upstream or casys", text()->default_value("upstream"), "NAME")
       ("span-file", "append one line per completed node to PATH", text(), "PATH")
+      ("spin-us", "step protocol: poll stdin US microseconds before a read that sleeps", text()->default_value("0"), "US")
       ("h,help", "print this help");
   options.set_width(110).allow_unrecognised_options();  // rejectUnmatched reports them
   return options;
@@ -68,6 +69,12 @@ double injectionScale(const cxxopts::ParseResult& args) {
   double scale = number(args, "injection-scale");
   if (scale < 0) fail(kExitUsage, "--injection-scale must be >= 0");
   return scale;
+}
+
+int spinMicros(const cxxopts::ParseResult& args) {
+  double us = number(args, "spin-us");
+  if (us < 0 || us != std::floor(us) || us > 1e6) fail(kExitUsage, "--spin-us must be an integer from 0 to 1000000");
+  return static_cast<int>(us);
 }
 
 NodeTypeNumbering numbering(const cxxopts::ParseResult& args) {
@@ -110,6 +117,7 @@ CommandLine parseCommandLine(int argc, char** argv) {
   cli.spanFile = text(args, "span-file");
   cli.queuesPerDim = queuesPerDim(args);
   cli.injectionScale = injectionScale(args);
+  cli.spinMicros = spinMicros(args);
   cli.mode = mode(args);
   cli.numbering = numbering(args);
   if (cli.system.empty()) fail(kExitUsage, "--system-configuration is required (see --help)");

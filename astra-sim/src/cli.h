@@ -18,6 +18,7 @@ struct CommandLine {
   std::string spanFile;  // --span-file: one line per completed node appended here
   int queuesPerDim = 1;
   double injectionScale = 1;
+  int spinMicros = 0;  // --spin-us: how long the step protocol polls stdin before a blocking read
   Mode mode = Mode::Interactive;
   NodeTypeNumbering numbering = NodeTypeNumbering::Upstream;
 };

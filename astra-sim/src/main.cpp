@@ -33,7 +33,7 @@ int run(int argc, char** argv) {
   Simulator sim(loadInputs(cli));
   switch (cli.mode) {
     case Mode::Batch: return runBatch(sim, cli.workload);
-    case Mode::Step: return runStepProtocol(sim, cli.workload);
+    case Mode::Step: return runStepProtocol(sim, cli.workload, cli.spinMicros);
     case Mode::Interactive: break;
   }
   return runCompatProtocol(sim, cli.workload);

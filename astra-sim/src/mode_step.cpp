@@ -164,8 +164,8 @@ class StepSession {
 
 }  // namespace
 
-int runStepProtocol(Simulator& sim, const std::string& workloadPrefix) {
-  StepInput input(0);
+int runStepProtocol(Simulator& sim, const std::string& workloadPrefix, int spinMicros) {
+  StepInput input(0, spinMicros);
   StepSession session(sim, input);
   if (!workloadPrefix.empty()) {
     for (int i = 0; i < sim.npuCount(); ++i) {

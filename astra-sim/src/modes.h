@@ -11,8 +11,9 @@ namespace engine {
 int runCompatProtocol(Simulator& sim, const std::string& workloadPrefix);
 // Every NPU runs its workload to completion; one `sys[i] finished ...` line per NPU.
 int runBatch(Simulator& sim, const std::string& workloadPrefix);
-// Our step protocol (see README.md): load / step / advance / exit.
-int runStepProtocol(Simulator& sim, const std::string& workloadPrefix);
+// Our step protocol (see README.md): load / step / advance / exit; stdin is polled for `spinMicros`
+// before each read that would sleep (StepInput).
+int runStepProtocol(Simulator& sim, const std::string& workloadPrefix, int spinMicros);
 
 // Shared by the modes: loads `<prefix>.<i>.et` on every NPU, then starts them in id order.
 void loadAndStartAll(Simulator& sim, const std::string& prefix);

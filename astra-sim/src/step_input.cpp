@@ -2,15 +2,25 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 
+#include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
 namespace engine {
 
 namespace {
 constexpr size_t kReadSize = 1 << 16;
+}
+
+void StepInput::spin() const {
+  if (spinMicros_ <= 0) return;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spinMicros_);
+  pollfd input{fd_, POLLIN, 0};
+  while (::poll(&input, 1, 0) == 0 && std::chrono::steady_clock::now() < until) sched_yield();
 }
 
 bool StepInput::fill() {
@@ -22,6 +32,7 @@ bool StepInput::fill() {
   }
   if (buffer_.size() < end_ + kReadSize) buffer_.resize(std::max(end_ + kReadSize, 2 * buffer_.size()));
   std::cout.flush();  // every reply out before waiting for input
+  spin();
   for (;;) {
     ssize_t got = ::read(fd_, buffer_.data() + end_, buffer_.size() - end_);
     if (got > 0) {

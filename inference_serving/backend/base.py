@@ -51,6 +51,7 @@ class EngineSetup:
     timeout_s: float
     npus: int
     span_file: Path | None = None
+    spin_us: int = 0           # how long each side polls for the other's next message (process.py)
 
 
 class EngineBackend(ABC):

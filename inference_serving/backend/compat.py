@@ -33,7 +33,8 @@ class CompatEngine(EngineBackend):
         start = self.cwd / "start"
         wait_graph(1, self.npus).write(start)
         self.process = EngineProcess([str(setup.binary), f"--workload-configuration={start}",
-                                      *config_flags(setup.configs)], self.cwd, setup.timeout_s)
+                                      *config_flags(setup.configs)], self.cwd, setup.timeout_s,
+                                     setup.spin_us)
         self.busy = set(range(self.npus))
         self.iteration = {npu: 0 for npu in range(self.npus)}
         self.step()

@@ -73,12 +73,21 @@ def completed(flag_sets: list[dict], jobs: int = 1, ray_address: str | None = No
     """(index, result) of every flag set, as each finishes (in order when serial)."""
     cwd = os.getcwd()
     if ray_address:
-        yield from _run_ray(flag_sets, ray_address, cwd)
+        yield from _run_ray(_one_core_each(flag_sets), ray_address, cwd)
     elif jobs <= 1 or len(flag_sets) <= 1:
         for index, flags in enumerate(flag_sets):
             yield index, run_config(flags)
     else:
-        yield from _run_pool(flag_sets, min(jobs, len(flag_sets)), cwd)
+        jobs = min(jobs, len(flag_sets))
+        cores = len(os.sched_getaffinity(0))
+        yield from _run_pool(flag_sets if 2 * jobs <= cores else _one_core_each(flag_sets), jobs, cwd)
+
+
+def _one_core_each(flag_sets: list[dict]) -> list[dict]:
+    """Runs that share the cores (more workers than half the cores, or Ray tasks of one CPU each) do not
+    poll for their engine (--engine-spin 0: a polling run holds two cores), unless a flag set says so."""
+    return [flags if any(str(key).replace("-", "_") == "engine_spin" for key in flags) else {"engine_spin": 0, **flags}
+            for flags in flag_sets]
 
 
 def _run_pool(flag_sets: list[dict], jobs: int, cwd: str) -> Iterator[tuple[int, dict]]:

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..perf.precision import KV_DTYPES, WEIGHT_DTYPES, Precision
 from ..serving.kv.tiers import Tier, TierList
 from .types import (BANDWIDTH, DURATION_NS, HOST_BANDWIDTH, INTERVAL_S, MEMORY_GIB, NON_NEGATIVE_INT, POSITIVE_INT,
-                    SHARE, TIMEOUT_S, TOKENS, ExpertLoadSpec, Probabilities)
+                    SHARE, SPIN_US, TIMEOUT_S, TOKENS, ExpertLoadSpec, Probabilities)
 
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 OUT_DIR = click.Path(file_okay=False, path_type=Path)
@@ -74,6 +74,10 @@ class RunConfig:
                           "the compiled attention schedule, the scheduler's allocation skip).",
                           opts=dashed("no_reuse"), is_flag=True)
     engine_timeout: float = flag(120.0, "Seconds to wait for any engine reply.", TIMEOUT_S, opts=dashed("engine_timeout"))
+    engine_spin: int | None = flag(None, "Microseconds the simulator and our engine poll for each other's next "
+                                   "message before sleeping (0: sleep at once); outputs do not change "
+                                   "[default: 2000 where the run may use two cores or more, else 0].", SPIN_US,
+                                   opts=dashed("engine_spin"), show_default=False)
     scheduler: str = flag("orca", "Scheduling policy (see `llmservingsim list`): orca, the paper's iteration-level "
                           "batching; vllm, vLLM V1 (token budget, chunked prefill).")
     max_num_seqs: int = flag(256, "vllm: requests running at once.", POSITIVE_INT)

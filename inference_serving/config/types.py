@@ -21,6 +21,7 @@ MAX_SIM_NS = 10**18             # latest arrival, longest log interval: ~32 year
 MAX_DIMENSION = 2**31 - 1       # a model dimension or token count (vLLM and PyTorch index with int32)
 MAX_REQUESTS = 10**7            # requests of a generated trace (held in memory)
 MAX_TIMEOUT_S = 1e6             # the longest wait for the engine that the OS timers take
+MAX_SPIN_US = 1_000_000         # a second of polling: far beyond any gap worth polling through
 
 
 class FiniteFloat(click.FloatRange):
@@ -77,6 +78,7 @@ HOST_BANDWIDTH = FiniteFloat(min=1, max=MAX_BANDWIDTH_GBPS, whole=True)
 DURATION_NS = FiniteFloat(min=0, max=MAX_DURATION_NS)
 SHARE = FiniteFloat(min=0, max=1, min_open=True)
 TIMEOUT_S = FiniteFloat(min=0, min_open=True, max=MAX_TIMEOUT_S)
+SPIN_US = StrictInt(min=0, max=MAX_SPIN_US)
 TOKENS = StrictInt(min=1, max=MAX_DIMENSION)
 REQUESTS = StrictInt(min=1, max=MAX_REQUESTS)
 INTERVAL_S = FiniteFloat(min=1e-9, max=MAX_SIM_NS / 1e9)  # at least one tick of the simulated clock

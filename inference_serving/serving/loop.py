@@ -42,6 +42,7 @@ class RunOptions:
     engine_binary: Path
     backend: str = "step"
     engine_timeout_s: float = 120.0
+    engine_spin_us: int = 0
     keep_traces: Path | None = None
     reuse: bool = True
     verbose: bool = False
@@ -76,7 +77,7 @@ class Simulation:
             self.workdir = Path(tempfile.mkdtemp(prefix="llmservingsim-", dir=_scratch_root()))
         try:
             setup = EngineSetup(self.opt.engine_binary, write_configs(self.opt.system, self.workdir), self.workdir,
-                                self.opt.engine_timeout_s, self.npus, self.opt.span_file)
+                                self.opt.engine_timeout_s, self.npus, self.opt.span_file, self.opt.engine_spin_us)
             self.engine = BACKENDS.get(self.opt.backend)(setup)
             try:
                 self._loop()

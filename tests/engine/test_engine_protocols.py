@@ -1,6 +1,8 @@
 """The two stdin/stdout protocols driven through a real subprocess: the compat
 protocol of reference §1.5.1 (report line, `Waiting`, reply) and our step protocol;
 and the two must agree on finish ticks for the same workloads."""
+import time
+
 import pytest
 
 from engine_driver import Step, parse_done, run_interactive, run_interactive_policy
@@ -160,6 +162,25 @@ def test_step_empty_workload_completes_at_load_tick(make_case):
             ["time 500", "ok", "done 500 0:500 1:500"]
 
 
+
+@pytest.mark.parametrize("pause_s", [0.0, 0.001, 0.05])
+def test_polling_stdin_changes_no_reply(make_case, pause_s):
+    """--spin-us: a command sent while the engine polls (no pause, 1 ms into a 20 ms poll) or after it gave
+    up and sleeps (50 ms) gets the reply it gets without polling: COMP 100 then COMP 300 on one NPU end
+    at 100 and 400."""
+    case = make_case(**ONE_NPU)
+    case.same_workload([comp(1, 100)], prefix="a")
+    case.same_workload([comp(1, 300)], prefix="b")
+    script = ["load a all", "step", "load b all", "step", "exit"]
+    replies = {}
+    for spin in ("0", "20000"):
+        with Step(case.root, case.config_args() + [f"--spin-us={spin}"]) as step:
+            replies[spin] = []
+            for command in script:
+                time.sleep(pause_s)
+                replies[spin].append(step.send(command))
+            assert step.finish().rc == 0
+    assert replies["20000"] == replies["0"] == ["ok", "done 100 0:0", "ok", "done 400 0:0", "bye 400"]
 # ---------------------------------------------------------------- compat == step
 
 ITERATIONS = 4
