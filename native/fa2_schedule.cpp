@@ -89,20 +89,26 @@ double two_kinds_s(const std::vector<int64_t>& tiles, const std::vector<bool>& d
 
 }  // namespace
 
-// fa2.makespan_s over `n` CTAs in launch order: tiles[i] K/V tiles, dram[i] nonzero when CTA i streams from
-// device memory. CTAs of no tiles exit at once and are left out.
-extern "C" double fa2_makespan_s(const int64_t* tiles, const uint8_t* dram, int64_t n, int64_t slots, double tile_s,
-                                 double dram_tiles_per_s) {
+// fa2.makespan_s over the CTAs of `heads` heads launched one head after the other, each head's CTAs being
+// the `n` of `tiles` in order (fa2.heads_columns): CTA i of head h has tiles[i] K/V tiles and streams them
+// from device memory when dram[i] is nonzero and h is a multiple of `dram_every` (else it reads L2). CTAs of
+// no tiles exit at once and are left out.
+extern "C" double fa2_makespan_s(const int64_t* tiles, const uint8_t* dram, int64_t n, int64_t heads,
+                                 int64_t dram_every, int64_t slots, double tile_s, double dram_tiles_per_s) {
     std::vector<int64_t> working;
     std::vector<bool> working_dram;
-    working.reserve(static_cast<size_t>(n));
-    working_dram.reserve(static_cast<size_t>(n));
+    working.reserve(static_cast<size_t>(n * heads));
+    working_dram.reserve(static_cast<size_t>(n * heads));
     bool any_dram = false, any_l2 = false;
-    for (int64_t i = 0; i < n; ++i) {
-        if (tiles[i] == 0) continue;
-        working.push_back(tiles[i]);
-        working_dram.push_back(dram[i] != 0);
-        (dram[i] ? any_dram : any_l2) = true;
+    for (int64_t head = 0; head < heads; ++head) {
+        const bool streams = head % dram_every == 0;
+        for (int64_t i = 0; i < n; ++i) {
+            if (tiles[i] == 0) continue;
+            const bool from_dram = streams && dram[i] != 0;
+            working.push_back(tiles[i]);
+            working_dram.push_back(from_dram);
+            (from_dram ? any_dram : any_l2) = true;
+        }
     }
     const double cap = 1.0 / tile_s;
     if (any_dram && any_l2) return two_kinds_s(working, working_dram, slots, cap, dram_tiles_per_s);

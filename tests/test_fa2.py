@@ -4,8 +4,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inference_serving.errors import InputError
-from inference_serving.perf.fa2 import (Fa2Gpu, Fa2Step, block_n, chunk_ctas, ctas_per_sm, decode_ctas, makespan_s,
-                                        mixed_ctas, num_splits, runs_fa2)
+from inference_serving.perf import fa2_native
+from inference_serving.perf.fa2 import (Fa2Gpu, Fa2Step, block_n, chunk_ctas, ctas_per_sm, decode_ctas, heads_columns,
+                                        makespan_s, mixed_ctas, num_splits, runs_fa2)
 
 DRAM, L2 = True, False
 
@@ -114,6 +115,23 @@ def test_compiled_schedule_gives_the_reference_numbers(ctas, slots, tile_s, dram
     if one_kind:
         ctas = [(tiles, True) for tiles, _ in ctas]
     assert makespan_s(ctas, slots, tile_s, dram_rate, native=True) == makespan_s(ctas, slots, tile_s, dram_rate)
+
+
+def test_heads_one_after_the_other_stream_on_every_dram_every_th_head():
+    assert heads_columns([1, 2], b"\x01\x00", 3, 2) == ([1, 2] * 3, b"\x01\x00" + b"\x00\x00" + b"\x01\x00")
+    assert heads_columns([4], b"\x01", 2) == ([4, 4], b"\x01\x01")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=60), st.integers(1, 6), st.integers(1, 4),
+       st.integers(1, 64), st.sampled_from([1.0, 3e-6]), st.sampled_from([1.0, 7.1e6]))
+def test_compiled_schedule_of_repeated_heads_is_the_spelled_out_one(ctas, heads, dram_every, slots, tile_s, rate):
+    """The heads crossing ctypes once (fa2_native.makespan_s with `heads`) schedule as the Python reference
+    does the CTAs heads_columns spells out."""
+    tiles, streams = [t for t, _ in ctas], bytes(d for _, d in ctas)
+    all_tiles, all_streams = heads_columns(tiles, streams, heads, dram_every)
+    reference = makespan_s(list(zip(all_tiles, map(bool, all_streams))), slots, tile_s, rate)
+    assert fa2_native.makespan_s(tiles, streams, slots, tile_s, rate, heads, dram_every) == reference
 
 
 def test_compiled_schedule_of_a_worked_case():

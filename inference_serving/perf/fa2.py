@@ -114,20 +114,31 @@ def mixed_ctas(contexts: list[int], prefills: list[tuple[int, int]], q_heads: in
     """The unpacked kernel's working CTAs in launch order (query head outermost; decodes, then the prompt
     chunks (tokens, prefix)). A decode's CTA streams its group's K/V from device memory for the group's
     first query head, and for the others too unless `l2_reuse`."""
-    tiles, streams = mixed_cta_columns(contexts, prefills, q_heads, kv_heads, head_dim, l2_reuse)
+    tiles, streams = heads_columns(*mixed_head_columns(contexts, prefills, head_dim), q_heads,
+                                   mixed_dram_every(q_heads, kv_heads, l2_reuse))
     return [(t, bool(s)) for t, s in zip(tiles, streams)]
 
 
-def mixed_cta_columns(contexts: list[int], prefills: list[tuple[int, int]], q_heads: int, kv_heads: int,
-                      head_dim: int, l2_reuse: bool) -> tuple[list[int], bytes]:
-    """mixed_ctas as two columns: each CTA's tiles, and 1 where it streams from device memory (else 0)."""
-    n, group = block_n(head_dim), q_heads // kv_heads
+def mixed_head_columns(contexts: list[int], prefills: list[tuple[int, int]], head_dim: int) -> tuple[list[int], bytes]:
+    """One query head's CTAs of the unpacked kernel as two columns: each CTA's tiles, and 1 where it streams
+    from device memory (the decodes') or 0 (the chunks', from L2)."""
+    n = block_n(head_dim)
     tiles = [math.ceil(c / n) for c in contexts]
     chunks = [t for tokens, prefix in prefills for t, _ in chunk_ctas(tokens, prefix, head_dim)]
-    streamed = b"\x01" * len(tiles) + b"\x00" * len(chunks)
-    from_l2 = bytes(len(tiles) + len(chunks))
-    streams = b"".join(streamed if head % group == 0 or not l2_reuse else from_l2 for head in range(q_heads))
-    return (tiles + chunks) * q_heads, streams
+    return tiles + chunks, b"\x01" * len(tiles) + b"\x00" * len(chunks)
+
+
+def mixed_dram_every(q_heads: int, kv_heads: int, l2_reuse: bool) -> int:
+    """Which query heads' decodes stream K/V from device memory: each group's first (every q_heads / kv_heads-th)
+    with L2 reuse, else every one."""
+    return q_heads // kv_heads if l2_reuse else 1
+
+
+def heads_columns(tiles: list[int], streams: bytes, heads: int, dram_every: int = 1) -> tuple[list[int], bytes]:
+    """The CTAs of `heads` heads launched one head after the other, each head's being these; head h keeps the
+    1s of `streams` where h is a multiple of `dram_every` and reads everything from L2 otherwise."""
+    from_l2 = bytes(len(streams))
+    return tiles * heads, b"".join(streams if head % dram_every == 0 else from_l2 for head in range(heads))
 
 
 def makespan_s(ctas: list[Cta], slots: int, tile_s: float, dram_tiles_per_s: float, native: bool = False) -> float:
@@ -216,16 +227,18 @@ class Fa2Step:
     native: bool = True  # the compiled schedule (fa2_native.py, the same numbers; off with PerfProvider.reuse)
     _table_makespans: dict = field(default_factory=dict, compare=False)
 
-    def _makespan(self, tiles: list[int], streams: bytes, dram_tiles_per_s: float) -> float:
-        """makespan_s of CTAs given as columns (mixed_cta_columns)."""
+    def _makespan(self, tiles: list[int], streams: bytes, dram_tiles_per_s: float, heads: int = 1,
+                  dram_every: int = 1) -> float:
+        """makespan_s of the CTAs heads_columns(tiles, streams, heads, dram_every) spells out."""
         tile_s = self.tile_s * self.gpu.ctas_per_sm
         if self.native:
-            return fa2_native.makespan_s(tiles, streams, self.gpu.slots, tile_s, dram_tiles_per_s)
+            return fa2_native.makespan_s(tiles, streams, self.gpu.slots, tile_s, dram_tiles_per_s, heads, dram_every)
+        tiles, streams = heads_columns(tiles, streams, heads, dram_every)
         return makespan_s([(t, bool(s)) for t, s in zip(tiles, streams)], self.gpu.slots, tile_s, dram_tiles_per_s)
 
-    def _streaming_makespan(self, tiles: list[int], dram_tiles_per_s: float) -> float:
-        """_makespan of CTAs that all stream from device memory."""
-        return self._makespan(tiles, b"\x01" * len(tiles), dram_tiles_per_s)
+    def _streaming_makespan(self, tiles: list[int], dram_tiles_per_s: float, heads: int) -> float:
+        """_makespan of `heads` heads of these CTAs, all streaming from device memory."""
+        return self._makespan(tiles, b"\x01" * len(tiles), dram_tiles_per_s, heads)
 
     def _dram_tiles_per_s(self, batch: int, mean: int, table_s: float) -> float:
         """The device-memory rate of the decode table's kernel: its tiles over its time."""
@@ -237,7 +250,7 @@ class Fa2Step:
         batch, mean = len(contexts), round(sum(contexts) / len(contexts))
         rate = self._dram_tiles_per_s(batch, mean, table_s)
         n = block_n(self.head_dim)
-        graph = self._streaming_makespan([math.ceil(c / n) for c in contexts] * self.kv_heads, rate)  # decode_ctas
+        graph = self._streaming_makespan([math.ceil(c / n) for c in contexts], rate, self.kv_heads)  # decode_ctas
         return table_s * graph / self._table_makespan(batch, mean, rate)
 
     def _table_makespan(self, batch: int, mean: int, rate: float) -> float:
@@ -247,21 +260,24 @@ class Fa2Step:
             splits = num_splits(batch * self.kv_heads, self.gpu.sms, math.ceil(mean / block_n(self.head_dim)))
             # decode_ctas([mean] * batch, ...): one request's splits, the same for every request and KV head
             tiles = [tiles for tiles, _ in decode_ctas([mean], 1, self.head_dim, splits) if tiles]
-            self._table_makespans[key] = self._streaming_makespan(tiles * (batch * self.kv_heads), rate)
+            self._table_makespans[key] = self._streaming_makespan(tiles, rate, batch * self.kv_heads)
         return self._table_makespans[key]
 
     def mixed_s(self, contexts: list[int], prefills: list[tuple[int, int]], table_s: float) -> float:
         """What the decodes add to a mixed step's kernel beyond its prompt chunks alone (priced by the
         context table): the schedule of all its CTAs less that of the chunks' CTAs."""
         rate = self._dram_tiles_per_s(len(contexts), round(sum(contexts) / len(contexts)), table_s)
-        chunks = mixed_cta_columns([], prefills, self.q_heads, self.kv_heads, self.head_dim, True)
+        chunks = mixed_head_columns([], prefills, self.head_dim)  # one head's; the chunks read L2 on every head
         if self.unpacked_mixed:
-            l2_reuse = self._fits_l2(contexts, prefills)
-            ctas = mixed_cta_columns(contexts, prefills, self.q_heads, self.kv_heads, self.head_dim, l2_reuse)
+            dram_every = mixed_dram_every(self.q_heads, self.kv_heads, self._fits_l2(contexts, prefills))
+            every_cta = self._makespan(*mixed_head_columns(contexts, prefills, self.head_dim), rate, self.q_heads,
+                                       dram_every)
         else:
             packed = decode_ctas(contexts, self.kv_heads, self.head_dim)
-            ctas = [t for t, _ in packed] + chunks[0], b"\x01" * len(packed) + chunks[1]
-        return self._makespan(*ctas, rate) - self._makespan(*chunks, rate)
+            chunk_tiles, chunk_streams = heads_columns(*chunks, self.q_heads)
+            every_cta = self._makespan([t for t, _ in packed] + chunk_tiles, b"\x01" * len(packed) + chunk_streams,
+                                       rate)
+        return every_cta - self._makespan(*chunks, rate, self.q_heads)
 
     def _fits_l2(self, contexts: list[int], prefills: list[tuple[int, int]]) -> bool:
         """Whether one KV head's K and V of the whole step fit in L2."""

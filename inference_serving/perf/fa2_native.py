@@ -28,15 +28,18 @@ def _library() -> ctypes.CDLL:
     library = ctypes.CDLL(str(FA2_LIBRARY))
     library.fa2_makespan_s.restype = ctypes.c_double
     library.fa2_makespan_s.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64,
-                                       ctypes.c_double, ctypes.c_double]
+                                       ctypes.c_int64, ctypes.c_int64, ctypes.c_double, ctypes.c_double]
     return library
 
 
-def makespan_s(tiles: list[int], dram: bytes, slots: int, tile_s: float, dram_tiles_per_s: float) -> float:
-    """fa2.makespan_s of the CTAs of `tiles` K/V tiles in launch order, dram[i] 1 when CTA i streams
-    from device memory (else 0: it reads L2)."""
+def makespan_s(tiles: list[int], dram: bytes, slots: int, tile_s: float, dram_tiles_per_s: float, heads: int = 1,
+               dram_every: int = 1) -> float:
+    """fa2.makespan_s of the CTAs fa2.heads_columns(tiles, dram, heads, dram_every) spells out: `heads` heads
+    one after the other, each of the CTAs of `tiles` K/V tiles in launch order, CTA i streaming from device
+    memory where dram[i] is 1 on every `dram_every`-th head (else it reads L2). The columns cross ctypes
+    once, not once per head."""
     if len(dram) != len(tiles):
         raise ValueError(f"{len(tiles)} CTAs but {len(dram)} memory flags")
     counts = array("q", tiles)
     address, _ = counts.buffer_info()
-    return _library().fa2_makespan_s(address, dram, len(tiles), slots, tile_s, dram_tiles_per_s)
+    return _library().fa2_makespan_s(address, dram, len(tiles), heads, dram_every, slots, tile_s, dram_tiles_per_s)
