@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh Debian/Ubuntu machine; safe to run again.
 #   1. Debian packages the engine needs (C++ compiler, CMake, protobuf, JSON/YAML/flag libraries)
-#   2. a virtual environment in .venv with the package (editable, `llmservingsim` command) and its dependencies
+#   2. a virtual environment in .venv with the package (editable, `llmservingsim` command) and its dependencies,
+#      made from Debian's python3 (PYTHON=... for another): Debian builds it with profile-guided optimisation,
+#      which runs the serving loop 15-20 % faster than a plain source build (README, Speed)
 #   3. the engine build (astra-sim/build/bin/astra-analytical) and the compiled helpers (native/build)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(g++ cmake make protobuf-compiler libprotobuf-dev nlohmann-json3-dev libyaml-cpp-dev libcxxopts-dev
-              python3-venv)
+              python3 python3-venv)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -22,7 +24,7 @@ fi
 
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
-    python3 -m venv .venv
+    "${PYTHON:-/usr/bin/python3}" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test,ray]'
