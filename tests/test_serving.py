@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from inference_serving.backend.process import DEFAULT_SPIN_US
+from inference_serving.backend.process import DEFAULT_SPIN_US, default_spin_us, usable_cores
 from inference_serving.config.run_config import RunConfig
 from inference_serving.simulate import simulate
 
@@ -279,6 +279,20 @@ def test_a_run_polls_for_its_engine_only_with_a_second_core(cpus, spin_us):
             "from inference_serving.backend.process import default_spin_us; print(default_spin_us())")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, str(spin_us))
+
+
+@pytest.mark.parametrize("quota, cores, spin_us", [
+    ("150000 100000", 1.5, 0),                # 1.5 cores' time in every 100 ms: less than two cores
+    ("200000 100000", 2, DEFAULT_SPIN_US),
+    ("max 100000", None, DEFAULT_SPIN_US),    # no quota: every core the process may run on
+])
+def test_a_container_quota_bounds_the_cores_that_poll(tmp_path, quota, cores, spin_us):
+    affinity = len(os.sched_getaffinity(0))
+    if affinity < 2:
+        pytest.skip("this machine lets the tests use one core")
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(quota + "\n")
+    assert (usable_cores(cpu_max), default_spin_us(cpu_max)) == (cores or affinity, spin_us)
 
 
 def test_vllm_policy_single_request_exact_times(tmp_path):

@@ -19,12 +19,24 @@ from ..errors import EngineError
 # to an iteration's graph in bench/serving_bench.py (0.1 to 1 ms), so neither side sleeps between the
 # iterations of a run; short enough that a side waiting on a long step gives up its core within 2 ms.
 DEFAULT_SPIN_US = 2000
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a cgroup v2 CPU quota: "<quota> <period>" or "max <period>"
 
 
-def default_spin_us() -> int:
-    """Each side polls on a core of its own: where this process may use one core only, polling would
+def default_spin_us(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """Each side polls on a core of its own: where this process may use less than two cores, polling would
     just delay the other side, so it sleeps at once."""
-    return DEFAULT_SPIN_US if len(os.sched_getaffinity(0)) >= 2 else 0
+    return DEFAULT_SPIN_US if usable_cores(cpu_max) >= 2 else 0
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> float:
+    """The cores this process may run on, bounded by its cgroup's CPU quota where it has one (a container
+    started with --cpus N gets N cores' time whatever it sees)."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()
+        return cores if quota == "max" else min(cores, int(quota) / int(period))
+    except (OSError, ValueError):  # no cgroup v2 quota file here, or one we cannot read
+        return cores
 
 
 class EngineProcess:

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from multiprocessing import get_context
 
+from ..backend.process import usable_cores
 from ..config.options import config_from_mapping
 from ..errors import FAILURE, InputError, SimError
 from ..paths import REPO_ROOT
@@ -79,8 +80,7 @@ def completed(flag_sets: list[dict], jobs: int = 1, ray_address: str | None = No
             yield index, run_config(flags)
     else:
         jobs = min(jobs, len(flag_sets))
-        cores = len(os.sched_getaffinity(0))
-        yield from _run_pool(flag_sets if 2 * jobs <= cores else _one_core_each(flag_sets), jobs, cwd)
+        yield from _run_pool(flag_sets if 2 * jobs <= usable_cores() else _one_core_each(flag_sets), jobs, cwd)
 
 
 def _one_core_each(flag_sets: list[dict]) -> list[dict]:
