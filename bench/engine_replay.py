@@ -41,7 +41,7 @@ def record(folder: str, main_args: list[str]) -> None:
     files = []
     original_init, original_write = engine_process.EngineProcess.__init__, engine_process.EngineProcess.write
 
-    def init(self, argv, cwd, timeout_s):
+    def init(self, argv, cwd, timeout_s, spin_us=0):
         index = len(sessions)
         configs = os.path.join(folder, f'session{index}')
         os.makedirs(configs, exist_ok=True)
@@ -58,7 +58,7 @@ def record(folder: str, main_args: list[str]) -> None:
         self._record = open(os.path.join(configs, 'stdin'), 'wb')
         files.append(self._record)
         sessions.append({'argv': replay_argv, 'stdin': os.path.join(f'session{index}', 'stdin')})
-        original_init(self, argv, cwd, timeout_s)
+        original_init(self, argv, cwd, timeout_s, spin_us)
 
     def write(self, data):
         self._record.write(data)
@@ -117,6 +117,8 @@ def run_once(binary: str, folder: str, session: dict) -> tuple[float, float, byt
 def replay(folder: str, binaries: list[str], repeat: int) -> None:
     with open(os.path.join(folder, 'sessions.json')) as f:
         sessions = json.load(f)['sessions']
+    if not sessions:
+        sys.exit(f'{folder}: no engine session was recorded (did the recorded run fail? run main.py with its arguments)')
     totals = [count(os.path.join(folder, s['stdin'])) for s in sessions]
     commands, chains, lines = (sum(t[i] for t in totals) for i in range(3))
     print(f'{len(sessions)} session(s): {commands:,} commands, {chains:,} chain listings, {lines:,} listing lines')
