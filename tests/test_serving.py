@@ -281,18 +281,22 @@ def test_a_run_polls_for_its_engine_only_with_a_second_core(cpus, spin_us):
     assert (done.returncode, done.stdout.strip()) == (0, str(spin_us))
 
 
-@pytest.mark.parametrize("quota, cores, spin_us", [
-    ("150000 100000", 1.5, 0),                # 1.5 cores' time in every 100 ms: less than two cores
-    ("200000 100000", 2, DEFAULT_SPIN_US),
-    ("max 100000", None, DEFAULT_SPIN_US),    # no quota: every core the process may run on
+@pytest.mark.parametrize("files, cores, spin_us", [
+    ({"cpu.max": "150000 100000"}, 1.5, 0),            # cgroup v2: 1.5 cores' time in every 100 ms, less than two
+    ({"cpu.max": "200000 100000"}, 2, DEFAULT_SPIN_US),
+    ({"cpu.max": "max 100000"}, None, DEFAULT_SPIN_US),  # no quota: every core the process may run on
+    ({"cpu/cpu.cfs_quota_us": "50000", "cpu/cpu.cfs_period_us": "100000"}, 0.5, 0),  # cgroup v1
+    ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None, DEFAULT_SPIN_US),
+    ({}, None, DEFAULT_SPIN_US),                          # no cgroup files at all
 ])
-def test_a_container_quota_bounds_the_cores_that_poll(tmp_path, quota, cores, spin_us):
+def test_a_container_quota_bounds_the_cores_that_poll(tmp_path, files, cores, spin_us):
     affinity = len(os.sched_getaffinity(0))
     if affinity < 2:
         pytest.skip("this machine lets the tests use one core")
-    cpu_max = tmp_path / "cpu.max"
-    cpu_max.write_text(quota + "\n")
-    assert (usable_cores(cpu_max), default_spin_us(cpu_max)) == (cores or affinity, spin_us)
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text + "\n")
+    assert (usable_cores(tmp_path), default_spin_us(tmp_path)) == (cores or affinity, spin_us)
 
 
 def test_vllm_policy_single_request_exact_times(tmp_path):

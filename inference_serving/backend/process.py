@@ -7,6 +7,7 @@ tens to hundreds of microseconds per round trip. Our engine polls for the next c
 """
 from __future__ import annotations
 
+import math
 import os
 import selectors
 import subprocess
@@ -19,24 +20,35 @@ from ..errors import EngineError
 # to an iteration's graph in bench/serving_bench.py (0.1 to 1 ms), so neither side sleeps between the
 # iterations of a run; short enough that a side waiting on a long step gives up its core within 2 ms.
 DEFAULT_SPIN_US = 2000
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a cgroup v2 CPU quota: "<quota> <period>" or "max <period>"
+CGROUP = Path("/sys/fs/cgroup")  # where a process sees its own cgroup (a container's, inside one)
 
 
-def default_spin_us(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+def default_spin_us(cgroup: Path = CGROUP) -> int:
     """Each side polls on a core of its own: where this process may use less than two cores, polling would
     just delay the other side, so it sleeps at once."""
-    return DEFAULT_SPIN_US if usable_cores(cpu_max) >= 2 else 0
+    return DEFAULT_SPIN_US if usable_cores(cgroup) >= 2 else 0
 
 
-def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> float:
+def usable_cores(cgroup: Path = CGROUP) -> float:
     """The cores this process may run on, bounded by its cgroup's CPU quota where it has one (a container
     started with --cpus N gets N cores' time whatever it sees)."""
-    cores = len(os.sched_getaffinity(0))
+    return min(len(os.sched_getaffinity(0)), _quota_cores(cgroup))
+
+
+def _quota_cores(cgroup: Path) -> float:
+    """Cores' time per period the cgroup may use (inf without a quota, or where none can be read): cgroup v2's
+    cpu.max "<quota> <period>" (quota "max": none), else v1's cpu/cpu.cfs_quota_us (-1: none) over
+    cpu/cpu.cfs_period_us."""
     try:
-        quota, period = cpu_max.read_text().split()
-        return cores if quota == "max" else min(cores, int(quota) / int(period))
-    except (OSError, ValueError):  # no cgroup v2 quota file here, or one we cannot read
-        return cores
+        quota, period = (cgroup / "cpu.max").read_text().split()
+        return math.inf if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        return math.inf if quota < 0 else quota / int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError, ZeroDivisionError):
+        return math.inf
 
 
 class EngineProcess:
