@@ -42,7 +42,7 @@ def _quota_cores(cgroup: Path) -> float:
     try:
         quota, period = (cgroup / "cpu.max").read_text().split()
         return math.inf if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ZeroDivisionError):
         pass
     try:
         quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
