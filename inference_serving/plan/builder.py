@@ -146,13 +146,15 @@ class TraceBuilder(MoeRows):
 
     def _selective_attention(self, entries: list[BatchEntry]) -> SelectiveAttention:
         """Every request's attention under selective batching, summed per rank residue (iteration.py)."""
-        tp, cache = self.tp, self._attention_cache
+        tp, known = self.tp, self._attention_cache.get
         names, sums = [""] * tp, [0] * tp
-        for k, entry in enumerate(entries):  # every request of every step: _priced_attention's key looked up here
-            priced = cache.get((entry.new_tokens, entry.cached_tokens, 1)) or self._priced_attention(entry)
-            if priced[2]:
+        # every request of every step: _priced_attention's key looked up here
+        for k, (_, new_tokens, cached_tokens, _) in enumerate(entries):
+            priced = known((new_tokens, cached_tokens, 1)) or self._priced_attention(entries[k])
+            ns = priced[2]
+            if ns:
                 residue = k % tp
-                sums[residue] += priced[2]
+                sums[residue] += ns
                 if not names[residue]:
                     names[residue] = priced[1]
         return SelectiveAttention(len(entries), tuple(zip(names, sums)),

@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import NamedTuple, Sequence
 
 from .iteration import TOKEN_ID_BYTES, GroupsWhenRead, Trace
-from .rank_ops import every_rank_ops, merge_compute, merged
+from .rank_ops import every_rank_ops, joined, joined_rank_ops, merge_compute, merged
 
 
 class Op(NamedTuple):
@@ -66,10 +66,8 @@ def supports(trace: Trace) -> bool:
 
 
 def _join(first: list[Op], second: list[Op], merge: bool) -> list[Op]:
-    """Two merged runs one after the other, merged where they meet."""
-    if merge and first and second and first[-1].kind == "comp" and second[0].kind == "comp":
-        return [*first[:-1], merged(first[-1], second[0]), *second[1:]]
-    return [*first, *second]
+    """Two runs one after the other (merged where they meet, with `merge`)."""
+    return joined(first, second) if merge else [*first, *second]
 
 
 def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[Op], int, list[Op]]:
@@ -92,8 +90,9 @@ def _part_ops(trace: Trace, part, items: list, rank: int, merge: bool, memo: dic
     for every rank at once and once per graph in `memo` (every stage of a pipeline runs the same block;
     ranks differ only in selective attention)."""
     if part not in memo:
-        ranks = None if trace.selective_attention else (0,)
-        memo[part] = every_rank_ops(Op, items, trace.tp, merge, trace.selective_attention, ranks)
+        ranks = range(trace.tp) if trace.selective_attention else (0,)
+        memo[part] = (joined_rank_ops(Op, items, trace.tp, trace.selective_attention, ranks) if merge else
+                      every_rank_ops(Op, items, trace.tp, merge, trace.selective_attention, ranks))
     return memo[part][rank]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Callable, NamedTuple
 
 TOKEN_ID_BYTES = 4  # token ids enter and leave the device as int32
@@ -82,7 +82,7 @@ class GroupsWhenRead:
     @property
     def key(self) -> tuple:
         """What equality compares, without the groups' maker (chain.plan_key)."""
-        return type(self), *(getattr(self, f.name) for f in fields(self) if f.compare)
+        return type(self), *map(self.__dict__.__getitem__, _compared(type(self)))
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,12 @@ class SelectiveAttention(GroupsWhenRead):
     count: int
     residues: tuple[tuple[str, int], ...]
     make_groups: Callable[[], list[AttentionGroup]] = field(compare=False, repr=False)
+
+
+@lru_cache(maxsize=None)
+def _compared(cls: type) -> tuple[str, ...]:
+    """The names of the fields a dataclass's equality compares (a plan key reads them for every step)."""
+    return tuple(f.name for f in fields(cls) if f.compare)
 
 
 def with_groups(items: list) -> list:

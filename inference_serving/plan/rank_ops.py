@@ -2,10 +2,14 @@
 shared by the ET writer (chakra.py) and the engine's chain path (chain.py), each with its own op type.
 
 With merging, consecutive compute becomes one op with the summed duration, named after the first
-with a '+' (exact: in a chain nothing else waits for the inner ops).
+with a '+' (exact: in a chain nothing else waits for the inner ops). Merged ops of a run of items are
+the merged ops of its pieces joined (merged where they meet), which `joined_rank_ops` uses to make the
+ops of the plain rows around a layer's attention once per distinct run of rows rather than every step.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from itertools import groupby
 from typing import Sequence
 
 from .iteration import AttentionGroup, BatchedAttention, Comm, Row, SelectiveAttention, with_groups
@@ -19,6 +23,13 @@ def merged(first, second):
     """Two consecutive comp ops as one (named after the first, with a '+')."""
     name = first.name if first.name.endswith("+") else first.name + "+"
     return first._replace(name=name, value=first.value + second.value)
+
+
+def joined(first: Sequence, second: Sequence) -> list:
+    """Two merged runs of ops one after the other, merged where they meet."""
+    if first and second and first[-1].kind == "comp" and second[0].kind == "comp":
+        return [*first[:-1], merged(first[-1], second[0]), *second[1:]]
+    return [*first, *second]
 
 
 def merge_compute(ops: list) -> list:
@@ -105,3 +116,27 @@ def _add_residues(writers: dict[int, _RankWriter], item: SelectiveAttention, fir
         name, ns = item.residues[(rank - first) % tp]
         if ns:
             writer.row(Row(name, ns))
+
+
+def joined_rank_ops(op_type, items: list, tp: int, selective: bool, ranks: Sequence[int]) -> list[list]:
+    """every_rank_ops(op_type, items, tp, True, selective, ranks), its runs of plain rows made once per distinct
+    run (they repeat from step to step: builder.py makes the rows of a token count once) and joined with the
+    ops of the attention items between them. Exact: a writer's pending compute carries over a seam just as
+    joining merges a comp op ending one piece with one starting the next. Items with attention in more than
+    one place go to every_rank_ops whole (whose owners under selective batching count the groups before)."""
+    pieces = [(rows, tuple(run)) for rows, run in groupby(items, key=lambda item: type(item) is Row)]
+    if sum(not rows for rows, _ in pieces) > 1:
+        return every_rank_ops(op_type, items, tp, True, selective, ranks)
+    ranks = tuple(ranks)
+    out: list[list] = [[] for _ in ranks]
+    for rows, run in pieces:
+        ops = _row_run_ops(op_type, run, tp, ranks) if rows else every_rank_ops(op_type, list(run), tp, True,
+                                                                                 selective, ranks)
+        out = [joined(before, more) for before, more in zip(out, ops)]
+    return out
+
+
+@lru_cache(maxsize=1 << 12)
+def _row_run_ops(op_type, rows: tuple[Row, ...], tp: int, ranks: tuple[int, ...]) -> tuple[tuple, ...]:
+    """The merged ops of a run of plain rows on each rank (every rank runs every row)."""
+    return tuple(map(tuple, every_rank_ops(op_type, list(rows), tp, True, True, ranks)))

@@ -5,7 +5,7 @@ import bisect
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from ..serving.request import Batch, RequestState
 from .summary_stats import mean, median, percentile
@@ -36,13 +36,12 @@ class RequestTimes:
                             latency=state.end_ns - r.arrival_ns, queuing_delay=state.admitted_ns - r.arrival_ns)
 
 
-@dataclass(frozen=True)
-class IterationSample:
+class IterationSample(NamedTuple):
     """One finished iteration (batch): its times (ns) and the state of the system when it ended.
 
     running = admitted, unfinished requests in device memory; waiting = arrived, never scheduled;
     swapped = requests whose KV blocks are in host memory; kv_used/kv_total = KV blocks per NPU of
-    the instance that ran the iteration (`instance`)."""
+    the instance that ran the iteration (`instance`). (A named tuple: one is made for every iteration.)"""
 
     batch: int
     start_ns: int
@@ -99,7 +98,8 @@ class Metrics:
     def batch_started(self, batch: Batch, now: int) -> None:
         self.iterations += 1
         if self._kvs:
-            self._admitted.update(s.id for s in batch.states)
+            self._admitted.update(batch.prefill)  # the batch's requests, by id
+            self._admitted.update(batch.decode)
 
     def batch_finished(self, batch: Batch, finished: list[RequestState], now: int, instance=None) -> list[str]:
         """Counts the batch in the log interval it ends in; returns the line of the interval that ended

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from ..inputs.workload import Request
 from ..plan.iteration import BatchEntry, TierMove, Trace
 
+_new_entry = tuple.__new__  # BatchEntry(...) without the Python frame of its generated __new__ (once per request and step)
+
 
 @dataclass(eq=False)  # a request's state is one object, compared by identity
 class RequestState:
@@ -47,7 +49,7 @@ class Batch:
 
     def add(self, state: RequestState, new_tokens: int, draft_tokens: int = 0) -> None:
         cached, prompt = state.cached, state.request.input_tokens
-        self.entries.append(BatchEntry(state.id, new_tokens, cached, draft_tokens))
+        self.entries.append(_new_entry(BatchEntry, (state.id, new_tokens, cached, draft_tokens)))
         self.states.append(state)
         if cached < prompt:
             self.prompt_tokens += min(new_tokens, prompt - cached)

@@ -40,6 +40,7 @@ class VllmPolicy(SchedulingPolicy):
     trust = ("vLLM V1's policy, validated against a measured vLLM run (README Validation); for the latency and "
              "throughput of a vLLM deployment")
     kv: PrefixCacheKV
+    speculative = False  # whether _draft_tokens may give a request draft tokens (speculative.py)
 
     def __init__(self, feed: Inbox | list[Request], kv: PrefixCacheKV, max_num_seqs: int,
                  max_num_batched_tokens: int, memory: VllmMemory) -> None:
@@ -72,20 +73,23 @@ class VllmPolicy(SchedulingPolicy):
             self._schedule_waiting(batch, budget, now)
 
     def _schedule_running(self, batch: Batch, budget: int) -> int:
-        running, kv, draft_tokens = self.running, self.kv, self._draft_tokens
+        running, kv, add = self.running, self.kv, batch.add
+        draft_tokens = self._draft_tokens if self.speculative else None
         reuse, owned, block_size = self.reuse, kv.owned, kv.layout.block_size
         index = 0
         while index < len(running) and budget > 0:
             state = running[index]
-            missing = self._known_tokens(state) - state.cached
-            tokens = min(missing + draft_tokens(state), budget)
-            needed = state.cached + tokens
+            cached = state.cached
+            missing = state.request.input_tokens + state.generated - cached  # _known_tokens(state) - cached
+            wanted = missing + draft_tokens(state) if draft_tokens else missing
+            tokens = wanted if wanted < budget else budget
+            needed = cached + tokens
             # a request holding the blocks for `needed` tokens already (ceil(needed / block_size) of them) is not
             # allocated: allocating them would be allowed and change nothing (with --no-reuse it is)
             holds = reuse and needed <= len(owned.get(state.id, ())) * block_size
             if not holds and not self._allocate_running(batch, state, needed):
                 return budget
-            batch.add(state, tokens, tokens - missing if tokens > missing else 0)
+            add(state, tokens, tokens - missing if tokens > missing else 0)
             budget -= tokens
             index += 1
         return budget
