@@ -3,6 +3,7 @@
 // same operations in the same order as there (integer tile counts converted exactly, no contraction into
 // fused multiply-adds: built with -ffp-contract=off), so the answers are equal bit for bit; tests/test_fa2.py
 // compares them.
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -28,21 +29,52 @@ struct Rate {
     }
 };
 
+// The slots' free times (in tiles done) of the greedy schedule, as a bucket queue: a slot that frees at t takes
+// a CTA of at most `widest` tiles, so every free time lies in [t, t + widest] with t the earliest, and a
+// circular array of widest + 1 counts holds them; taking the earliest only ever moves forward. The same
+// multiset as fa2._one_kind_s's heap, in O(CTAs + makespan) instead of O(CTAs log slots).
+class FreeTimes {
+  public:
+    explicit FreeTimes(int64_t widest) : counts_(static_cast<size_t>(widest) + 1, 0) {}
+
+    void add(int64_t time) { ++counts_[index(time)]; }
+
+    int64_t take_earliest() {
+        while (counts_[index(earliest_)] == 0) ++earliest_;
+        --counts_[index(earliest_)];
+        return earliest_;
+    }
+
+    // every free time left, ascending
+    std::vector<int64_t> sorted(size_t count) {
+        std::vector<int64_t> out;
+        out.reserve(count);
+        for (int64_t time = earliest_; out.size() < count; ++time) {
+            out.insert(out.end(), counts_[index(time)], time);
+        }
+        return out;
+    }
+
+  private:
+    size_t index(int64_t time) const { return static_cast<size_t>(time) % counts_.size(); }
+
+    std::vector<int64_t> counts_;
+    int64_t earliest_ = 0;
+};
+
 // fa2._one_kind_s: the greedy schedule in whole tiles, then each stretch timed at the rate of the CTAs
 // still running in it.
 double one_kind_s(const std::vector<int64_t>& tiles, int64_t slots, const Rate& rate) {
     if (tiles.empty()) return 0.0;
     const size_t first = std::min(static_cast<size_t>(slots), tiles.size());
-    MinHeap<int64_t> free(tiles.begin(), tiles.begin() + static_cast<std::ptrdiff_t>(first));
+    FreeTimes free(*std::max_element(tiles.begin(), tiles.end()));
+    for (size_t i = 0; i < first; ++i) free.add(tiles[i]);
     int64_t last_start = 0;
     for (size_t i = first; i < tiles.size(); ++i) {
-        last_start = free.top();
-        free.pop();
-        free.push(last_start + tiles[i]);
+        last_start = free.take_earliest();
+        free.add(last_start + tiles[i]);
     }
-    std::vector<int64_t> ends;
-    ends.reserve(free.size());
-    for (; !free.empty(); free.pop()) ends.push_back(free.top());
+    const std::vector<int64_t> ends = free.sorted(first);
     const int64_t count = static_cast<int64_t>(ends.size());
     double elapsed = static_cast<double>(last_start) / rate(count);
     int64_t before = last_start;
