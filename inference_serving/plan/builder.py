@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from typing import Callable
 
 from ..inputs.model_config import ModelConfig
@@ -19,6 +20,8 @@ from ..perf.provider import PerfProvider
 from .iteration import (EVICT_ROW, LOAD_ROW, OVERHEAD_ROW, TOKEN_ID_BYTES, AttentionGroup, BatchedAttention,
                         BatchEntry, Comm, Kind, Row, SelectiveAttention, TierMove, Trace)
 from .moe_block import MoeRows
+
+NEW_TOKENS, DRAFT_TOKENS = attrgetter("new_tokens"), attrgetter("draft_tokens")  # of a BatchEntry
 
 
 @dataclass
@@ -54,7 +57,7 @@ class TraceBuilder(MoeRows):
 
     def build(self, entries: list[BatchEntry], evict_bytes: int = 0, load_bytes: int = 0,
               tier_moves: list[TierMove] = ()) -> Trace:
-        tokens = sum(e.new_tokens for e in entries)
+        tokens = sum(map(NEW_TOKENS, entries))
         overhead = Row(OVERHEAD_ROW, self.engine_overhead_ns) if self.engine_overhead_ns else None
         embedding, before, after, mlp = self._dense_rows(tokens)
         attention = [*before, *self._attention_items(entries), *after]
@@ -63,7 +66,7 @@ class TraceBuilder(MoeRows):
         swaps = self._swap_rows(evict_bytes, load_bytes) + [move.row() for move in tier_moves]
         return Trace(swaps=swaps, embedding=embedding,
                      block=block, stage_layers=[self._stage_layer_count(s) for s in range(self.pp)],
-                     head=self._head(tokens, sum(1 + e.draft_tokens for e in entries)), tp=self.tp,
+                     head=self._head(tokens, len(entries) + sum(map(DRAFT_TOKENS, entries))), tp=self.tp,
                      batch_requests=len(entries), kind=Kind.SELECTIVE if self.selective_attention else Kind.SHARDED,
                      overhead=overhead, first_block=first_block, first_layers=self.model.first_dense_layers,
                      draft=self.drafter(entries) if self.drafter else [])

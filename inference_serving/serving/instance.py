@@ -56,6 +56,7 @@ class Instance:
 
     def __post_init__(self) -> None:
         self.queues = {npu: NpuQueue() for npu in self.npus}
+        self._first_stage = [self.queues[npu] for npu in self.npus[:self.tp]]
 
     @property
     def npus(self) -> range:
@@ -66,7 +67,7 @@ class Instance:
         return self.scheduler.kv
 
     def first_stage_free(self) -> bool:
-        return len(self.batches) < self.pp and all(self.queues[npu].idle for npu in self.npus[:self.tp])
+        return len(self.batches) < self.pp and all(queue.idle for queue in self._first_stage)
 
     def outstanding(self) -> int:
         """Requests it holds: handed to it and not yet ended (the routers' load measure)."""

@@ -102,17 +102,17 @@ class SchedulingPolicy(ABC):
         blocks). Returns the requests that finished with it."""
         del self.in_flight[batch.id]
         finished: list[RequestState] = []
-        sampled = 0
+        sampled, sampled_by = 0, self._sampled
         for state, entry in zip(batch.states, batch.entries):
             state.cached = entry.cached_tokens + entry.new_tokens
-            tokens = self._sampled(state, entry)
+            tokens = sampled_by(state, entry)
             if not tokens:
                 continue
             sampled += tokens
-            state.generated += tokens
+            generated = state.generated = state.generated + tokens
             if state.first_token_ns is None:
                 state.first_token_ns = now
-            if state.generated >= state.request.output_tokens:
+            if generated >= state.request.output_tokens:
                 self._end(state, now)
                 finished.append(state)
         batch.sampled += sampled

@@ -136,4 +136,4 @@ class VllmPolicy(SchedulingPolicy):
     def _sampled(self, state: RequestState, entry: BatchEntry) -> int:
         """A token once the step computed the request's last known token (a prompt chunk short of the
         prompt's end samples none)."""
-        return 1 if state.cached >= self._known_tokens(state) else 0
+        return 1 if state.cached >= state.request.input_tokens + state.generated else 0  # _known_tokens(state)
