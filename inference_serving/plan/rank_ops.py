@@ -9,7 +9,6 @@ ops of the plain rows around a layer's attention once per distinct run of rows r
 from __future__ import annotations
 
 from functools import lru_cache
-from itertools import groupby
 from typing import Sequence
 
 from .iteration import AttentionGroup, BatchedAttention, Comm, Row, SelectiveAttention, with_groups
@@ -124,16 +123,17 @@ def joined_rank_ops(op_type, items: list, tp: int, selective: bool, ranks: Seque
     ops of the attention items between them. Exact: a writer's pending compute carries over a seam just as
     joining merges a comp op ending one piece with one starting the next. Items with attention in more than
     one place go to every_rank_ops whole (whose owners under selective batching count the groups before)."""
-    pieces = [(rows, tuple(run)) for rows, run in groupby(items, key=lambda item: type(item) is Row)]
-    if sum(not rows for rows, _ in pieces) > 1:
-        return every_rank_ops(op_type, items, tp, True, selective, ranks)
+    attention = [k for k, item in enumerate(items) if type(item) is not Row]
     ranks = tuple(ranks)
-    out: list[list] = [[] for _ in ranks]
-    for rows, run in pieces:
-        ops = _row_run_ops(op_type, run, tp, ranks) if rows else every_rank_ops(op_type, list(run), tp, True,
-                                                                                 selective, ranks)
-        out = [joined(before, more) for before, more in zip(out, ops)]
-    return out
+    if not attention:
+        return list(map(list, _row_run_ops(op_type, tuple(items), tp, ranks)))
+    start, end = attention[0], attention[-1] + 1
+    if end - start != len(attention):
+        return every_rank_ops(op_type, items, tp, True, selective, ranks)
+    before = _row_run_ops(op_type, tuple(items[:start]), tp, ranks)
+    middle = every_rank_ops(op_type, items[start:end], tp, True, selective, ranks)
+    after = _row_run_ops(op_type, tuple(items[end:]), tp, ranks)
+    return [joined(joined(*pair), last) for pair, last in zip(zip(before, middle), after)]
 
 
 @lru_cache(maxsize=1 << 12)
