@@ -137,25 +137,25 @@ def stage_chain(trace: Trace, stage: int, rank: int, body: Chain, first_npu: int
 
 @lru_cache(maxsize=1 << 16)
 def _op_line(op: Op) -> str:
+    """The op's line, its newline included."""
     if op.kind in ("send", "recv"):
-        return f"{op.kind} {op.value} {op.src} {op.dst} {op.tag} {op.name}"
-    return f"{'allreduce' if op.kind == 'coll' else op.kind} {op.value} {op.name}"
+        return f"{op.kind} {op.value} {op.src} {op.dst} {op.tag} {op.name}\n"
+    return f"{'allreduce' if op.kind == 'coll' else op.kind} {op.value} {op.name}\n"
 
 
 @lru_cache(maxsize=1 << 10)
 def _unit_text(unit: tuple[Op, ...]) -> str:
     """The lines of a repeated run (one body's unit is shared by the chains of every stage and rank that
     run it, so it is written once)."""
-    return "".join(_op_line(op) + "\n" for op in unit)
+    return "".join(map(_op_line, unit))
 
 
 def listing(chain: Chain) -> bytes:
     """The chain as the engine's `chain` command reads it (astra-sim/README.md): the parallel count,
     then one op per line, the repeated run once behind `repeat <times> <lines>`."""
-    text = "".join(line + "\n" for line in (str(chain.parallel), *map(_op_line, chain.leading)))
-    if chain.times:
-        text += f"repeat {chain.times} {len(chain.unit)}\n" + _unit_text(chain.unit)
-    return (text + "".join(_op_line(op) + "\n" for op in chain.trailing)).encode()
+    repeat = f"repeat {chain.times} {len(chain.unit)}\n" + _unit_text(chain.unit) if chain.times else ""
+    return (f"{chain.parallel}\n" + "".join(map(_op_line, chain.leading)) + repeat
+            + "".join(map(_op_line, chain.trailing))).encode()
 
 
 class GroupChain(NamedTuple):
