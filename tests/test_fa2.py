@@ -140,6 +140,18 @@ def test_compiled_schedule_of_a_worked_case():
     assert makespan_s([], 2, 1.0, 1.0, native=True) == 0.0
 
 
+def test_compiled_greedy_schedule_by_hand():
+    """One kind of CTA on 2 slots (the compiled schedule keeps the slots' free times in a bucket queue): CTAs of
+    3, 1, 1, 2 tiles start at tile 0, 0, 1, 2 and end at 3, 1, 2, 4. Reading L2 at 1 tile/s the last ends at 4 s;
+    streaming 1 tile/s shared by those running, 2 / 0.5 s until the last start, (3 - 2) / 0.5 s with two running,
+    (4 - 3) / 1 s with one: 7 s. A CTA far wider than the others (the queue's width) ends alone: 1 + 1 + 99,998 s."""
+    ctas = [3, 1, 1, 2]
+    assert makespan_s([(t, L2) for t in ctas], 2, 1.0, 1.0, native=True) == 4.0
+    assert makespan_s([(t, DRAM) for t in ctas], 2, 1.0, 1.0, native=True) == 7.0
+    assert makespan_s([(100_000, L2), (1, L2), (1, L2)], 2, 1.0, 1.0, native=True) == 100_000.0
+    assert makespan_s([(1, L2)] * 5, 2, 1.0, 1.0, native=True) == 3.0  # times past the queue's width wrap round
+
+
 def test_compiled_steps_price_as_the_reference():
     contexts = [100, 300, 129, 4000, 1, 257] * 20
     fast = step(q_heads=4)

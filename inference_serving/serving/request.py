@@ -9,7 +9,7 @@ from ..plan.iteration import BatchEntry, TierMove, Trace
 _new_entry = tuple.__new__  # BatchEntry(...) without the Python frame of its generated __new__ (once per request and step)
 
 
-@dataclass(eq=False)  # a request's state is one object, compared by identity
+@dataclass(eq=False, slots=True)  # one object per request, compared by identity; slots: read every step
 class RequestState:
     request: Request
     cached: int = 0
