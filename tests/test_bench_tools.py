@@ -32,3 +32,12 @@ def test_engine_replay_of_an_empty_recording_is_one_line(tmp_path):
                               capture_output=True, text=True, timeout=60)
     assert replayed.returncode == 1 and "no engine session was recorded" in replayed.stderr
     assert "Traceback" not in replayed.stderr
+
+
+def test_step_bench_times_both_policies_at_each_batch_size():
+    done = subprocess.run([sys.executable, "bench/step_bench.py", "--requests", "3,5", "--steps", "4", "--repeat", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["vllm", "3"], ["orca", "3"], ["vllm", "5"], ["orca", "5"]]
+    assert all("us/step" in line and "ns per request" in line for line in lines)
