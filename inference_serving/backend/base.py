@@ -24,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, NamedTuple
 
 from ..registry import Registry
 
@@ -34,8 +34,9 @@ BACKENDS = Registry("engine backend", "--astra-sim", {
 })
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
+    """(A named tuple: one is made for every reply of the engine.)"""
+
     kind: str              # "done" or "time"
     tick: int
     npus: tuple[int, ...] = ()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-import selectors
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -62,8 +62,8 @@ class EngineProcess:
         except OSError as err:
             raise EngineError(f"cannot start the engine {argv[0]}: {err.strerror} "
                               f"(build it with: bash astra-sim/build.sh, or pass --astra-sim PATH)") from None
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self.output = select.poll()  # the engine's stdout, polled
+        self.output.register(self.proc.stdout, select.POLLIN)
         self.buffer = b""
 
     def send(self, line: str) -> None:
@@ -92,13 +92,13 @@ class EngineProcess:
         return line.decode(errors="replace").rstrip("\r")
 
     def _readable(self, deadline: float) -> bool:
-        """Whether output came before the deadline: polled for the spin time, then slept for."""
+        """Whether output (or the end of it) came before the deadline: polled for the spin time, then slept for."""
         until = min(deadline, time.monotonic() + self.spin_s)
         while time.monotonic() < until:
-            if self.selector.select(0):
+            if self.output.poll(0):
                 return True
         remaining = deadline - time.monotonic()
-        return remaining > 0 and bool(self.selector.select(remaining))
+        return remaining > 0 and bool(self.output.poll(math.ceil(remaining * 1000)))
 
     def _failure(self, what: str) -> EngineError:
         try:
@@ -115,7 +115,6 @@ class EngineProcess:
             self.proc.wait(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-        self.selector.close()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
