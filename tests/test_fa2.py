@@ -152,6 +152,14 @@ def test_compiled_greedy_schedule_by_hand():
     assert makespan_s([(1, L2)] * 5, 2, 1.0, 1.0, native=True) == 3.0  # times past the queue's width wrap round
 
 
+@pytest.mark.parametrize("heads, dram_every, slots", [(-1, 1, 2), (1, 0, 2), (1, 1, 0)])
+def test_compiled_schedule_refuses_what_it_cannot_schedule(heads, dram_every, slots):
+    """No negative head count, no streaming head spacing below one, and at least one slot (a schedule without
+    slots never ends)."""
+    with pytest.raises(ValueError, match="need heads >= 0, dram_every >= 1 and slots >= 1"):
+        fa2_native.makespan_s([1, 2], b"\x01\x01", slots, 1.0, 1.0, heads, dram_every)
+
+
 def test_compiled_steps_price_as_the_reference():
     contexts = [100, 300, 129, 4000, 1, 257] * 20
     fast = step(q_heads=4)

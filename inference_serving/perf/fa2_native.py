@@ -40,8 +40,9 @@ def makespan_s(tiles: list[int], dram: bytes, slots: int, tile_s: float, dram_ti
     once, not once per head."""
     if len(dram) != len(tiles):
         raise ValueError(f"{len(tiles)} CTAs but {len(dram)} memory flags")
-    if heads < 0 or dram_every < 1:
-        raise ValueError(f"{heads} heads, streaming on every {dram_every}-th: need heads >= 0 and dram_every >= 1")
+    if heads < 0 or dram_every < 1 or slots < 1:
+        raise ValueError(f"{heads} heads, streaming on every {dram_every}-th, {slots} slots: need heads >= 0, "
+                         f"dram_every >= 1 and slots >= 1")
     counts = array("q", tiles)
     address, _ = counts.buffer_info()
     return _library().fa2_makespan_s(address, dram, len(tiles), heads, dram_every, slots, tile_s, dram_tiles_per_s)
