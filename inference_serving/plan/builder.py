@@ -189,7 +189,8 @@ class TraceBuilder(MoeRows):
         decodes = [e for e in entries if e.new_tokens == 1 + e.draft_tokens]
         if not decodes:
             return [self._attention(entry) for entry in entries]
-        chunks = [e for e in entries if e.new_tokens > 1 + e.draft_tokens]
+        # the others are chunks (a step computes at least a request's known token and its drafts)
+        chunks = [e for e in entries if e.new_tokens > 1 + e.draft_tokens] if len(decodes) < len(entries) else []
         return [*map(self._attention, chunks),
                 self._batched_decode_attention(decodes, [(e.new_tokens, e.cached_tokens) for e in chunks])]
 
