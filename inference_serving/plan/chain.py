@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import NamedTuple, Sequence
 
 from .iteration import TOKEN_ID_BYTES, GroupsWhenRead, Trace
-from .rank_ops import every_rank_ops, joined, joined_rank_ops, merge_compute, merged
+from .rank_ops import every_rank_ops, joined, joined_rank_ops, merge_compute, merged, summed
 
 
 class Op(NamedTuple):
@@ -76,7 +76,7 @@ def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[
     and after only meets them."""
     if merge and len(block) == 1 and block[0].kind == "comp" and times > 1:
         op = block[0]
-        return [merged(op, op._replace(value=op.value * (times - 1)))], [], 0, []
+        return [summed(op, op.value * times)], [], 0, []
     if times < 3 or not block:
         return merge_compute(block * times) if merge else block * times, [], 0, []
     if merge and block[0].kind == "comp" and block[-1].kind == "comp":

@@ -20,8 +20,14 @@ COLLECTIVE_OPS = {Comm.ALL_REDUCE: "coll", Comm.ALL_GATHER: "allgather", Comm.RE
 
 def merged(first, second):
     """Two consecutive comp ops as one (named after the first, with a '+')."""
-    name = first.name if first.name.endswith("+") else first.name + "+"
-    return first._replace(name=name, value=first.value + second.value)
+    return summed(first, first.value + second.value)
+
+
+def summed(op, value: int):
+    """A comp op that stands for several, `value` ns in all: named after `op`, with a '+'. (Both op types
+    start with kind, name, value; made as a tuple, since named tuples' _replace is slow for every step.)"""
+    name = op.name if op.name.endswith("+") else op.name + "+"
+    return tuple.__new__(type(op), (op.kind, name, value, *op[3:]))
 
 
 def joined(first: Sequence, second: Sequence) -> list:
