@@ -29,10 +29,13 @@ from inference_serving.serving.vllm import VllmPolicy  # noqa: E402
 LAYOUT = MemoryLayout(weight_bytes=0, block_bytes=1, capacity_bytes=10**6, block_size=16)
 
 
-def policies(requests: list[Request]) -> dict:
-    return {"vllm": VllmPolicy(requests, PrefixCacheKV(LAYOUT, 10**6, caching=False), max_num_seqs=len(requests),
-                               max_num_batched_tokens=100 * len(requests), memory=None),
-            "orca": OrcaPolicy(requests, HostSwapKV(LAYOUT))}
+# each policy, made afresh for the requests
+POLICIES = {
+    "vllm": lambda requests: VllmPolicy(requests, PrefixCacheKV(LAYOUT, 10**6, caching=False),
+                                        max_num_seqs=len(requests), max_num_batched_tokens=100 * len(requests),
+                                        memory=None),
+    "orca": lambda requests: OrcaPolicy(requests, HostSwapKV(LAYOUT)),
+}
 
 
 def timed_steps(policy, steps: int) -> tuple[float, float]:
@@ -57,8 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     for count in map(int, args.requests.split(",")):
         requests = [Request(i, 100, 10 * args.steps, 0) for i in range(count)]
-        for name in policies(requests):
-            runs = [timed_steps(policies(requests)[name], args.steps) for _ in range(args.repeat)]
+        for name, policy in POLICIES.items():
+            runs = [timed_steps(policy(requests), args.steps) for _ in range(args.repeat)]
             per_step = [1e6 * min(run[part] for run in runs) / args.steps for part in (0, 1)]
             print(f"{name} {count:4d} requests: schedule {per_step[0]:7.1f} us/step ({1e3 * per_step[0] / count:4.0f} ns "
                   f"per request), complete {per_step[1]:6.1f} us/step ({1e3 * per_step[1] / count:4.0f} ns per request)")

@@ -134,8 +134,6 @@ class SpecStats:
 class SpeculativeVllmPolicy(VllmPolicy):
     """vLLM V1 with draft tokens: decoding requests verify up to k of them a step."""
 
-    speculative = True
-
     @classmethod
     def build(cls, feed: Inbox, model: ModelConfig, layout: MemoryLayout,
               config: RunConfig) -> "SpeculativeVllmPolicy":

@@ -40,7 +40,6 @@ class VllmPolicy(SchedulingPolicy):
     trust = ("vLLM V1's policy, validated against a measured vLLM run (README Validation); for the latency and "
              "throughput of a vLLM deployment")
     kv: PrefixCacheKV
-    speculative = False  # whether _draft_tokens may give a request draft tokens (speculative.py)
 
     def __init__(self, feed: Inbox | list[Request], kv: PrefixCacheKV, max_num_seqs: int,
                  max_num_batched_tokens: int, memory: VllmMemory) -> None:
@@ -74,7 +73,8 @@ class VllmPolicy(SchedulingPolicy):
 
     def _schedule_running(self, batch: Batch, budget: int) -> int:
         running, kv, add = self.running, self.kv, batch.add
-        draft_tokens = self._draft_tokens if self.speculative else None
+        # a subclass that gives draft tokens (speculative.py) is asked for every request; this class gives none
+        draft_tokens = self._draft_tokens if type(self)._draft_tokens is not VllmPolicy._draft_tokens else None
         reuse, owned, block_size = self.reuse, kv.owned, kv.layout.block_size
         index = 0
         while index < len(running) and budget > 0:
