@@ -27,10 +27,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 from typing import NamedTuple, Sequence
 
 from .iteration import TOKEN_ID_BYTES, GroupsWhenRead, Trace
 from .rank_ops import every_rank_ops, joined, joined_rank_ops, merge_compute, merged, summed
+from .stand_ins import VALUE, alike, stand_in_blocks
 
 
 class Op(NamedTuple):
@@ -59,6 +61,10 @@ class Chain(NamedTuple):
         return [*self.leading, *self.unit * self.times, *self.trailing]
 
 
+KIND = attrgetter("kind")
+FOLDABLE = frozenset(("comp", "coll", "load", "store"))  # the op kinds a group chain of slowest_ranks may hold
+
+
 def supports(trace: Trace) -> bool:
     """Whether the plan is made of ops the engine's chain command reads: no processing-in-memory rows
     (the block's, flagged by plan/pim.py), no memory-tier swaps."""
@@ -85,37 +91,68 @@ def _repeated(block: list[Op], times: int, merge: bool) -> tuple[list[Op], list[
     return block, block, times - 2, block
 
 
-def _part_ops(trace: Trace, part, items: list, rank: int, merge: bool, memo: dict) -> list[Op]:
-    """The ops on one rank of a part of the plan (`part` names it: "first", "last" or a block's id), made
-    for every rank at once and once per graph in `memo` (every stage of a pipeline runs the same block;
-    ranks differ only in selective attention)."""
+def _part_ranks(trace: Trace, part, items: list, merge: bool, memo: dict) -> list[list[Op]]:
+    """The ops of a part of the plan (`part` names it: "first", "last" or a block's id) on every rank that
+    builds its own (all under selective attention, else rank 0), made once per graph in `memo` (every
+    stage of a pipeline runs the same block)."""
     if part not in memo:
         ranks = range(trace.tp) if trace.selective_attention else (0,)
         memo[part] = (joined_rank_ops(Op, items, trace.tp, trace.selective_attention, ranks) if merge else
                       every_rank_ops(Op, items, trace.tp, merge, trace.selective_attention, ranks))
-    return memo[part][rank]
+    return memo[part]
 
 
-def stage_body(trace: Trace, stage: int, blocks: list, rank: int, merge: bool, memo: dict) -> Chain:
-    """The compute and collective ops of one NPU's stage (merged with `merge`): the embedding on the
-    first stage, the decoder block once per layer (`blocks`: trace.stage_blocks), the head on the last
-    (parts' ops kept in `memo`)."""
-    first = []
-    if stage == 0:
-        first = _part_ops(trace, "first", [trace.overhead, trace.embedding] if trace.overhead else [trace.embedding],
-                          rank, merge, memo)
-    last = _part_ops(trace, "last", [*trace.head, *trace.draft], rank, merge, memo) if stage == trace.pp - 1 else []
+def _stage_parts(trace: Trace, stage: int, blocks: list, merge: bool, memo: dict) -> tuple[list, list, list]:
+    """Per rank, the ops of a stage's parts: the embedding on the first stage, each block with its layer
+    count (`blocks`: trace.stage_blocks), the head on the last (empty lists on the other stages)."""
+    none = [[]] * (trace.tp if trace.selective_attention else 1)
+    first = none if stage else _part_ranks(trace, "first", [trace.overhead, trace.embedding] if trace.overhead
+                                           else [trace.embedding], merge, memo)
+    last = _part_ranks(trace, "last", [*trace.head, *trace.draft], merge, memo) if stage == trace.pp - 1 else none
+    return first, [(_part_ranks(trace, id(items), items, merge, memo), layers) for items, layers in blocks], last
+
+
+def _body(first: list[Op], blocks: list[tuple[list[Op], int]], last: list[Op], merge: bool) -> Chain:
+    """A stage's chain body from its parts' ops: `first`, each block's ops its layer count times, `last`."""
     if len(blocks) != 1:  # dense first layers before the MoE ones (or none): spelled out
         body = []
-        for items, layers in blocks:
-            body += _part_ops(trace, id(items), items, rank, merge, memo) * layers
+        for ops, layers in blocks:
+            body += ops * layers
         ops = [*first, *body, *last]
         return Chain(tuple(merge_compute(ops) if merge else ops), (), 0, ())
-    block = _part_ops(trace, id(blocks[0][0]), blocks[0][0], rank, merge, memo)
-    leading, unit, times, trailing = _repeated(block, blocks[0][1], merge)
+    leading, unit, times, trailing = _repeated(*blocks[0], merge)
     if not times:
         return Chain(tuple(_join(_join(first, leading, merge), last, merge)), (), 0, ())
     return Chain(tuple(_join(first, leading, merge)), tuple(unit), times, tuple(_join(trailing, last, merge)))
+
+
+def stage_ranks(first: list, middle: list, last: list, tp: int, merge: bool, by_slowest: bool, memo: dict,
+                stand_ins: bool = True) -> tuple:
+    """(a stage's rank bodies, its group body (_group_body)) from every rank's part ops (_stage_parts). Where
+    two stand-in ranks give the group body (stand_ins.py; `stand_ins` off: every rank's body does, the
+    same), the rank bodies are made only when read (a folded stage never reads them): a function."""
+    def bodies() -> tuple[Chain, ...]:
+        return tuple(_body(first[r], [(ops[r], layers) for ops, layers in middle], last[r], merge)
+                     for r in range(len(first)))
+
+    blocks_in = _stand_in_blocks(first, middle, last, memo) if by_slowest and stand_ins and len(first) > 1 else None
+    if blocks_in is None:
+        made = bodies()
+        return made, _group_body(made, tp, by_slowest)
+    layers = middle[0][1]
+    return bodies, _group_body(tuple(_body(first[0], [(block, layers)], last[0], merge) for block in blocks_in),
+                               tp, by_slowest)
+
+
+def _stand_in_blocks(first: list, middle: list, last: list, memo: dict) -> tuple[list, ...] | None:
+    """stand_in_blocks of the stage's one block (once per block, in `memo`) where its first and last parts
+    are alike on every rank, else None."""
+    if len(middle) != 1 or not alike(first) or not alike(last):
+        return None
+    key = "stand-ins", id(middle[0][0])
+    if key not in memo:
+        memo[key] = stand_in_blocks(middle[0][0])
+    return memo[key]
 
 
 def stage_chain(trace: Trace, stage: int, rank: int, body: Chain, first_npu: int = 0) -> Chain:
@@ -176,7 +213,7 @@ class IterationGraph:
 
     trace: Trace
     first_npu: int
-    bodies: tuple[tuple[Chain, ...], ...]
+    bodies: list  # per stage: its ranks' bodies, or the function that makes them (rank_bodies)
     stage_groups: tuple[GroupChain | None, ...]
     _stages: dict[int, dict[int, Chain]] = field(default_factory=dict, repr=False)
     _listings: dict[int, bytes] = field(default_factory=dict, repr=False)
@@ -184,12 +221,18 @@ class IterationGraph:
     def stage_chains(self, stage: int) -> dict[int, Chain]:
         """The chain of every NPU of the stage."""
         if stage not in self._stages:
-            trace, bodies, same = self.trace, self.bodies[stage], {}
+            trace, bodies, same = self.trace, self.rank_bodies(stage), {}
             chains = (stage_chain(trace, stage, rank, bodies[rank % len(bodies)], self.first_npu)
                       for rank in range(trace.tp))
             self._stages[stage] = {self.first_npu + stage * trace.tp + rank: same.setdefault(chain, chain)
                                    for rank, chain in enumerate(chains)}
         return self._stages[stage]
+
+    def rank_bodies(self, stage: int) -> tuple[Chain, ...]:
+        """The stage's rank bodies (one for all ranks when they run the same), made now where they were not."""
+        if callable(self.bodies[stage]):
+            self.bodies[stage] = self.bodies[stage]()
+        return self.bodies[stage]
 
     def listing(self, chain: Chain) -> bytes:
         """listing(chain) of one of this graph's chains, written once per chain."""
@@ -230,27 +273,26 @@ def _body_key(trace: Trace, stage: int, blocks: list) -> tuple:
     return stage == 0, stage == trace.pp - 1, tuple((id(items), layers) for items, layers in blocks)
 
 
-def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0,
-                measured_all_reduce: bool = False) -> IterationGraph:
+def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0, measured_all_reduce: bool = False,
+                stand_ins: bool = True) -> IterationGraph:
     """Each stage's bodies and group chain; `measured_all_reduce`: the engine times the group's all-reduces
-    by its measured table, so ranks that differ in compute alone may run one chain (slowest_ranks)."""
-    ranks_differ = trace.selective_attention and trace.tp > 1  # selective batching splits the attention
-    built: dict[tuple, tuple[tuple[Chain, ...], tuple[Chain, bool] | None]] = {}
+    by its measured table, so ranks that differ in compute alone may run one chain (slowest_ranks), found
+    from two stand-in ranks where they give it (`stand_ins`; off: from every rank, the same chain)."""
+    built: dict[tuple, tuple] = {}
     bodies, groups, memo = [], [], {}
     for stage in range(trace.pp):
         blocks = trace.stage_blocks(stage)
         key = _body_key(trace, stage, blocks)
         if key not in built:
-            ranks = tuple(stage_body(trace, stage, blocks, rank, merge, memo)
-                          for rank in range(trace.tp if ranks_differ else 1))
-            built[key] = ranks, _group_body(ranks, trace.tp, merge and measured_all_reduce)
+            built[key] = stage_ranks(*_stage_parts(trace, stage, blocks, merge, memo), trace.tp, merge,
+                                     merge and measured_all_reduce, memo, stand_ins)
         ranks, group_body = built[key]
         bodies.append(ranks)
         if group_body is not None:
             body, own = group_body
             group_body = GroupChain(stage_chain(trace, stage, 0, body, first_npu), own)
         groups.append(group_body)
-    return IterationGraph(trace, first_npu, tuple(bodies), tuple(groups))
+    return IterationGraph(trace, first_npu, bodies, tuple(groups))
 
 
 def plan_key(trace: Trace) -> tuple:
@@ -288,38 +330,42 @@ def slowest_ranks(chains: Sequence[Chain]) -> Chain | None:
     own chain does; the stretch after the last all-reduce must be the same on every rank (else the
     ranks end apart). Any other collective, a send or a receive: None."""
     first = chains[0]
-    if any((c.times, c.parallel, len(c.leading), len(c.unit), len(c.trailing)) !=
-           (first.times, first.parallel, len(first.leading), len(first.unit), len(first.trailing)) for c in chains):
+    shape = _shape(first)
+    if any(_shape(c) != shape for c in chains):
         return None
-    parts = [_slowest_columns([getattr(c, part) for c in chains]) for part in ("leading", "unit", "trailing")]
+    parts = [_slowest_run([getattr(c, part) for c in chains]) for part in ("leading", "unit", "trailing")]
     if None in parts:
         return None
-    leading, unit, trailing = parts
-    # the ops in the order they run, the unit twice for its seam with itself: (op, whether the ranks agree)
-    order = [*leading, *unit * min(first.times, 2), *trailing]
-    differing = 0
-    for op, same in order:
-        if op.kind not in ("comp", "coll", "load", "store"):
-            return None
-        differing = 0 if op.kind == "coll" else differing + (not same)
-        if differing > 1:
-            return None
-    last = max((k for k, (op, _) in enumerate(order) if op.kind == "coll"), default=-1)
-    if not all(same for _, same in order[last + 1:]):
+    (leading, leading_differ), (unit, unit_differ), (trailing, trailing_differ) = parts
+    # the ops in the order they run, the unit twice for its seam with itself, and where the ranks differ
+    repeats = min(first.times, 2)
+    kinds = [*map(KIND, leading), *map(KIND, unit * repeats), *map(KIND, trailing)]
+    if not FOLDABLE.issuperset(kinds):
         return None
-    return Chain(tuple(op for op, _ in leading), tuple(op for op, _ in unit), first.times,
-                 tuple(op for op, _ in trailing), first.parallel)
+    after_unit = len(leading) + repeats * len(unit)
+    differ = [*leading_differ, *(len(leading) + r * len(unit) + k for r in range(repeats) for k in unit_differ),
+              *(after_unit + k for k in trailing_differ)]
+    # an all-reduce between two differing ops, and after the last
+    if any("coll" not in kinds[a + 1:b] for a, b in zip(differ, [*differ[1:], len(kinds)])):
+        return None
+    return Chain(leading, unit, first.times, trailing, first.parallel)
 
 
-def _slowest_columns(runs: list[tuple[Op, ...]]) -> list[tuple[Op, bool]] | None:
-    """(the op, whether every rank has it) at each place of the ranks' runs: where they differ, the longest
-    of their compute ops; None where they differ in anything but compute."""
-    columns = []
-    for column in zip(*runs):
-        if column.count(column[0]) == len(column):
-            columns.append((column[0], True))
-        elif all(op.kind == "comp" for op in column):
-            columns.append((max(column, key=lambda op: op.value), False))
-        else:
-            return None
-    return columns
+def _shape(chain: Chain) -> tuple[int, ...]:
+    return chain.times, chain.parallel, len(chain.leading), len(chain.unit), len(chain.trailing)
+
+
+def _slowest_run(runs: list[tuple[Op, ...]]) -> tuple[tuple[Op, ...], list[int]] | None:
+    """(the ops of the ranks' runs, the longest compute op at each place where they differ; those places),
+    or None where they differ in anything but compute."""
+    first = runs[0]
+    if runs.count(first) == len(runs):
+        return first, []
+    ops, differ = list(first), []
+    for place, column in enumerate(zip(*runs)):
+        if column.count(column[0]) != len(column):
+            if any(op.kind != "comp" for op in column):
+                return None
+            ops[place] = max(column, key=VALUE)
+            differ.append(place)
+    return tuple(ops), differ
