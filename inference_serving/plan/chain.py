@@ -32,7 +32,7 @@ from typing import NamedTuple, Sequence
 
 from .iteration import TOKEN_ID_BYTES, GroupsWhenRead, Trace
 from .rank_ops import every_rank_ops, joined, joined_rank_ops, merge_compute, merged, summed
-from .stand_ins import VALUE, alike, stand_in_blocks
+from .stand_ins import alike, slowest_places, stand_in_blocks
 
 
 class Op(NamedTuple):
@@ -313,7 +313,7 @@ def _group_body(bodies: tuple[Chain, ...], tp: int, by_slowest: bool) -> tuple[C
     and output are the same on every rank, so they start the body together and leave it together)."""
     if tp == 1:
         return None
-    if all(body == bodies[0] for body in bodies):
+    if alike(bodies):
         return bodies[0], True
     slowest = slowest_ranks(bodies) if by_slowest else None
     return None if slowest is None else (slowest, False)
@@ -333,7 +333,7 @@ def slowest_ranks(chains: Sequence[Chain]) -> Chain | None:
     shape = _shape(first)
     if any(_shape(c) != shape for c in chains):
         return None
-    parts = [_slowest_run([getattr(c, part) for c in chains]) for part in ("leading", "unit", "trailing")]
+    parts = [slowest_places([getattr(c, part) for c in chains]) for part in ("leading", "unit", "trailing")]
     if None in parts:
         return None
     (leading, leading_differ), (unit, unit_differ), (trailing, trailing_differ) = parts
@@ -353,19 +353,3 @@ def slowest_ranks(chains: Sequence[Chain]) -> Chain | None:
 
 def _shape(chain: Chain) -> tuple[int, ...]:
     return chain.times, chain.parallel, len(chain.leading), len(chain.unit), len(chain.trailing)
-
-
-def _slowest_run(runs: list[tuple[Op, ...]]) -> tuple[tuple[Op, ...], list[int]] | None:
-    """(the ops of the ranks' runs, the longest compute op at each place where they differ; those places),
-    or None where they differ in anything but compute."""
-    first = runs[0]
-    if runs.count(first) == len(runs):
-        return first, []
-    ops, differ = list(first), []
-    for place, column in enumerate(zip(*runs)):
-        if column.count(column[0]) != len(column):
-            if any(op.kind != "comp" for op in column):
-                return None
-            ops[place] = max(column, key=VALUE)
-            differ.append(place)
-    return tuple(ops), differ

@@ -34,17 +34,37 @@ def stand_in_blocks(blocks: list[list]) -> tuple[list, ...] | None:
     length = len(blocks[0])
     if any(len(block) != length for block in blocks):
         return None
-    slowest, quickest = list(blocks[0]), list(blocks[0])
-    for place, column in enumerate(zip(*blocks)):
-        if column.count(column[0]) == len(column):
-            continue
-        if not _alone_inside(blocks[0], place) or any(op.kind != "comp" for op in column):
-            return None
-        slowest[place] = max(column, key=VALUE)
+    found = slowest_places(blocks)
+    if found is None:
+        return None
+    slowest, places = found
+    if not places:
+        return (list(slowest),)
+    if not all(_alone_inside(slowest, place) for place in places):
+        return None
+    quickest = list(slowest)
+    for place in places:
+        column = [block[place] for block in blocks]
         quick = min(column, key=VALUE)
         quickest[place] = quick if quick.value < slowest[place].value else next(op for op in column
                                                                                if op != slowest[place])
-    return (slowest,) if slowest == quickest else (slowest, quickest)
+    return list(slowest), quickest
+
+
+def slowest_places(runs: list) -> tuple[tuple, list[int]] | None:
+    """(the ranks' runs of ops (of one length) with the longest compute op at each place where they differ,
+    those places), or None where they differ in anything but compute."""
+    first = runs[0]
+    if runs.count(first) == len(runs):
+        return tuple(first), []
+    ops, places = list(first), []
+    for place, column in enumerate(zip(*runs)):
+        if column.count(column[0]) != len(column):
+            if any(op.kind != "comp" for op in column):
+                return None
+            ops[place] = max(column, key=VALUE)
+            places.append(place)
+    return tuple(ops), places
 
 
 def alike(ranks: list[list]) -> bool:
