@@ -273,11 +273,11 @@ def _body_key(trace: Trace, stage: int, blocks: list) -> tuple:
     return stage == 0, stage == trace.pp - 1, tuple((id(items), layers) for items, layers in blocks)
 
 
-def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0, measured_all_reduce: bool = False,
-                stand_ins: bool = True) -> IterationGraph:
+def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0,
+                measured_all_reduce: bool = False) -> IterationGraph:
     """Each stage's bodies and group chain; `measured_all_reduce`: the engine times the group's all-reduces
     by its measured table, so ranks that differ in compute alone may run one chain (slowest_ranks), found
-    from two stand-in ranks where they give it (`stand_ins`; off: from every rank, the same chain)."""
+    from two stand-in ranks where they give it (stage_ranks)."""
     built: dict[tuple, tuple] = {}
     bodies, groups, memo = [], [], {}
     for stage in range(trace.pp):
@@ -285,7 +285,7 @@ def build_graph(trace: Trace, merge: bool = True, first_npu: int = 0, measured_a
         key = _body_key(trace, stage, blocks)
         if key not in built:
             built[key] = stage_ranks(*_stage_parts(trace, stage, blocks, merge, memo), trace.tp, merge,
-                                     merge and measured_all_reduce, memo, stand_ins)
+                                     merge and measured_all_reduce, memo)
         ranks, group_body = built[key]
         bodies.append(ranks)
         if group_body is not None:

@@ -20,6 +20,7 @@ Then every place of the bodies differs among the stand-ins exactly where it diff
 (the quickest op differs from the slowest in value where any rank's does, so also after a common
 op), and its slowest op is the same op, so slowest_ranks makes the same checks and the same chain.
 Elsewhere this gives None and every rank's body is built (tests/test_stand_ins.py compares both).
+slowest_places, the slowest op at each place where runs differ, is slowest_ranks' pass over the ranks' runs too.
 """
 from __future__ import annotations
 
@@ -54,12 +55,11 @@ def stand_in_blocks(blocks: list[list]) -> tuple[list, ...] | None:
 def slowest_places(runs: list) -> tuple[tuple, list[int]] | None:
     """(the ranks' runs of ops (of one length) with the longest compute op at each place where they differ,
     those places), or None where they differ in anything but compute."""
-    first = runs[0]
-    if runs.count(first) == len(runs):
-        return tuple(first), []
-    ops, places = list(first), []
+    if alike(runs):
+        return tuple(runs[0]), []
+    ops, places = list(runs[0]), []
     for place, column in enumerate(zip(*runs)):
-        if column.count(column[0]) != len(column):
+        if not alike(column):
             if any(op.kind != "comp" for op in column):
                 return None
             ops[place] = max(column, key=VALUE)
@@ -67,9 +67,9 @@ def slowest_places(runs: list) -> tuple[tuple, list[int]] | None:
     return tuple(ops), places
 
 
-def alike(ranks: list[list]) -> bool:
-    """Whether every rank has the same ops."""
-    return all(ops == ranks[0] for ops in ranks)
+def alike(ranks) -> bool:
+    """Whether every rank has the same (ops, or op at a place)."""
+    return ranks.count(ranks[0]) == len(ranks)
 
 
 def _alone_inside(block: list, place: int) -> bool:
