@@ -4,32 +4,39 @@ namespace engine {
 
 EventQueue::~EventQueue() {
   for (auto& entry : buckets_) delete entry.second;
-  for (Bucket* bucket : spareBuckets_) delete bucket;
+  for (Buckets::node_type& node : spareNodes_) delete node.mapped();
 }
 
 EventQueue::Bucket* EventQueue::bucketAt(Tick time) {
   auto it = buckets_.lower_bound(time);
   if (it != buckets_.end() && it->first == time) return it->second;
-  Bucket* bucket;
-  if (spareBuckets_.empty()) {
-    bucket = new Bucket();
-  } else {
-    bucket = spareBuckets_.back();
-    spareBuckets_.pop_back();
-  }
-  buckets_.emplace_hint(it, time, bucket);
-  return bucket;
+  if (spareNodes_.empty()) return buckets_.emplace_hint(it, time, new Bucket())->second;
+  // a spare map node: no allocation for the map's entry or the bucket's vectors
+  Buckets::node_type node = std::move(spareNodes_.back());
+  spareNodes_.pop_back();
+  node.key() = time;
+  return buckets_.insert(it, std::move(node))->second;
 }
 
 uint32_t EventQueue::addEntry(Bucket* bucket, EventHandler* handler, uint64_t arg) {
-  bucket->entries.push_back(Entry{handler, arg, kEnd});
+  // filled in place (here and below): a struct built on the stack and copied in stalls on its stores
+  Entry& entry = bucket->entries.emplace_back();
+  entry.handler = handler;
+  entry.arg = arg;
+  entry.next = kEnd;
   return static_cast<uint32_t>(bucket->entries.size() - 1);
+}
+
+uint32_t EventQueue::addGroup(Bucket* bucket, uint32_t entry, int npu) {
+  Group& group = bucket->groups.emplace_back();
+  group.head = group.tail = entry;
+  group.npu = npu;
+  return static_cast<uint32_t>(bucket->groups.size() - 1);
 }
 
 void EventQueue::schedule(Tick delay, EventHandler* handler, uint64_t arg) {
   Bucket* bucket = bucketAt(now_ + delay);
-  uint32_t entry = addEntry(bucket, handler, arg);
-  bucket->groups.push_back(Group{entry, entry, -1});
+  addGroup(bucket, addEntry(bucket, handler, arg), -1);
 }
 
 void EventQueue::scheduleForNpu(int npu, Tick delay, EventHandler* handler, uint64_t arg) {
@@ -43,9 +50,11 @@ void EventQueue::scheduleForNpu(int npu, Tick delay, EventHandler* handler, uint
     return;
   }
   Bucket* bucket = bucketAt(time);
-  uint32_t entry = addEntry(bucket, handler, arg);
-  bucket->groups.push_back(Group{entry, entry, npu});
-  openGroups_[npu].push_back(OpenGroup{time, bucket, static_cast<uint32_t>(bucket->groups.size() - 1)});
+  uint32_t group = addGroup(bucket, addEntry(bucket, handler, arg), npu);
+  OpenGroup& open = openGroups_[npu].emplace_back();
+  open.time = time;
+  open.bucket = bucket;
+  open.group = group;
 }
 
 void EventQueue::closeGroup(int npu, Tick time) {
@@ -71,10 +80,9 @@ void EventQueue::runNextTimestamp() {
     }
     if (bucket->groups[g].npu >= 0) closeGroup(bucket->groups[g].npu, now_);
   }
-  buckets_.erase(buckets_.begin());
   bucket->entries.clear();
   bucket->groups.clear();
-  spareBuckets_.push_back(bucket);
+  spareNodes_.push_back(buckets_.extract(buckets_.begin()));
 }
 
 }  // namespace engine

@@ -76,11 +76,13 @@ class EventQueue {
 
   Bucket* bucketAt(Tick time);
   uint32_t addEntry(Bucket* bucket, EventHandler* handler, uint64_t arg);
+  uint32_t addGroup(Bucket* bucket, uint32_t entry, int npu);  // a group of that one entry
   void closeGroup(int npu, Tick time);
 
   Tick now_ = 0;
-  std::map<Tick, Bucket*> buckets_;
-  std::vector<Bucket*> spareBuckets_;
+  using Buckets = std::map<Tick, Bucket*>;
+  Buckets buckets_;
+  std::vector<Buckets::node_type> spareNodes_;  // run timestamps' map nodes, each with its emptied bucket
   std::vector<std::vector<OpenGroup>> openGroups_;  // per NPU: its groups not yet run
 };
 

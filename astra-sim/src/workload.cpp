@@ -36,6 +36,13 @@ std::optional<Tick> foldedTime(const Fold& fold, const EtNode& node) {
                               fold.group);
 }
 
+// Whether two collectives take the same time in a fold: foldedTime reads just these fields.
+bool sameCollective(const EtNode& a, const EtNode& b) {
+  return a.commType == b.commType && a.commSize == b.commSize && a.involvedDim == b.involvedDim;
+}
+
+constexpr uint32_t kNoNode = UINT32_MAX;
+
 }  // namespace
 
 // --- loading ------------------------------------------------------------------------------------
@@ -122,13 +129,19 @@ bool Workload::fold(const Fold* fold) {
   fold_ = nullptr;
   if (fold == nullptr) return true;
   foldedTimes_.assign(nodes_.size(), 0);
+  uint32_t timed = kNoNode;  // the last collective timed: a chain's layers repeat the same few
   for (uint32_t i = 0; i < nodes_.size(); ++i) {
     const EtNode& node = nodes_[i];
     if ((node.kind == NodeKind::Send || node.kind == NodeKind::Recv) && !messagesAlike(*fold, node)) return false;
     if (!simulatedAsCollective(node)) continue;
+    if (timed != kNoNode && sameCollective(nodes_[timed], node)) {
+      foldedTimes_[i] = foldedTimes_[timed];
+      continue;
+    }
     std::optional<Tick> time = foldedTime(*fold, node);
     if (!time) return false;
     foldedTimes_[i] = *time;
+    timed = i;
   }
   fold_ = fold;
   return true;
