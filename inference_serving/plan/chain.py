@@ -299,12 +299,8 @@ def plan_key(trace: Trace) -> tuple:
     """A plan as a key of its iteration's time: its fields, lists as tuples and attention items by what their
     equality compares (not their groups' maker). build_graph reads nothing else of a plan, so equal keys
     give equal graphs; the key holds the plan's rows, not its requests."""
-    return type(trace), *(tuple(map(_item_key, value)) if isinstance(value, list) else value
-                          for value in vars(trace).values())
-
-
-def _item_key(item):
-    return item.key if isinstance(item, GroupsWhenRead) else item
+    return type(trace), *[tuple([item.key if isinstance(item, GroupsWhenRead) else item for item in value])
+                          if type(value) is list else value for value in vars(trace).values()]
 
 
 def _group_body(bodies: tuple[Chain, ...], tp: int, by_slowest: bool) -> tuple[Chain, bool] | None:

@@ -76,9 +76,9 @@ class VllmPolicy(SchedulingPolicy):
         # a subclass that gives draft tokens (speculative.py) is asked for every request; this class gives none
         draft_tokens = self._draft_tokens if type(self)._draft_tokens is not VllmPolicy._draft_tokens else None
         reuse, owned, block_size = self.reuse, kv.owned, kv.layout.block_size
-        index = 0
-        while index < len(running) and budget > 0:
-            state = running[index]
+        for state in running:  # a preemption pops the list's tail: the loop then ends where it ends
+            if budget <= 0:
+                break
             cached = state.cached
             missing = state.request.input_tokens + state.generated - cached  # _known_tokens(state) - cached
             wanted = missing + draft_tokens(state) if draft_tokens else missing
@@ -91,7 +91,6 @@ class VllmPolicy(SchedulingPolicy):
                 return budget
             add(state, tokens, tokens - missing if tokens > missing else 0)
             budget -= tokens
-            index += 1
         return budget
 
     def _allocate_running(self, batch: Batch, state: RequestState, tokens: int) -> bool:
