@@ -199,6 +199,7 @@ SharedGraph ChainReader::parse(std::string_view text, const std::string& name) {
   g.childStart.resize(n + 1);
   g.children.clear();
   g.duplicate = WorkloadGraph::kNone;
+  g.sequentialFrom = std::min<size_t>(parallel, n);
   for (size_t i = 0; i < n; ++i) {
     g.nodes[i].id = i;
     g.ids[i] = i;

@@ -31,6 +31,7 @@ cxxopts::Options makeOptions() {
       ("node-type-numbering", "NodeType numbers of the ETs: upstream or casys", text()->default_value("upstream"), "NAME")
       ("span-file", "append one line per completed node to PATH", text(), "PATH")
       ("spin-us", "step protocol: poll stdin US microseconds before a read that sleeps", text()->default_value("0"), "US")
+      ("no-collapse", "step protocol: run every node of a chain as its own event (README, Collapsed runs)")
       ("h,help", "print this help");
   options.set_width(110).allow_unrecognised_options();  // rejectUnmatched reports them
   return options;
@@ -118,6 +119,7 @@ CommandLine parseCommandLine(int argc, char** argv) {
   cli.queuesPerDim = queuesPerDim(args);
   cli.injectionScale = injectionScale(args);
   cli.spinMicros = spinMicros(args);
+  cli.collapse = args.count("no-collapse") == 0;
   cli.mode = mode(args);
   cli.numbering = numbering(args);
   if (cli.system.empty()) fail(kExitUsage, "--system-configuration is required (see --help)");

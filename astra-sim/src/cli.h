@@ -19,6 +19,7 @@ struct CommandLine {
   int queuesPerDim = 1;
   double injectionScale = 1;
   int spinMicros = 0;  // --spin-us: how long the step protocol polls stdin before a blocking read
+  bool collapse = true;  // off with --no-collapse: a lone chain's self-timed runs as one event each
   Mode mode = Mode::Interactive;
   NodeTypeNumbering numbering = NodeTypeNumbering::Upstream;
 };

@@ -68,18 +68,27 @@ void EventQueue::closeGroup(int npu, Tick time) {
   }
 }
 
+bool EventQueue::onlyRunning() const {
+  return running_ != nullptr && buckets_.size() == 1 && runningGroup_ + 1 == running_->groups.size() &&
+         running_->entries[runningEntry_].next == kEnd;
+}
+
 void EventQueue::runNextTimestamp() {
   if (buckets_.empty()) return;
   now_ = buckets_.begin()->first;
   Bucket* bucket = buckets_.begin()->second;
   // Handlers may append entries and groups to this bucket: index, never hold references.
+  running_ = bucket;
   for (size_t g = 0; g < bucket->groups.size(); ++g) {
     for (uint32_t e = bucket->groups[g].head; e != kEnd; e = bucket->entries[e].next) {
       Entry entry = bucket->entries[e];
+      runningGroup_ = g;
+      runningEntry_ = e;
       entry.handler->handleEvent(entry.arg);
     }
     if (bucket->groups[g].npu >= 0) closeGroup(bucket->groups[g].npu, now_);
   }
+  running_ = nullptr;
   bucket->entries.clear();
   bucket->groups.clear();
   spareNodes_.push_back(buckets_.extract(buckets_.begin()));

@@ -48,6 +48,8 @@ class EventQueue {
 
   // Runs every event of the earliest timestamp (now becomes that timestamp).
   void runNextTimestamp();
+  // Whether an event is being run and no other is pending, at any tick (its handler may ask).
+  bool onlyRunning() const;
   // Moves time forward while no event is pending.
   void advanceTo(Tick t) { now_ = t; }
 
@@ -80,6 +82,9 @@ class EventQueue {
   void closeGroup(int npu, Tick time);
 
   Tick now_ = 0;
+  const Bucket* running_ = nullptr;  // while runNextTimestamp runs: its bucket, group and entry
+  size_t runningGroup_ = 0;
+  uint32_t runningEntry_ = 0;
   using Buckets = std::map<Tick, Bucket*>;
   Buckets buckets_;
   std::vector<Buckets::node_type> spareNodes_;  // run timestamps' map nodes, each with its emptied bucket

@@ -19,6 +19,7 @@ SimulatorInputs loadInputs(const CommandLine& cli) {
   inputs.options.injectionScale = cli.injectionScale;
   inputs.options.numbering = cli.numbering;
   inputs.options.spanFile = cli.spanFile;
+  inputs.options.collapse = cli.collapse;
   return inputs;
 }
 

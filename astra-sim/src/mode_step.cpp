@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <limits>
 
 #include "chain_reader.h"
 #include "modes.h"
@@ -101,19 +102,12 @@ class StepSession {
 
   bool lastFolded() const { return lastFolded_; }
 
-  // Runs whole timestamps until a workload completes; with a limit, stops before events past it.
+  // Runs whole timestamps until a workload completes; with a limit, stops before events past it. No
+  // command comes meanwhile.
   void step(bool limited, Tick limit) {
-    for (;;) {
-      collectFinished();
-      if (!finished_.empty()) return replyDone();
-      if (!sim_.hasEvents()) {
-        if (sim_.anyActive()) failDeadlock(sim_);
-        if (!limited) return reply("idle " + std::to_string(sim_.now()));
-        return replyTimeAt(limit);
-      }
-      if (limited && sim_.nextEventTime() > limit) return replyTimeAt(limit);
-      sim_.runTimestamp();
-    }
+    sim_.quietUntil(limited ? limit : std::numeric_limits<Tick>::max());
+    runTimestamps(limited, limit);
+    sim_.quietUntil(0);
   }
 
   void advance(const std::string& command, Tick t) {
@@ -132,6 +126,20 @@ class StepSession {
   }
 
  private:
+  void runTimestamps(bool limited, Tick limit) {
+    for (;;) {
+      collectFinished();
+      if (!finished_.empty()) return replyDone();
+      if (!sim_.hasEvents()) {
+        if (sim_.anyActive()) failDeadlock(sim_);
+        if (!limited) return reply("idle " + std::to_string(sim_.now()));
+        return replyTimeAt(limit);
+      }
+      if (limited && sim_.nextEventTime() > limit) return replyTimeAt(limit);
+      sim_.runTimestamp();
+    }
+  }
+
   std::vector<int> idleNpus(const std::string& command, const std::string& npuList) {
     std::vector<int> ids = parseNpuList(command, npuList, sim_.npuCount());
     for (int id : ids) {

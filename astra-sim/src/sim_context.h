@@ -21,6 +21,7 @@ struct EngineOptions {
   double injectionScale = 1;
   NodeTypeNumbering numbering = NodeTypeNumbering::Upstream;
   std::string spanFile;  // empty: no spans
+  bool collapse = true;  // a lone chain's runs of self-timed nodes as one event each (workload.h)
 };
 
 struct SimContext {
@@ -44,6 +45,8 @@ struct SimContext {
   EngineOptions options;
   Tick endpointDelay;
   std::function<void(int npu)> onWorkloadFinished;
+  int activeWorkloads = 0;  // loaded and not finished, on every NPU
+  Tick quietUntil = 0;      // no command can start anything before this tick (the step protocol's `step` sets it)
   // With --span-file: `npu node_id kind start end name` per completed node (kind compute|communication|memory).
   std::unique_ptr<std::ofstream> spans;
 };

@@ -30,6 +30,8 @@ class Simulator {
   Tick nextEventTime() const { return context_.events.nextTime(); }
   void runTimestamp() { context_.events.runNextTimestamp(); }
   void advanceTo(Tick t) { context_.events.advanceTo(t); }
+  // No command can start anything before tick `t` (0: one may at any time); a lone chain's runs end by then.
+  void quietUntil(Tick t) { context_.quietUntil = t; }
 
   // Reads `<prefix>.<npu>.et` into the (idle) NPU; start() issues its first nodes.
   void load(int npu, const std::string& prefix);

@@ -105,7 +105,9 @@ void Workload::load(const std::string& path, SharedGraph graph) {
   for (uint32_t i = 0; i < n; ++i) {
     if (pendingParents_[i] == 0) pushReady(i);
   }
+  if (!active_) ++npu_.context().activeWorkloads;
   active_ = true;
+  runFirst_ = kNoNode;
 }
 
 void Workload::pushReady(uint32_t index) {
@@ -207,6 +209,7 @@ void Workload::issueReadyNodes() {
 }
 
 void Workload::issue(uint32_t index) {
+  if (startRun(index)) return;
   const EtNode& node = nodes_[index];
   SimContext& context = npu_.context();
   issuedAt_[index] = context.events.now();
@@ -234,6 +237,68 @@ void Workload::issue(uint32_t index) {
   } else {
     skip(index);  // INVALID_NODE
   }
+}
+
+// --- collapsed runs -----------------------------------------------------------------------------
+
+// How long the node takes once issued, and the GPU compute time it adds, where the time is known then
+// and the node meets nothing but the clock (no memory, network or other NPU), as issue() times it: a
+// replayed, compute or skipped node, a broadcast, a folded collective.
+std::optional<Workload::SelfTime> Workload::selfTime(uint32_t index) const {
+  const EtNode& node = nodes_[index];
+  if (npu_.context().system.replayOnly) return SelfTime{std::max<Tick>(1, node.durationNs), 0};
+  if (isMemory(node)) return std::nullopt;
+  if (runsAsCompute(node)) {
+    if (isSkipped(node)) return SelfTime{0, 0};
+    Tick time = computeTime(node);
+    return SelfTime{time, node.isCpuOp || isPim(node) ? 0 : time};
+  }
+  if (node.kind == NodeKind::Collective && node.commType == kBroadcast) return SelfTime{std::max<Tick>(1, node.durationNs), 0};
+  if (fold_ && simulatedAsCollective(node)) return SelfTime{foldedTimes_[index], 0};
+  if (node.kind == NodeKind::Invalid) return SelfTime{0, 0};
+  return std::nullopt;
+}
+
+// A chain's nodes from `index` on that take their own time, issued as one event at the run's end, where
+// nothing else is running or pending and no command can come before that end: then nothing could tell the
+// nodes apart from the one event (the clock at every later node, the GPU time and the order of events at
+// the end tick are the same), and the event queue does a few events instead of one per node.
+bool Workload::startRun(uint32_t index) {
+  const SimContext& context = npu_.context();
+  if (!context.options.collapse || context.spans || graph_->sequentialFrom == WorkloadGraph::kNone ||
+      index < graph_->sequentialFrom || context.activeWorkloads != 1 || !context.events.onlyRunning()) {
+    return false;
+  }
+  Tick total = 0, gpu = 0;
+  uint32_t last = index;
+  for (uint32_t k = index; k < nodes_.size(); ++k) {
+    std::optional<SelfTime> time = selfTime(k);
+    if (!time) break;
+    total += time->time;
+    gpu += time->gpu;
+    last = k;
+  }
+  if (last == index || total == 0 || context.events.now() + total > context.quietUntil) return false;
+  runFirst_ = index;
+  runLast_ = last;
+  issuedAt_[index] = context.events.now();
+  npu_.ticsGpuOps += gpu;
+  npu_.schedule(total, this, index);
+  return true;
+}
+
+// The run's nodes complete, the last as a node does: what waited for it is issued.
+void Workload::completeRun() {
+  for (uint32_t k = runFirst_; k < runLast_; ++k) {
+    --pendingParents_[k + 1];
+    remove(k);
+  }
+  uint32_t last = runLast_;
+  runFirst_ = kNoNode;
+  releaseChildren(last);
+  issueReadyNodes();
+  remove(last);
+  checkFinished();
 }
 
 Tick Workload::computeTime(const EtNode& node) const {
@@ -275,7 +340,10 @@ void Workload::skip(uint32_t index) {
   remove(index);
 }
 
-void Workload::handleEvent(uint64_t nodeIndex) { complete(static_cast<uint32_t>(nodeIndex)); }
+void Workload::handleEvent(uint64_t nodeIndex) {
+  if (nodeIndex == runFirst_) return completeRun();
+  complete(static_cast<uint32_t>(nodeIndex));
+}
 
 // A folded send: every other member's message too, so that a receiving group that is not folded gets
 // them (a folded one claims them).
@@ -346,6 +414,7 @@ void Workload::writeSpan(uint32_t index) {
 void Workload::checkFinished() {
   if (!active_ || remaining_ != 0) return;
   active_ = false;
+  --npu_.context().activeWorkloads;
   if (npu_.context().spans) npu_.context().spans->flush();
   if (npu_.context().onWorkloadFinished) npu_.context().onWorkloadFinished(npu_.id());
 }

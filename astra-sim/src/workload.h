@@ -3,6 +3,7 @@
 // its memory, for COMP nodes with `is_pim_op`) and the timing of every node kind.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,6 +59,13 @@ class Workload : public EventHandler {
   void checkFinished();
   void writeSpan(uint32_t index);
   bool messagesAlike(const Fold& fold, const EtNode& node) const;
+  struct SelfTime {
+    Tick time;
+    Tick gpu;  // what it adds to the NPU's GPU compute time
+  };
+  std::optional<SelfTime> selfTime(uint32_t index) const;
+  bool startRun(uint32_t index);
+  void completeRun();
   void sendMembersMessages(const EtNode& node);
   void claimMembersMessages(uint32_t index);
 
@@ -86,6 +94,8 @@ class Workload : public EventHandler {
   void pushReady(uint32_t index);
   uint32_t popReady();
   std::vector<uint32_t> deferred_;  // ready nodes whose slot is busy (stack shared by nested issue rounds)
+  uint32_t runFirst_ = UINT32_MAX;  // a collapsed run in flight (startRun): its first and last node
+  uint32_t runLast_ = 0;
 };
 
 }  // namespace engine

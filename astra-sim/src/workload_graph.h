@@ -20,6 +20,9 @@ struct WorkloadGraph {
                                      // that is no node of the graph counts: it keeps the node waiting)
   static constexpr size_t kNone = SIZE_MAX;
   size_t duplicate = kNone;  // the first node whose id an earlier node has, if any
+  // A chain listing's graph: from this node on each node is the only child of the one before and its only
+  // parent, and it is issued only once every earlier node completed (kNone for an ET file's graph).
+  size_t sequentialFrom = kNone;
 };
 
 using SharedGraph = std::shared_ptr<const WorkloadGraph>;

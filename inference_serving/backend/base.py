@@ -53,6 +53,7 @@ class EngineSetup:
     npus: int
     span_file: Path | None = None
     spin_us: int = 0           # how long each side polls for the other's next message (process.py)
+    collapse: bool = True      # our engine runs a lone chain's self-timed nodes as one event (off: --no-reuse)
 
 
 class EngineBackend(ABC):

@@ -28,8 +28,9 @@ class StepEngine(EngineBackend):
         self.unanswered: deque[tuple[str, str, Callable | None]] = deque()
         self.outgoing: list[bytes] = []         # posted commands not sent yet
         spans = [f"--span-file={setup.span_file}"] if setup.span_file is not None else []
+        collapse = [] if setup.collapse else ["--no-collapse"]
         argv = [str(setup.binary), "--protocol=step", f"--spin-us={setup.spin_us}", *config_flags(setup.configs),
-                *spans]
+                *spans, *collapse]
         self.process = EngineProcess(argv, setup.workdir, setup.timeout_s, setup.spin_us)
         self._expect("ready")
 

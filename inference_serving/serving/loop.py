@@ -77,7 +77,8 @@ class Simulation:
             self.workdir = Path(tempfile.mkdtemp(prefix="llmservingsim-", dir=_scratch_root()))
         try:
             setup = EngineSetup(self.opt.engine_binary, write_configs(self.opt.system, self.workdir), self.workdir,
-                                self.opt.engine_timeout_s, self.npus, self.opt.span_file, self.opt.engine_spin_us)
+                                self.opt.engine_timeout_s, self.npus, self.opt.span_file, self.opt.engine_spin_us,
+                                collapse=self.opt.reuse)
             self.engine = BACKENDS.get(self.opt.backend)(setup)
             try:
                 self._loop()
