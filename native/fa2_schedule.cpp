@@ -5,15 +5,57 @@
 // compares them.
 #include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <limits>
-#include <queue>
 #include <vector>
 
 namespace {
 
-template <typename T>
-using MinHeap = std::priority_queue<T, std::vector<T>, std::greater<T>>;
+// A binary min-heap of doubles whose pop moves the hole to a leaf choosing the lesser child without a
+// branch, then sifts the last value up from there (the children's order is data, so a branch on it is
+// mispredicted half the time). The schedule reads only the least value, so any min-heap gives the same
+// answers.
+class MinHeap {
+  public:
+    bool empty() const { return values_.empty(); }
+    size_t size() const { return values_.size(); }
+    double top() const { return values_.front(); }
+
+    void push(double value) {
+        values_.push_back(value);
+        sift_up(values_.size() - 1, value);
+    }
+
+    void pop() {
+        const double last = values_.back();
+        values_.pop_back();
+        const size_t count = values_.size();
+        if (count == 0) return;
+        size_t hole = 0;
+        for (size_t child = 1; child + 1 < count; child = 2 * hole + 1) {
+            child += values_[child + 1] < values_[child];
+            values_[hole] = values_[child];
+            hole = child;
+        }
+        if (2 * hole + 1 < count) {  // a last child alone
+            values_[hole] = values_[2 * hole + 1];
+            hole = 2 * hole + 1;
+        }
+        sift_up(hole, last);
+    }
+
+  private:
+    void sift_up(size_t at, double value) {
+        while (at > 0) {
+            const size_t parent = (at - 1) / 2;
+            if (!(value < values_[parent])) break;
+            values_[at] = values_[parent];
+            at = parent;
+        }
+        values_[at] = value;
+    }
+
+    std::vector<double> values_;
+};
 
 // Tiles per second of one CTA with `running` CTAs at work: its own cap, or (streaming from device memory)
 // an even share of the device-memory rate when that is less. Python's min(cap, share).
@@ -90,7 +132,7 @@ double one_kind_s(const std::vector<int64_t>& tiles, int64_t slots, const Rate& 
 double two_kinds_s(const std::vector<int64_t>& tiles, const std::vector<bool>& dram, int64_t slots, double cap,
                    double dram_tiles_per_s) {
     double now = 0.0, dram_clock = 0.0;
-    MinHeap<double> l2_ends, dram_ends;
+    MinHeap l2_ends, dram_ends;
     size_t next = 0;
     while (next < tiles.size() || !l2_ends.empty() || !dram_ends.empty()) {
         while (next < tiles.size() && static_cast<int64_t>(l2_ends.size() + dram_ends.size()) < slots) {
