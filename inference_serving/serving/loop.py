@@ -160,12 +160,11 @@ class Simulation:
                 return
         if self.engine_behind:
             self._sync_engine_clock()
-        prefix = self.workdir / instance.batch_prefix(batch.id)
         if isinstance(graph, IterationGraph):
-            graph.write(prefix)
+            graph.write(self.workdir / instance.batch_prefix(batch.id))
             instance.file_batches.add(batch.id)
         if self.opt.keep_traces:
-            write_trace(trace, prefix.with_name(prefix.name + ".txt"))
+            write_trace(trace, self.workdir / f"{instance.batch_prefix(batch.id)}.txt")
         instance.batches[batch.id] = batch
         instance.cache_keys[batch.id] = keys
         instance.unfinished_npus[batch.id] = set(instance.npus)
