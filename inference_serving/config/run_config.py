@@ -71,7 +71,8 @@ class RunConfig:
     keep_traces: Path | None = flag(None, "Keep each iteration's text trace, Chakra files and engine configs here.",
                                     OUT_DIR, opts=dashed("keep_traces"))
     no_reuse: bool = flag(False, "Turn every exact shortcut off (merged compute, reused iterations, folded groups, "
-                          "the compiled attention schedule, the scheduler's allocation skip).",
+                          "the compiled attention schedule, the scheduler's allocation skip, the engine's "
+                          "collapsed runs).",
                           opts=dashed("no_reuse"), is_flag=True)
     engine_timeout: float = flag(120.0, "Seconds to wait for any engine reply.", TIMEOUT_S, opts=dashed("engine_timeout"))
     engine_spin: int | None = flag(None, "Microseconds the simulator and our engine poll for each other's next "
