@@ -243,9 +243,11 @@ void Workload::issue(uint32_t index) {
 
 // How long the node takes once issued, and the GPU compute time it adds, where the time is known then
 // and the node meets nothing but the clock (no memory, network or other NPU), as issue() times it: a
-// replayed, compute or skipped node, a broadcast, a folded collective.
+// replayed, compute or skipped node, a broadcast, a folded collective. (Not a replayed send or receive:
+// a folded receive claims its members' messages when it completes.)
 std::optional<Workload::SelfTime> Workload::selfTime(uint32_t index) const {
   const EtNode& node = nodes_[index];
+  if (node.kind == NodeKind::Send || node.kind == NodeKind::Recv) return std::nullopt;
   if (npu_.context().system.replayOnly) return SelfTime{std::max<Tick>(1, node.durationNs), 0};
   if (isMemory(node)) return std::nullopt;
   if (runsAsCompute(node)) {
@@ -281,7 +283,6 @@ bool Workload::startRun(uint32_t index) {
   if (last == index || total == 0 || context.events.now() + total > context.quietUntil) return false;
   runFirst_ = index;
   runLast_ = last;
-  issuedAt_[index] = context.events.now();
   npu_.ticsGpuOps += gpu;
   npu_.schedule(total, this, index);
   return true;
