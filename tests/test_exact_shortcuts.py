@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from inference_serving.inputs.generator import generate_requests
+from inference_serving.backend.base import EngineSetup, Event
+from inference_serving.backend.engine_config import SystemConfig, write_configs
+from inference_serving.backend.step import StepEngine
 from inference_serving.inputs.workload import write_dataset
+from inference_serving.paths import DEFAULT_ENGINE
 
 REPO = Path(__file__).resolve().parent.parent
 LLAMA8 = ["--model_name", "meta-llama/Llama-3.1-8B", "--hardware", "H100"]
@@ -82,3 +86,17 @@ def test_polling_for_the_engine_changes_nothing(tmp_path, dataset, case):
     slept_csv, slept = run([*args, "--engine-spin", "0"], tmp_path / "slept.csv")
     assert polled_csv == slept_csv
     assert iteration_lines(polled) == iteration_lines(slept)
+
+
+@pytest.mark.parametrize("collapse", [True, False])
+def test_the_engine_runs_every_node_where_shortcuts_are_off(tmp_path, collapse):
+    """The loop starts the engine with collapse = not --no-reuse; off, the engine gets --no-collapse
+    (astra-sim/README.md, "Collapsed runs"), and it still answers."""
+    system = SystemConfig(tp=1, pp=1, link_bw_gbps=100.0, link_latency_ns=0.0, local_bw_gbps=1000.0,
+                          remote_bw_gbps=100.0)
+    engine = StepEngine(EngineSetup(DEFAULT_ENGINE, write_configs(system, tmp_path), tmp_path, 30.0, 1,
+                                    collapse=collapse))
+    assert ("--no-collapse" in engine.process.proc.args) == (not collapse)
+    engine.chain(b"0\ncomp 100 a\ncomp 200 b\ncomp 300 c\n", [0])
+    assert engine.step() == Event("done", 600, (0,))
+    engine.close()
