@@ -76,7 +76,7 @@ class VllmPolicy(SchedulingPolicy):
         # a subclass that gives draft tokens (speculative.py) is asked for every request; this class gives none
         draft_tokens = self._draft_tokens if type(self)._draft_tokens is not VllmPolicy._draft_tokens else None
         reuse, owned, block_size = self.reuse, kv.owned, kv.layout.block_size
-        for state in running:  # a preemption pops the list's tail: the loop then ends where it ends
+        for state in running:  # a preemption pops the list's tail, which the iteration then never reaches
             if budget <= 0:
                 break
             cached = state.cached
