@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from inference_serving.inputs.generator import generate_requests
 from inference_serving.backend.base import EngineSetup, Event
 from inference_serving.backend.engine_config import SystemConfig, write_configs
 from inference_serving.backend.step import StepEngine
+from inference_serving.inputs.generator import generate_requests
 from inference_serving.inputs.workload import write_dataset
 from inference_serving.paths import DEFAULT_ENGINE
 

@@ -213,52 +213,50 @@ void Workload::issue(uint32_t index) {
   const EtNode& node = nodes_[index];
   SimContext& context = npu_.context();
   issuedAt_[index] = context.events.now();
-  if (context.system.replayOnly) {
+  if (std::optional<SelfTime> self = selfTime(index)) {
+    if (self->skipped) return skip(index);
     occupy(node);
-    npu_.schedule(std::max<Tick>(1, node.durationNs), this, index);
+    npu_.ticsGpuOps += self->gpu;
+    npu_.schedule(self->time, this, index);
   } else if (isMemory(node)) {
     occupy(node);
     context.memory.issue(npu_.id(), node.tensorSize, node.memoryTier, Completion{this, index});
-  } else if (runsAsCompute(node)) {
-    if (isSkipped(node)) {
-      skip(index);
-    } else {
-      issueCompute(index);
-    }
   } else if (node.kind == NodeKind::Collective) {
     occupy(node);
-    issueCollective(index);
+    std::string problem = npu_.startCollective(collectiveKindOf(node.commType), static_cast<uint64_t>(node.commSize),
+                                               node.involvedDim, node.commPriority, Completion{this, index});
+    if (!problem.empty()) failNode(node, problem);
   } else if (node.kind == NodeKind::Send) {
     occupy(node);
     context.fabric.send(static_cast<uint32_t>(node.commTag), npu_.id(), node.commDst, static_cast<uint64_t>(node.commSize), Completion{this, index});
     if (fold_) sendMembersMessages(node);
-  } else if (node.kind == NodeKind::Recv) {
-    context.fabric.recv(static_cast<uint32_t>(node.commTag), node.commSrc, npu_.id(), static_cast<uint64_t>(node.commSize), Completion{this, index});
   } else {
-    skip(index);  // INVALID_NODE
+    context.fabric.recv(static_cast<uint32_t>(node.commTag), node.commSrc, npu_.id(), static_cast<uint64_t>(node.commSize), Completion{this, index});
   }
 }
 
 // --- collapsed runs -----------------------------------------------------------------------------
 
-// How long the node takes once issued, and the GPU compute time it adds, where the time is known then
-// and the node meets nothing but the clock (no memory, network or other NPU), as issue() times it: a
-// replayed, compute or skipped node, a broadcast, a folded collective. (Not a replayed send or receive:
-// a folded receive claims its members' messages when it completes.)
+// How issue() times a node whose time is known when it is issued and which meets nothing but the clock:
+// a replayed node, compute (skipped where it has no time and no ops), a broadcast (not simulated by the
+// reference either: replayed on the comm slot), a folded collective, an INVALID node (skipped). None for
+// memory, a simulated collective, a send or a receive.
 std::optional<Workload::SelfTime> Workload::selfTime(uint32_t index) const {
   const EtNode& node = nodes_[index];
-  if (node.kind == NodeKind::Send || node.kind == NodeKind::Recv) return std::nullopt;
-  if (npu_.context().system.replayOnly) return SelfTime{std::max<Tick>(1, node.durationNs), 0};
+  if (npu_.context().system.replayOnly) return SelfTime{std::max<Tick>(1, node.durationNs), 0, false};
   if (isMemory(node)) return std::nullopt;
   if (runsAsCompute(node)) {
-    if (isSkipped(node)) return SelfTime{0, 0};
+    if (isSkipped(node)) return SelfTime{0, 0, true};
     Tick time = computeTime(node);
-    return SelfTime{time, node.isCpuOp || isPim(node) ? 0 : time};
+    return SelfTime{time, node.isCpuOp || isPim(node) ? 0 : time, false};
   }
-  if (node.kind == NodeKind::Collective && node.commType == kBroadcast) return SelfTime{std::max<Tick>(1, node.durationNs), 0};
-  if (fold_ && simulatedAsCollective(node)) return SelfTime{foldedTimes_[index], 0};
-  if (node.kind == NodeKind::Invalid) return SelfTime{0, 0};
-  return std::nullopt;
+  if (node.kind == NodeKind::Collective) {
+    if (node.commType == kBroadcast) return SelfTime{std::max<Tick>(1, node.durationNs), 0, false};
+    if (fold_) return SelfTime{foldedTimes_[index], 0, false};
+    return std::nullopt;
+  }
+  if (node.kind == NodeKind::Send || node.kind == NodeKind::Recv) return std::nullopt;
+  return SelfTime{0, 0, true};  // INVALID_NODE
 }
 
 // A chain's nodes from `index` on that take their own time, issued as one event at the run's end, where
@@ -275,7 +273,8 @@ bool Workload::startRun(uint32_t index) {
   uint32_t last = index;
   for (uint32_t k = index; k < nodes_.size(); ++k) {
     std::optional<SelfTime> time = selfTime(k);
-    if (!time) break;
+    // not a replayed send or receive either: a folded receive claims its members' messages when it completes
+    if (!time || nodes_[k].kind == NodeKind::Send || nodes_[k].kind == NodeKind::Recv) break;
     total += time->time;
     gpu += time->gpu;
     last = k;
@@ -309,29 +308,6 @@ Tick Workload::computeTime(const EtNode& node) const {
   double intensity = ops / static_cast<double>(node.tensorSize);
   double perf = std::min(system.localMemBwGBps * 1e9 * intensity, system.peakPerfTflops * 1e12);
   return static_cast<Tick>(ops / perf * 1e9);
-}
-
-void Workload::issueCompute(uint32_t index) {
-  const EtNode& node = nodes_[index];
-  occupy(node);
-  Tick time = computeTime(node);
-  if (!node.isCpuOp && !isPim(node)) npu_.ticsGpuOps += time;
-  npu_.schedule(time, this, index);
-}
-
-void Workload::issueCollective(uint32_t index) {
-  const EtNode& node = nodes_[index];
-  if (node.commType == kBroadcast) {  // not simulated by the reference either: replayed on the comm slot
-    npu_.schedule(std::max<Tick>(1, node.durationNs), this, index);
-    return;
-  }
-  if (fold_) {
-    npu_.schedule(foldedTimes_[index], this, index);
-    return;
-  }
-  std::string problem = npu_.startCollective(collectiveKindOf(node.commType), static_cast<uint64_t>(node.commSize),
-                                             node.involvedDim, node.commPriority, Completion{this, index});
-  if (!problem.empty()) failNode(node, problem);
 }
 
 // --- completion ---------------------------------------------------------------------------------

@@ -50,8 +50,6 @@ class Workload : public EventHandler {
 
   void issueReadyNodes();
   void issue(uint32_t index);
-  void issueCompute(uint32_t index);
-  void issueCollective(uint32_t index);
   void skip(uint32_t index);
   void complete(uint32_t index);
   void releaseChildren(uint32_t index);
@@ -61,7 +59,8 @@ class Workload : public EventHandler {
   bool messagesAlike(const Fold& fold, const EtNode& node) const;
   struct SelfTime {
     Tick time;
-    Tick gpu;  // what it adds to the NPU's GPU compute time
+    Tick gpu;      // what it adds to the NPU's GPU compute time
+    bool skipped;  // it completes at once, without an event
   };
   std::optional<SelfTime> selfTime(uint32_t index) const;
   bool startRun(uint32_t index);
